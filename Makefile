@@ -1,0 +1,23 @@
+# The two commands of the README: `make demo` and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench
+
+demo:
+	@bash scripts/bootstrap.sh
+	@$(BIN)/obs demo
+
+test:
+	@bash scripts/bootstrap.sh --system
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/mypy --strict src/obs
+	$(BIN)/python -m pytest
+
+lint:
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/mypy --strict src/obs
+
+bench:
+	@bash scripts/bootstrap.sh
+	$(BIN)/python -m bench

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Prepare everything the demo and the test suite need, on a fresh Debian machine with python3.
+# Idempotent and quiet when there is nothing to do.
+#   scripts/bootstrap.sh            virtualenv + obs with its test extra
+#   scripts/bootstrap.sh --system   also Debian's prometheus (promtool) and the npm tools for tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+apt_updated=0
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    say "need root to install Debian packages: $*; run: sudo apt-get install -y $*"
+    return 1
+  fi
+  if [ "$apt_updated" = 0 ]; then
+    apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV"
+  if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+    rm -rf "$VENV"
+    apt_install python3-venv
+    "$PYTHON" -m venv "$VENV"
+  fi
+fi
+
+stamp="$VENV/.obs-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  say "installing obs and its test extra into $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+
+if [ "${1:-}" = "--system" ]; then
+  if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    say "installing Debian's prometheus package (prometheus, promtool)"
+    apt_install prometheus
+    # The package starts a system service on port 9090; tests run their own instances.
+    (systemctl stop prometheus 2>/dev/null || service prometheus stop 2>/dev/null || pkill -x prometheus) >/dev/null 2>&1 || true
+  fi
+fi

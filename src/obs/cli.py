@@ -1,0 +1,57 @@
+"""The ``obs`` command: a thin layer over the programmatic API.
+
+Errors raised on purpose (:class:`~obs.exceptions.ObsError`) are printed as ``Error: <message>``
+on stderr with the error's exit code; nothing here is imported by the library itself.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from obs import __version__
+from obs.config import ENVIRONMENT_VARIABLES, Settings
+from obs.exceptions import ObsError
+
+
+class ObsGroup(click.Group):
+    """Turns :class:`ObsError` into a one-line ``Error:`` message and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ObsError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=ObsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="obs")
+def cli() -> None:
+    """Observability for Python web services: logs, metrics, profiles, dashboards."""
+
+
+@cli.command("config")
+def config_command() -> None:
+    """Show the settings obs reads from OBS_* environment variables."""
+    settings = Settings.from_env()
+    for var in ENVIRONMENT_VARIABLES:
+        field = var.removeprefix("OBS_").lower()
+        value = getattr(settings, field)
+        if field == "profile_token" and value:
+            value = "(set)"
+        elif isinstance(value, frozenset | tuple):
+            value = ",".join(sorted(value)) if isinstance(value, frozenset) else ",".join(value)
+        click.echo(f"{var}={value}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="obs")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,315 @@
+"""One logging pipeline for the whole process.
+
+:func:`configure_logging` sets up structlog and the standard library together, so the app's
+structlog loggers, plain :mod:`logging` loggers and the servers' own loggers (uvicorn, gunicorn)
+all come out as the same JSON lines (or the same coloured console lines on a terminal).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterable
+from typing import IO, Any, ClassVar
+
+import orjson
+import structlog
+from prometheus_client import CollectorRegistry
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from obs._internal import report_internal_error
+from obs.config import Settings
+from obs.metrics import get_metrics
+from obs.redaction import RedactSecrets
+
+#: Loggers that servers set up with handlers of their own; obs routes them through its pipeline.
+SERVER_LOGGERS: tuple[str, ...] = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "gunicorn",
+    "gunicorn.error",
+    "gunicorn.access",
+    "hypercorn.error",
+    "hypercorn.access",
+)
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class LineSink:
+    """Writes whole lines to a stream, one ``write`` system call per line where possible.
+
+    One system call per line keeps lines from several threads or worker processes sharing a
+    pipe from interleaving. A failing write (closed pipe, full disk) is reported, never raised.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self._fd: int | None
+        try:
+            self._fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+
+    def write(self, line: str | bytes) -> None:
+        try:
+            if self._fd is None:
+                self.stream.write(line.decode() if isinstance(line, bytes) else line)
+                self.stream.flush()
+                return
+            data = line if isinstance(line, bytes) else line.encode("utf-8", "backslashreplace")
+            if not data.endswith(b"\n"):
+                data += b"\n"
+            self.stream.flush()  # keep order with anything print() buffered
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except Exception as exc:
+            report_internal_error("log sink", exc)
+
+
+class _State:
+    """The pieces cached loggers reach through, so reconfiguring takes effect everywhere."""
+
+    sink: ClassVar[LineSink] = LineSink(sys.stdout)
+    processors: ClassVar[list[Processor]] = []
+    lock: ClassVar[threading.Lock] = threading.Lock()
+
+
+class SinkLogger:
+    """The logger structlog wraps: it hands the rendered line to the current sink."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def msg(self, line: str | bytes) -> None:
+        _State.sink.write(line)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+class SinkLoggerFactory:
+    """Names a logger after its first argument or after the calling module."""
+
+    def __call__(self, *args: Any) -> SinkLogger:
+        if args and isinstance(args[0], str):
+            return SinkLogger(args[0])
+        return SinkLogger(_caller_module())
+
+
+def _caller_module() -> str:
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if not (name.startswith("structlog") or name == __name__):
+            return str(name) or "app"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "app"
+
+
+# -- processors ---------------------------------------------------------------------------------
+
+
+def add_logger_name(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Add ``logger`` from the wrapped logger's name unless the event already has one."""
+    if "logger" not in event_dict:
+        name = getattr(logger, "name", None)
+        if name:
+            event_dict["logger"] = name
+    return event_dict
+
+
+class AddService:
+    """Add the ``service`` key to every event."""
+
+    def __init__(self, service_name: str) -> None:
+        self.service_name = service_name
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("service", self.service_name)
+        return event_dict
+
+
+class CountLogEvents:
+    """Count events by level in ``obs_log_events_total``, next to the RED metrics."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._counter = get_metrics(registry).log_events
+        self._children: dict[str, Any] = {}
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        level = event_dict.get("level", method_name)
+        child = self._children.get(level)
+        if child is None:
+            child = self._children.setdefault(str(level), self._counter.labels(str(level)))
+        child.inc()
+        return event_dict
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, set | frozenset):
+        return sorted(obj, key=repr)
+    return repr(obj)
+
+
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
+
+
+def render_json(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> bytes:
+    """Render *event_dict* as one JSON line (bytes, newline included) with orjson."""
+    try:
+        return orjson.dumps(event_dict, default=_json_default, option=_ORJSON_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        # Lone surrogates or integers beyond 64 bits: fall back to the slow, lenient encoder.
+        import json
+
+        return (json.dumps(event_dict, default=repr, ensure_ascii=True) + "\n").encode()
+
+
+def build_processors(
+    settings: Settings, *, json: bool, registry: CollectorRegistry | None = None
+) -> list[Processor]:
+    """The processor chain shared by structlog loggers and standard-library records."""
+    chain: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        add_logger_name,
+        AddService(settings.service_name),
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        CountLogEvents(registry),
+        RedactSecrets(settings.redact_keys),
+    ]
+    if json:
+        chain.append(structlog.processors.StackInfoRenderer())
+        chain.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
+        chain.append(render_json)
+    else:
+        chain.append(structlog.dev.ConsoleRenderer(colors=_wants_colour(_State.sink.stream)))
+    return chain
+
+
+def _wants_colour(stream: IO[str]) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def resolve_format(log_format: str, stream: IO[str]) -> str:
+    """``auto`` means console on a terminal and JSON everywhere else."""
+    if log_format != "auto":
+        return log_format
+    isatty = getattr(stream, "isatty", None)
+    return "console" if isatty and isatty() else "json"
+
+
+# -- standard library bridge --------------------------------------------------------------------
+
+
+class _RecordLogger:
+    """Stands in for the wrapped logger when a standard-library record runs the chain."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class StructlogHandler(logging.Handler):
+    """Runs standard-library records through the same processors as structlog events."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event_dict: dict[str, Any] = {"event": record.getMessage()}
+            for key, value in record.__dict__.items():
+                if key not in _RECORD_ATTRS and not key.startswith("_"):
+                    event_dict[key] = value
+            if record.exc_info:
+                event_dict["exc_info"] = record.exc_info
+            if record.stack_info:
+                event_dict["stack"] = record.stack_info
+            method = record.levelname.lower()
+            rendered: Any = event_dict
+            logger = _RecordLogger(record.name)
+            for processor in _State.processors:
+                rendered = processor(logger, method, rendered)
+            _State.sink.write(rendered)
+        except structlog.DropEvent:
+            pass
+        except Exception as exc:
+            report_internal_error("logging", exc)
+
+
+def _install_stdlib(level: int) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(StructlogHandler())
+    root.setLevel(level)
+    for name in SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        for handler in list(server_logger.handlers):
+            server_logger.removeHandler(handler)
+        server_logger.propagate = True
+
+
+def configure_logging(
+    *,
+    service_name: str | None = None,
+    level: str | None = None,
+    log_format: str | None = None,
+    redact_keys: Iterable[str] | None = None,
+    stream: IO[str] | None = None,
+    registry: CollectorRegistry | None = None,
+    settings: Settings | None = None,
+) -> Settings:
+    """Configure structlog and the standard library so every log line has one format.
+
+    Arguments override ``OBS_*`` environment variables (``OBS_SERVICE_NAME``, ``OBS_LOG_LEVEL``,
+    ``OBS_LOG_FORMAT``, ``OBS_REDACT_KEYS``). Safe to call more than once: the last call wins
+    and no handler or line is duplicated. Returns the settings in force.
+    """
+    if settings is None:
+        settings = Settings.from_env(
+            service_name=service_name,
+            log_level=level,
+            log_format=log_format,
+            redact_keys=None if redact_keys is None else tuple(redact_keys),
+        )
+    target = sys.stdout if stream is None else stream
+    with _State.lock:
+        _State.sink = LineSink(target)
+        fmt = resolve_format(settings.log_format, target)
+        # Mutated in place: loggers cached before a reconfiguration see the new chain.
+        _State.processors[:] = build_processors(settings, json=fmt == "json", registry=registry)
+        numeric_level = _LEVELS[settings.log_level]
+        structlog.configure(
+            processors=_State.processors,
+            wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+            logger_factory=SinkLoggerFactory(),
+            context_class=dict,
+            cache_logger_on_first_use=True,
+        )
+        _install_stdlib(numeric_level)
+    return settings
+
+
+def get_logger(name: str | None = None, **initial_values: Any) -> Any:
+    """Return a structlog logger named *name* (default: the calling module)."""
+    return structlog.get_logger(name or _caller_module(), **initial_values)

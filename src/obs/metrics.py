@@ -1,0 +1,186 @@
+"""The metric catalogue: every name, label and bucket obs exports, in one place.
+
+Names and labels follow the OpenTelemetry HTTP semantic conventions as the OpenTelemetry
+Prometheus exporter renders them, so dashboards built from this module also work for services
+instrumented with OpenTelemetry. Dashboards import the constants below instead of repeating strings.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Literal
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+# Label names.
+METHOD = "http_request_method"
+ROUTE = "http_route"
+STATUS = "http_response_status_code"
+ERROR_TYPE = "error_type"
+LEVEL = "level"
+SERVICE = "service"
+VERSION = "version"
+
+# Metric names (as exposed; counters carry their ``_total`` suffix).
+REQUEST_DURATION = "http_server_request_duration_seconds"
+ACTIVE_REQUESTS = "http_server_active_requests"
+REQUEST_BODY_SIZE = "http_server_request_body_size_bytes"
+RESPONSE_BODY_SIZE = "http_server_response_body_size_bytes"
+EXCEPTIONS = "http_server_exceptions_total"
+LOG_EVENTS = "obs_log_events_total"
+BUILD_INFO = "obs_build_info"
+INTERNAL_ERRORS = "obs_internal_errors_total"
+
+#: Duration buckets from the OpenTelemetry HTTP semantic conventions, in seconds.
+DURATION_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+#: Body-size buckets in bytes: 100 B to 100 MB by powers of ten.
+SIZE_BUCKETS: tuple[float, ...] = (100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8)
+
+#: The value of ``http_route`` for requests no route matched.
+UNMATCHED_ROUTE = "_unmatched"
+#: The value of ``http_route`` once the cap on distinct routes is reached.
+OVERFLOW_ROUTE = "_overflow"
+#: The value of ``http_request_method`` for methods outside the standard set.
+OTHER_METHOD = "_OTHER"
+#: Standard methods kept as they are (RFC 9110 plus PATCH).
+KNOWN_METHODS: frozenset[str] = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+
+Kind = Literal["counter", "gauge", "histogram"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One row of the catalogue: what a metric is called, measures and is labelled by."""
+
+    name: str
+    kind: Kind
+    labels: tuple[str, ...]
+    help: str
+
+
+CATALOGUE: tuple[MetricSpec, ...] = (
+    MetricSpec(
+        REQUEST_DURATION,
+        "histogram",
+        (METHOD, ROUTE, STATUS, ERROR_TYPE),
+        "Duration of HTTP server requests, until the last body byte was sent.",
+    ),
+    MetricSpec(
+        ACTIVE_REQUESTS, "gauge", (METHOD,), "Number of HTTP server requests in flight."
+    ),
+    MetricSpec(
+        REQUEST_BODY_SIZE,
+        "histogram",
+        (METHOD, ROUTE, STATUS),
+        "Bytes of request body actually received (opt-in).",
+    ),
+    MetricSpec(
+        RESPONSE_BODY_SIZE,
+        "histogram",
+        (METHOD, ROUTE, STATUS),
+        "Bytes of response body actually sent (opt-in).",
+    ),
+    MetricSpec(
+        EXCEPTIONS,
+        "counter",
+        (ROUTE, ERROR_TYPE),
+        "HTTP server requests whose handler raised an exception.",
+    ),
+    MetricSpec(LOG_EVENTS, "counter", (LEVEL,), "Log events emitted, by level."),
+    MetricSpec(BUILD_INFO, "gauge", (SERVICE, VERSION), "Always 1; labels name the service."),
+    MetricSpec(
+        INTERNAL_ERRORS,
+        "counter",
+        ("component",),
+        "Failures inside obs itself (the observed request was still served).",
+    ),
+)
+
+_BY_NAME = {spec.name: spec for spec in CATALOGUE}
+
+
+def spec(name: str) -> MetricSpec:
+    """Return the catalogue entry called *name* (a ``KeyError`` names the known ones)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not in the obs catalogue; known: {sorted(_BY_NAME)}") from None
+
+
+def _base(name: str) -> str:
+    return name.removesuffix("_total")
+
+
+class ObsMetrics:
+    """The live metric objects of one registry.
+
+    Build it with :func:`get_metrics`, which returns the same instance for the same registry:
+    frameworks that rebuild their middleware stack must not register anything twice.
+    """
+
+    def __init__(self, registry: CollectorRegistry, duration_buckets: tuple[float, ...]) -> None:
+        def labels(name: str) -> tuple[str, ...]:
+            return spec(name).labels
+
+        def help_(name: str) -> str:
+            return spec(name).help
+
+        self.registry = registry
+        self.request_duration = Histogram(
+            REQUEST_DURATION, help_(REQUEST_DURATION), labels(REQUEST_DURATION),
+            registry=registry, buckets=duration_buckets,
+        )  # fmt: skip
+        self.active_requests = Gauge(
+            ACTIVE_REQUESTS, help_(ACTIVE_REQUESTS), labels(ACTIVE_REQUESTS),
+            registry=registry, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.request_body_size = Histogram(
+            REQUEST_BODY_SIZE, help_(REQUEST_BODY_SIZE), labels(REQUEST_BODY_SIZE),
+            registry=registry, buckets=SIZE_BUCKETS,
+        )  # fmt: skip
+        self.response_body_size = Histogram(
+            RESPONSE_BODY_SIZE, help_(RESPONSE_BODY_SIZE), labels(RESPONSE_BODY_SIZE),
+            registry=registry, buckets=SIZE_BUCKETS,
+        )  # fmt: skip
+        self.exceptions = Counter(
+            _base(EXCEPTIONS), help_(EXCEPTIONS), labels(EXCEPTIONS), registry=registry
+        )
+        self.log_events = Counter(
+            _base(LOG_EVENTS), help_(LOG_EVENTS), labels(LOG_EVENTS), registry=registry
+        )
+        self.build_info = Gauge(
+            BUILD_INFO, help_(BUILD_INFO), labels(BUILD_INFO),
+            registry=registry, multiprocess_mode="max",
+        )  # fmt: skip
+        self.internal_errors = Counter(
+            _base(INTERNAL_ERRORS), help_(INTERNAL_ERRORS), labels(INTERNAL_ERRORS),
+            registry=registry,
+        )  # fmt: skip
+
+
+_lock = threading.Lock()
+_instances: weakref.WeakKeyDictionary[CollectorRegistry, ObsMetrics] = weakref.WeakKeyDictionary()
+
+
+def get_metrics(
+    registry: CollectorRegistry | None = None,
+    *,
+    duration_buckets: tuple[float, ...] = DURATION_BUCKETS,
+) -> ObsMetrics:
+    """Return the obs metrics of *registry* (default: prometheus_client's global one).
+
+    Idempotent: the first call registers the metrics, later calls return them.
+    """
+    registry = REGISTRY if registry is None else registry
+    with _lock:
+        metrics = _instances.get(registry)
+        if metrics is None:
+            metrics = ObsMetrics(registry, duration_buckets)
+            _instances[registry] = metrics
+        return metrics

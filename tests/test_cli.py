@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from obs.cli import cli
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_config_lists_variables(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["config"], env={"OBS_SERVICE_NAME": "shop", "OBS_PROFILE_TOKEN": "t0p"})
+    assert result.exit_code == 0
+    assert "OBS_SERVICE_NAME=shop" in result.output
+    assert "OBS_PROFILE_TOKEN=(set)" in result.output and "t0p" not in result.output
+
+
+def test_invalid_environment_is_one_line_error(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["config"], env={"OBS_LOG_FORMAT": "xml"})
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "Error: OBS_LOG_FORMAT='xml' is invalid; use one of: json, console, auto."
+    )
