@@ -47,4 +47,13 @@ if [ "${1:-}" = "--system" ]; then
     # The package starts a system service on port 9090; tests run their own instances.
     (systemctl stop prometheus 2>/dev/null || service prometheus stop 2>/dev/null || pkill -x prometheus) >/dev/null 2>&1 || true
   fi
+  if ! command -v npm >/dev/null 2>&1; then
+    say "installing Debian's npm (for the schema checks in the tests)"
+    apt_install nodejs npm
+  fi
+  if [ ! -d tools/node_modules ] || [ tools/package.json -nt tools/node_modules ]; then
+    say "installing the npm test tools into tools/node_modules"
+    npm install --prefix tools --no-audit --no-fund --loglevel=error >/dev/null
+    touch tools/node_modules
+  fi
 fi

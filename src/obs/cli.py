@@ -48,6 +48,20 @@ def config_command() -> None:
         click.echo(f"{var}={value}")
 
 
+@cli.command("demo")
+def demo_command() -> None:
+    """Show obs on an instrumented app (a walk-through until the full demo lands)."""
+    import io
+
+    from obs.logs import configure_logging, get_logger
+
+    buffer = io.StringIO()
+    configure_logging(service_name="demo", log_format="json", stream=buffer)
+    get_logger("demo").info("order placed", order_id=42, password="never logged")
+    click.echo("obs configured structlog and the standard library; one call produced:")
+    click.echo(buffer.getvalue().strip())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="obs")
