@@ -70,8 +70,10 @@ class HttpObserver:
         max_routes: int = DEFAULT_MAX_ROUTES,
         max_label_sets: int = DEFAULT_MAX_LABEL_SETS,
         access_log: bool | None = None,
+        request_ids: bool = True,
         profiler: RequestProfiler | None = None,
     ) -> None:
+        self.request_ids = request_ids
         self.settings = settings if settings is not None else Settings.from_env()
         self.registry = registry
         metrics = get_metrics(registry)
@@ -138,9 +140,11 @@ class HttpObserver:
         if not error_type and status >= 500:
             error_type = str(status)
         route = self._route_labels(obs.route)
-        exemplar = {"request_id": obs.request_id}
-        if obs.trace_id is not None:
-            exemplar["trace_id"] = obs.trace_id
+        exemplar: dict[str, str] | None = None
+        if obs.request_id is not None:
+            exemplar = {"request_id": obs.request_id}
+            if obs.trace_id is not None:
+                exemplar["trace_id"] = obs.trace_id
         status_text = _STATUS_TEXT.get(status) or str(status)
         self._duration_child(obs.method, route, status_text, error_type).observe(
             duration, exemplar
@@ -173,8 +177,9 @@ class HttpObserver:
             "duration_ms": round(duration * 1000.0, 3),
             "bytes_in": obs.bytes_in,
             "bytes_out": obs.bytes_out,
-            "request_id": obs.request_id,
         }
+        if obs.request_id is not None:
+            fields["request_id"] = obs.request_id
         if obs.query:
             fields["query"] = self.redact_query(obs.query)
         if obs.client is not None:
@@ -226,7 +231,11 @@ class RequestObservation:
     active: Any = None
     profile: ActiveProfile | None = None
     profile_path: str | None = None
+    request_id: str | None = None
+    trace_id: str | None = None
+    id_token: contextvars.Token[Any] | None = None
     trace_token: contextvars.Token[Any] | None = None
+    end = 0.0
 
     def __init__(
         self,
@@ -241,16 +250,19 @@ class RequestObservation:
         self.raw_method = method
         self.method = method_label(method)
         self.path = path
+        if not observer.request_ids:
+            return
         self.request_id = request_id_from(raw_request_id)
         self.id_token = REQUEST_ID.set(self.request_id)
-        self.trace_id = None if traceparent is None else trace_id_from_traceparent(traceparent)
-        if self.trace_id is not None:
-            self.trace_token = TRACE_ID.set(self.trace_id)
+        if traceparent is not None:
+            self.trace_id = trace_id_from_traceparent(traceparent)
+            if self.trace_id is not None:
+                self.trace_token = TRACE_ID.set(self.trace_id)
 
     def start_profile(self, presented_token: str | None) -> str | None:
         """Start an on-demand profile if the token allows it; return its id for the header."""
         profiler = self.observer.profiler
-        if profiler is None or presented_token is None:
+        if profiler is None or presented_token is None or self.request_id is None:
             return None
         self.profile = profiler.start(presented_token, self.request_id)
         return None if self.profile is None else self.profile.profile_id
@@ -268,12 +280,22 @@ class RequestObservation:
         if not self.status:
             self.status = CLIENT_CLOSED_REQUEST
 
+    def complete(self) -> bool:
+        """The last body byte was sent: stop the clock; return whether to finish right away.
+
+        A 5xx is finished later, when the app returns or raises, so that an exception that
+        follows the error response (Starlette sends its 500, then re-raises) is recorded.
+        """
+        self.end = _perf_counter()
+        return self.status < 500
+
     def finish(self) -> None:
-        """Stop the clock, record metrics and write the access line. Idempotent; never raises."""
+        """Record metrics and write the access line (the clock stops at :meth:`complete`, or
+        now). Idempotent; never raises."""
         if self.finished:
             return
         self.finished = True
-        duration = _perf_counter() - self.start
+        duration = (self.end or _perf_counter()) - self.start
         observer = self.observer
         try:
             if self.active is not None:
@@ -290,6 +312,8 @@ class RequestObservation:
 
     def unbind(self) -> None:
         """Reset the context variables bound for this request (same task or thread only)."""
+        if self.id_token is None:
+            return
         try:
             REQUEST_ID.reset(self.id_token)
             if self.trace_token is not None:

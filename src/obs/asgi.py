@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from obs._http import HttpObserver, RequestObservation, RequestProfiler
+from obs._internal import report_internal_error
 from obs.config import Settings
 from obs.exposition import render, start_metrics_server
 from obs.routes import DEFAULT_MAX_ROUTES
@@ -27,7 +28,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RouteGetter = Callable[[Scope, str], "str | None"]
 
-__all__ = ["ObservabilityMiddleware", "make_metrics_app", "route_template", "start_metrics_server"]
+__all__ = ["MetricsApp", "ObservabilityMiddleware", "make_metrics_app", "route_template", "start_metrics_server"]
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
 
@@ -39,18 +40,57 @@ def route_template(scope: Scope, root_path: str) -> str | None:
     by mounted sub-applications are kept and a proxy's prefix is not.
     """
     route = scope.get("route")
-    if route is not None:  # Starlette, FastAPI
-        path = getattr(route, "path", None)
-        if not isinstance(path, str):
+    if route is None:
+        template = scope.get("path_template")  # Litestar
+        if isinstance(template, str) and template:
+            return template
+        handler = scope.get("route_handler")  # Litestar mounts leave the template empty
+        if handler is not None:
+            paths = getattr(handler, "paths", None)
+            return min(paths) if paths else None
+        endpoint, router = scope.get("endpoint"), scope.get("router")
+        if endpoint is None or router is None:
             return None
-        prefix = str(scope.get("root_path", ""))[len(root_path) :]
-        if hasattr(route, "routes"):  # a Mount that is itself the endpoint (e.g. static files)
-            return prefix + "/{path}"
-        return prefix + path
-    template = scope.get("path_template")  # Litestar
-    if isinstance(template, str) and template:
-        return template
+        # FastAPI sets ``route`` for its own routes only; find a plain route by its endpoint.
+        route = _route_of_endpoint(router, endpoint)
+        if route is None:
+            return None
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return None
+    prefix = str(scope.get("root_path", ""))[len(root_path) :]
+    if hasattr(route, "routes"):  # a Mount that is itself the endpoint (e.g. static files)
+        return prefix + "/{path}"
+    return prefix + path
+
+
+_endpoint_routes: dict[tuple[int, int], Any] = {}
+
+
+def _route_of_endpoint(router: Any, endpoint: Any) -> Any:
+    key = (id(router), id(endpoint))
+    route = _endpoint_routes.get(key)
+    if route is not None and _serves(route, endpoint):
+        return route
+    for route in getattr(router, "routes", ()):
+        if _serves(route, endpoint):
+            if len(_endpoint_routes) < 1024:
+                _endpoint_routes[key] = route
+            return route
     return None
+
+
+def _serves(route: Any, endpoint: Any) -> bool:
+    return getattr(route, "endpoint", None) is endpoint or getattr(route, "app", None) is endpoint
+
+
+def _safe_route(getter: RouteGetter, scope: Scope, root_path: str, registry: Any) -> str | None:
+    """The route template, or ``None`` if the getter fails: a route must never fail a request."""
+    try:
+        return getter(scope, root_path)
+    except Exception as exc:
+        report_internal_error("route template", exc, registry)
+        return None
 
 
 class ObservabilityMiddleware:
@@ -61,6 +101,8 @@ class ObservabilityMiddleware:
     :param record_body_sizes: also record the opt-in request/response body-size histograms.
     :param max_routes: distinct route templates before new ones are labelled ``_overflow``.
     :param access_log: override ``OBS_ACCESS_LOG`` (``False`` for metrics only).
+    :param request_ids: read/generate ``X-Request-ID``, bind it for logging and attach it to
+        the latency histogram as an exemplar (``False`` for bare metrics).
     :param route_getter: how to read the route template from a scope after routing.
     """
 
@@ -73,6 +115,7 @@ class ObservabilityMiddleware:
         record_body_sizes: bool = False,
         max_routes: int = DEFAULT_MAX_ROUTES,
         access_log: bool | None = None,
+        request_ids: bool = True,
         route_getter: RouteGetter | None = None,
         profiler: RequestProfiler | None = None,
     ) -> None:
@@ -83,6 +126,7 @@ class ObservabilityMiddleware:
             record_body_sizes=record_body_sizes,
             max_routes=max_routes,
             access_log=access_log,
+            request_ids=request_ids,
             profiler=profiler,
         )
         self.route_getter = route_template if route_getter is None else route_getter
@@ -108,8 +152,9 @@ class ObservabilityMiddleware:
         _describe(obs, scope, user_agent)
         root_path: str = scope.get("root_path", "")
         route_getter = self.route_getter
-        extra_headers = [(b"x-request-id", obs.request_id.encode("ascii"))]
-        if profile_token is not None:
+        request_id = obs.request_id
+        extra_headers = [] if request_id is None else [(b"x-request-id", request_id.encode())]
+        if profile_token is not None and request_id is not None:
             profile_id = obs.start_profile(profile_token.decode("latin-1"))
             if profile_id is not None:
                 extra_headers.append((b"x-obs-profile-id", profile_id.encode("ascii")))
@@ -129,8 +174,8 @@ class ObservabilityMiddleware:
             elif kind == "http.response.body":
                 obs.bytes_out += len(message.get("body", b""))
                 await send(message)
-                if not message.get("more_body", False):
-                    obs.route = route_getter(scope, root_path)
+                if not message.get("more_body", False) and obs.complete():
+                    obs.route = _safe_route(route_getter, scope, root_path, observer.registry)
                     obs.finish()
             else:
                 await send(message)
@@ -148,7 +193,7 @@ class ObservabilityMiddleware:
             raise
         finally:
             if not obs.finished:
-                obs.route = route_getter(scope, root_path)
+                obs.route = _safe_route(route_getter, scope, root_path, observer.registry)
                 obs.finish()
             obs.unbind()
 
@@ -185,10 +230,13 @@ async def _send_error_response(send: Send) -> None:
         pass
 
 
-def make_metrics_app(registry: CollectorRegistry | None = None) -> ASGIApp:
-    """An ASGI app that serves *registry* (Prometheus text, or OpenMetrics when asked for)."""
+class MetricsApp:
+    """An ASGI app serving a registry; a class, so routers mount it as an app, not a view."""
 
-    async def metrics_app(scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         accept = accept_encoding = None
@@ -197,14 +245,17 @@ def make_metrics_app(registry: CollectorRegistry | None = None) -> ASGIApp:
                 accept = value.decode("latin-1")
             elif name == b"accept-encoding":
                 accept_encoding = value.decode("latin-1")
-        body, headers = await asyncio.to_thread(render, registry, accept, accept_encoding)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
-            }
-        )
+        # Rendering is CPU work that can take milliseconds: keep it off the event loop.
+        body, headers = await asyncio.to_thread(render, self.registry, accept, accept_encoding)
+        raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers]
+        await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
-    return metrics_app
+
+def make_metrics_app(registry: CollectorRegistry | None = None) -> MetricsApp:
+    """An ASGI app that serves *registry* (Prometheus text, or OpenMetrics when asked for).
+
+    Starlette/FastAPI: ``app.add_route("/metrics", make_metrics_app())``; any ASGI router can
+    mount it.
+    """
+    return MetricsApp(registry)

@@ -47,7 +47,11 @@ _LEVELS = {
 }
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
-_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's coloured duplicate of the message
+}
 
 
 class LineSink:
@@ -301,6 +305,10 @@ def _install_stdlib(level: int) -> None:
     root.setLevel(level)
     for name in SERVER_LOGGERS:
         server_logger = logging.getLogger(name)
+        if not server_logger.handlers:
+            # No handlers and no propagation is how servers switch a logger off
+            # (uvicorn --no-access-log): leave that choice alone.
+            continue
         for handler in list(server_logger.handlers):
             server_logger.removeHandler(handler)
         server_logger.propagate = True
