@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from obs.dashboards import promql as q
@@ -127,10 +128,13 @@ def alert_tests(options: DashboardOptions, *, rule_file: str = "alerts.yml") -> 
     healthy = [_series(count, ok, "0+600x480")]
     # Every request lands in the first bucket whose lower bound is at least the threshold.
     slow_from = next(
-        (upper for lower, upper in zip(DURATION_BUCKETS, DURATION_BUCKETS[1:], strict=False)
-         if lower >= options.latency_p99_seconds),
+        (
+            upper
+            for lower, upper in pairwise(DURATION_BUCKETS)
+            if lower >= options.latency_p99_seconds
+        ),
         math.inf,
-    )  # fmt: skip
+    )
     slow = [
         _series(bucket, {**ok, "le": _le(le)}, "0+0x60" if le < slow_from else "0+60x60")
         for le in DURATION_BUCKETS
@@ -146,7 +150,11 @@ def alert_tests(options: DashboardOptions, *, rule_file: str = "alerts.yml") -> 
                 "interval": "1m",
                 "input_series": failing,
                 "alert_rule_test": [
-                    {"eval_time": "70m", "alertname": name, "exp_alerts": [_expected(rules[name], "api")]}
+                    {
+                        "eval_time": "70m",
+                        "alertname": name,
+                        "exp_alerts": [_expected(rules[name], "api")],
+                    }
                     for name in burn_names
                 ],
             },

@@ -10,7 +10,6 @@ from obs.dashboards.files import stale_files, write_files
 from obs.dashboards.options import DashboardOptions
 from obs.exceptions import ObsError
 
-
 _DEFAULTS = DashboardOptions()
 
 
@@ -40,7 +39,9 @@ def dashboards() -> None:
 )
 @click.option("--prometheus-uid", default=_DEFAULTS.prometheus_uid, show_default=True)
 @click.option("--loki-uid", default=_DEFAULTS.loki_uid, show_default=True)
-@click.option("--pyroscope-uid", default=None, help="Link flame graphs in this Pyroscope data source.")
+@click.option(
+    "--pyroscope-uid", default=None, help="Link flame graphs in this Pyroscope data source."
+)
 @click.option("--metric-prefix", default="", help="Prefix your scrape config adds to metric names.")
 @click.option(
     "--check", is_flag=True, help="Write nothing; fail if a file differs from a fresh generation."

@@ -7,12 +7,17 @@ from urllib.parse import quote
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus
+from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from obs.dashboards.options import DashboardOptions
 from obs.dashboards.promql import INSTANCE_VAR, JOB_VAR, ROUTE_VAR
 from obs.metrics import REQUEST_DURATION, ROUTE
+
+PanelBuilder = cogbuilder.Builder[dm.Panel]
+VariableBuilder = cogbuilder.Builder[dm.VariableModel]
+LinkBuilder = cogbuilder.Builder[dm.DashboardLink]
 
 #: Dashboard uids: stable, so links between the dashboards survive re-provisioning.
 HTTP_UID = "obs-http"
@@ -77,9 +82,9 @@ def label_variable(
 
 def target_variables(
     options: DashboardOptions, *, route_multi: bool | None = True
-) -> list[db.QueryVariable | db.DatasourceVariable]:
+) -> list[VariableBuilder]:
     """Data source, ``job``, ``instance`` (multi) and, unless *route_multi* is None, the route."""
-    variables: list[db.QueryVariable | db.DatasourceVariable] = [
+    variables: list[VariableBuilder] = [
         datasource_variable(PROMETHEUS_VAR, "prometheus", "Prometheus", options.prometheus_uid),
         label_variable(options, JOB_VAR, title="Job", multi=False),
         label_variable(
@@ -147,9 +152,9 @@ PROFILE_HINT = (
 )
 
 
-def dashboard_links(options: DashboardOptions, *, profile_panel_url: str) -> list[db.DashboardLink]:
+def dashboard_links(options: DashboardOptions, *, profile_panel_url: str) -> list[LinkBuilder]:
     """The links at the top of every obs dashboard: siblings, flame graphs, Pyroscope."""
-    links = [
+    links: list[LinkBuilder] = [
         db.DashboardLink("obs dashboards")
         .type(dm.DashboardLinkType.DASHBOARDS)
         .tags([TAG])

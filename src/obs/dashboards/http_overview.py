@@ -15,6 +15,7 @@ from obs.dashboards.common import (
     HTTP_UID,
     PROMETHEUS,
     ROUTE_UID,
+    PanelBuilder,
     base_dashboard,
     dashboard_url,
     logs_link,
@@ -55,7 +56,7 @@ def _status_class(options: DashboardOptions) -> str:
     return f"sum by (status_class) ({classed})"
 
 
-def _traffic(options: DashboardOptions) -> list[db.Panel | timeseries.Panel | stat.Panel]:
+def _traffic(options: DashboardOptions) -> list[PanelBuilder]:
     rate_panel = (
         timeseries.Panel()
         .title("Request rate by status class")
@@ -96,7 +97,7 @@ def _traffic(options: DashboardOptions) -> list[db.Panel | timeseries.Panel | st
     return [rate_panel, errors, active]
 
 
-def _latency(options: DashboardOptions) -> list[timeseries.Panel | table.Panel]:
+def _latency(options: DashboardOptions) -> list[PanelBuilder]:
     duration = options.metric(REQUEST_DURATION)
     percentiles = (
         timeseries.Panel()
@@ -107,7 +108,9 @@ def _latency(options: DashboardOptions) -> list[timeseries.Panel | table.Panel]:
         .datasource(PROMETHEUS)
         .targets(
             [
-                target(q.quantile(p, duration, q.ROUTE_MATCHERS), f"p{round(p * 100)}", exemplar=True)
+                target(
+                    q.quantile(p, duration, q.ROUTE_MATCHERS), f"p{round(p * 100)}", exemplar=True
+                )
                 for p in (0.5, 0.9, 0.99)
             ]
         )
@@ -122,20 +125,28 @@ def _latency(options: DashboardOptions) -> list[timeseries.Panel | table.Panel]:
         .description("Which routes are slow? Click a series for its logs or its drill-down.")
         .datasource(PROMETHEUS)
         .with_target(
-            target(q.quantile(0.99, duration, q.ROUTE_MATCHERS, by=(ROUTE,)), f"{{{{{ROUTE}}}}}", exemplar=True)
+            target(
+                q.quantile(0.99, duration, q.ROUTE_MATCHERS, by=(ROUTE,)),
+                f"{{{{{ROUTE}}}}}",
+                exemplar=True,
+            )
         )
         .unit("s")
         .data_links([logs_link(route_from_series=True), route_link()])
         .span(12)
         .height(9)
     )
-    slowest_expr = f"topk(10, {q.quantile(0.99, duration, q.ROUTE_MATCHERS, by=(ROUTE,), window='$__range')})"
+    slowest_expr = (
+        f"topk(10, {q.quantile(0.99, duration, q.ROUTE_MATCHERS, by=(ROUTE,), window='$__range')})"
+    )
     slowest = (
         table.Panel()
         .title("Slowest routes (p99 over the time range)")
         .description("Which ten routes had the worst p99 over the whole time range?")
         .datasource(PROMETHEUS)
-        .with_target(target(slowest_expr, f"{{{{{ROUTE}}}}}", instant=True, fmt=PromQueryFormat.TABLE))
+        .with_target(
+            target(slowest_expr, f"{{{{{ROUTE}}}}}", instant=True, fmt=PromQueryFormat.TABLE)
+        )
         .unit("s")
         .with_transformation(
             dm.DataTransformerConfig(
@@ -158,11 +169,11 @@ def _latency(options: DashboardOptions) -> list[timeseries.Panel | table.Panel]:
     return [percentiles, by_route, slowest]
 
 
-def _size_panel(options: DashboardOptions, name: str, title: str, question: str) -> timeseries.Panel:
+def _size_panel(
+    options: DashboardOptions, name: str, title: str, question: str
+) -> timeseries.Panel:
     metric = options.metric(name)
-    average = (
-        f"{q.sum_rate(f'{metric}_sum', q.ROUTE_MATCHERS)} / {q.sum_rate(f'{metric}_count', q.ROUTE_MATCHERS)}"
-    )
+    average = f"{q.sum_rate(f'{metric}_sum', q.ROUTE_MATCHERS)} / {q.sum_rate(f'{metric}_count', q.ROUTE_MATCHERS)}"
     return (
         timeseries.Panel()
         .title(title)
@@ -188,7 +199,7 @@ def build(options: DashboardOptions) -> db.Dashboard:
         title="obs / HTTP overview",
         description="Rate, errors and duration of every route, with links to logs and profiles.",
         profile_panel_url=PROFILES_PANEL_URL,
-    ).variables(list(target_variables(options)))
+    ).variables(target_variables(options))
     dashboard = dashboard.with_row(db.Row("Traffic and errors"))
     for panel in _traffic(options):
         dashboard = dashboard.with_panel(panel)

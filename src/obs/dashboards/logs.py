@@ -15,10 +15,11 @@ from grafana_foundation_sdk.models import dashboard as dm
 from obs.config import LOG_LEVELS
 from obs.dashboards import promql as q
 from obs.dashboards.common import (
+    LOGS_UID,
     LOKI,
     LOKI_VAR,
-    LOGS_UID,
     PROMETHEUS,
+    VariableBuilder,
     base_dashboard,
     datasource_variable,
     target,
@@ -40,7 +41,7 @@ def logql() -> str:
     return f'{stream} |= "${REQUEST_ID_VAR}" | json | {ROUTE}=~"${q.ROUTE_VAR}"'
 
 
-def _variables(options: DashboardOptions) -> list[db.QueryVariable | db.DatasourceVariable]:
+def _variables(options: DashboardOptions) -> list[VariableBuilder]:
     return [
         *target_variables(options),
         datasource_variable(LOKI_VAR, "loki", "Loki", options.loki_uid),
@@ -49,7 +50,7 @@ def _variables(options: DashboardOptions) -> list[db.QueryVariable | db.Datasour
 
 def _filter_variables(
     options: DashboardOptions,
-) -> list[db.QueryVariable | db.TextBoxVariable | db.CustomVariable]:
+) -> list[VariableBuilder]:
     service = (
         db.QueryVariable(SERVICE_VAR)
         .label("Service")
@@ -57,7 +58,9 @@ def _filter_variables(
         .datasource(LOKI)
         .query(f"label_values({SERVICE})")
         .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .current(dm.VariableOption(selected=True, text=options.service_name, value=options.service_name))
+        .current(
+            dm.VariableOption(selected=True, text=options.service_name, value=options.service_name)
+        )
     )
     level = (
         db.CustomVariable(LEVEL_VAR)
@@ -109,9 +112,7 @@ def build(options: DashboardOptions) -> db.Dashboard:
     lines = (
         logs.Panel()
         .title("Log lines")
-        .description(
-            "What did the service say? Filtered by service, level, route and request id."
-        )
+        .description("What did the service say? Filtered by service, level, route and request id.")
         .datasource(LOKI)
         .with_target(loki.Dataquery().expr(logql()).ref_id("A").datasource(LOKI).max_lines(1000))
         .show_time(True)
@@ -130,5 +131,5 @@ def build(options: DashboardOptions) -> db.Dashboard:
         description="Log volume by level next to failures, and the JSON log lines in Loki.",
         profile_panel_url=PROFILES_PANEL_URL,
     )
-    variables = [*_variables(options), *_filter_variables(options)]
+    variables: list[VariableBuilder] = [*_variables(options), *_filter_variables(options)]
     return dashboard.variables(variables).with_panel(volume).with_panel(errors).with_panel(lines)

@@ -66,7 +66,9 @@ class DashboardOptions:
         if self.latency_p99_seconds <= 0:
             raise ConfigError("the p99 latency threshold must be a positive number of seconds.")
         if not self.service_name.strip() or '"' in self.service_name:
-            raise ConfigError(f"service name {self.service_name!r} must be non-empty, without '\"'.")
+            raise ConfigError(
+                f"service name {self.service_name!r} must be non-empty, without '\"'."
+            )
 
     def metric(self, name: str) -> str:
         """The exposed name of the catalogue metric *name*, prefix included."""

@@ -19,8 +19,7 @@ FOLDER = "obs"
 def exemplar_logs_url() -> str:
     """Opens the logs dashboard on one request's lines, ten minutes around the exemplar."""
     return (
-        f"/d/{LOGS_UID}?var-{REQUEST_ID}=${{__value.raw}}"
-        "&time=${__value.time}&time.window=600000"
+        f"/d/{LOGS_UID}?var-{REQUEST_ID}=${{__value.raw}}&time=${{__value.time}}&time.window=600000"
     )
 
 

@@ -86,7 +86,7 @@ def build(options: DashboardOptions) -> db.Dashboard:
         title="obs / Route drill-down",
         description="One route: latency heatmap, status codes and exceptions.",
         profile_panel_url=PROFILES_PANEL_URL,
-    ).variables(list(target_variables(options, route_multi=False)))
+    ).variables(target_variables(options, route_multi=False))
     return (
         dashboard.with_panel(_latency_heatmap(options))
         .with_panel(_statuses(options))

@@ -53,7 +53,7 @@ def build(options: DashboardOptions) -> db.Dashboard:
         title="obs / Runtime",
         description="CPU, memory, file descriptors and garbage collection of the service.",
         profile_panel_url=PROFILES_PANEL_URL,
-    ).variables(list(target_variables(options, route_multi=None)))
+    ).variables(target_variables(options, route_multi=None))
     panels = [
         _panel("Process CPU", "Is the process CPU-bound? (1 = one core busy.)", "percentunit",
                (cpu, "{{instance}}")),
