@@ -7,10 +7,12 @@ all come out as the same JSON lines (or the same coloured console lines on a ter
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from typing import IO, Any, ClassVar
 
@@ -83,6 +85,7 @@ class LineSink:
 class _State:
     """The pieces cached loggers reach through, so reconfiguring takes effect everywhere."""
 
+    min_level: ClassVar[int] = logging.INFO
     sink: ClassVar[LineSink] = LineSink(sys.stdout)
     processors: ClassVar[list[Processor]] = []
     lock: ClassVar[threading.Lock] = threading.Lock()
@@ -122,39 +125,82 @@ def _caller_module() -> str:
 # -- processors ---------------------------------------------------------------------------------
 
 
-def add_logger_name(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Add ``logger`` from the wrapped logger's name unless the event already has one."""
-    if "logger" not in event_dict:
-        name = getattr(logger, "name", None)
-        if name:
-            event_dict["logger"] = name
-    return event_dict
+_LEVEL_OF_METHOD = {
+    "debug": "debug",
+    "info": "info",
+    "msg": "info",
+    "warning": "warning",
+    "warn": "warning",
+    "error": "error",
+    "exception": "error",
+    "critical": "critical",
+    "fatal": "critical",
+}
 
 
-class AddService:
-    """Add the ``service`` key to every event."""
+class UtcTimestamp:
+    """ISO-8601 UTC timestamps with microseconds, formatting the date part once per second."""
 
-    def __init__(self, service_name: str) -> None:
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+            self._prefix = moment.strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+
+
+class AddStandardFields:
+    """Add ``level``, ``logger``, ``service`` and ``timestamp``; count the event by level.
+
+    One processor instead of five: every log line pays for these, so they are done in one call.
+    The count goes to ``obs_log_events_total``, next to the RED metrics.
+    """
+
+    def __init__(self, service_name: str, registry: CollectorRegistry | None = None) -> None:
         self.service_name = service_name
-
-    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-        event_dict.setdefault("service", self.service_name)
-        return event_dict
-
-
-class CountLogEvents:
-    """Count events by level in ``obs_log_events_total``, next to the RED metrics."""
-
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._timestamp = UtcTimestamp()
         self._counter = get_metrics(registry).log_events
         self._children: dict[str, Any] = {}
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-        level = event_dict.get("level", method_name)
+        level = event_dict.get("level")
+        if level is None:
+            level = event_dict["level"] = _LEVEL_OF_METHOD.get(method_name, method_name)
+        if "logger" not in event_dict:
+            name = getattr(logger, "name", None)
+            if name:
+                event_dict["logger"] = name
+        if "service" not in event_dict:
+            event_dict["service"] = self.service_name
+        event_dict["timestamp"] = self._timestamp()
         child = self._children.get(level)
         if child is None:
             child = self._children.setdefault(str(level), self._counter.labels(str(level)))
         child.inc()
+        return event_dict
+
+
+class RenderExceptions:
+    """Turn ``exc_info``/``stack_info`` into structured data, at the cost of two key lookups
+    for the lines that have neither."""
+
+    def __init__(self) -> None:
+        self._exceptions = structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        )
+        self._stacks = structlog.processors.StackInfoRenderer()
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        if "stack_info" in event_dict:
+            event_dict = self._stacks(logger, method_name, event_dict)
+        if "exc_info" in event_dict:
+            event_dict = self._exceptions(logger, method_name, event_dict)
         return event_dict
 
 
@@ -184,20 +230,11 @@ def build_processors(
     """The processor chain shared by structlog loggers and standard-library records."""
     chain: list[Processor] = [
         structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        add_logger_name,
-        AddService(settings.service_name),
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-        CountLogEvents(registry),
+        AddStandardFields(settings.service_name, registry),
         RedactSecrets(settings.redact_keys),
     ]
     if json:
-        chain.append(structlog.processors.StackInfoRenderer())
-        chain.append(
-            structlog.processors.ExceptionRenderer(
-                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-            )
-        )
+        chain.append(RenderExceptions())
         chain.append(render_json)
     else:
         chain.append(structlog.dev.ConsoleRenderer(colors=_wants_colour(_State.sink.stream)))
@@ -299,6 +336,7 @@ def configure_logging(
         # Mutated in place: loggers cached before a reconfiguration see the new chain.
         _State.processors[:] = build_processors(settings, json=fmt == "json", registry=registry)
         numeric_level = _LEVELS[settings.log_level]
+        _State.min_level = numeric_level
         structlog.configure(
             processors=_State.processors,
             wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
@@ -308,6 +346,28 @@ def configure_logging(
         )
         _install_stdlib(numeric_level)
     return settings
+
+
+class EventEmitter:
+    """Runs an event straight through the configured chain, skipping structlog's bound logger.
+
+    For obs's own per-request lines (the access log): the same processors and sink as every
+    other line, a few microseconds cheaper per call.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.logger = SinkLogger(name)
+
+    def emit(self, method_name: str, level: int, event_dict: dict[str, Any]) -> None:
+        if level < _State.min_level:
+            return
+        rendered: Any = event_dict
+        try:
+            for processor in _State.processors:
+                rendered = processor(self.logger, method_name, rendered)
+        except structlog.DropEvent:
+            return
+        _State.sink.write(rendered)
 
 
 def get_logger(name: str | None = None, **initial_values: Any) -> Any:

@@ -7,12 +7,15 @@ instrumented with OpenTelemetry. Dashboards import the constants below instead o
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from obs.store import CounterFamily, GaugeFamily, HistogramFamily
 
 # Label names.
 METHOD = "http_request_method"
@@ -121,47 +124,50 @@ class ObsMetrics:
     """The live metric objects of one registry.
 
     Build it with :func:`get_metrics`, which returns the same instance for the same registry:
-    frameworks that rebuild their middleware stack must not register anything twice.
+    frameworks that rebuild their middleware stack must not register anything twice. In a single
+    process the families come from :mod:`obs.store` (lean, no per-value locks); with
+    ``PROMETHEUS_MULTIPROC_DIR`` set they are prometheus_client's, which share values between
+    worker processes through files.
     """
 
     def __init__(self, registry: CollectorRegistry, duration_buckets: tuple[float, ...]) -> None:
-        def labels(name: str) -> tuple[str, ...]:
-            return spec(name).labels
-
-        def help_(name: str) -> str:
-            return spec(name).help
-
         self.registry = registry
-        self.request_duration = Histogram(
-            REQUEST_DURATION, help_(REQUEST_DURATION), labels(REQUEST_DURATION),
-            registry=registry, buckets=duration_buckets,
-        )  # fmt: skip
-        self.active_requests = Gauge(
-            ACTIVE_REQUESTS, help_(ACTIVE_REQUESTS), labels(ACTIVE_REQUESTS),
-            registry=registry, multiprocess_mode="livesum",
-        )  # fmt: skip
-        self.request_body_size = Histogram(
-            REQUEST_BODY_SIZE, help_(REQUEST_BODY_SIZE), labels(REQUEST_BODY_SIZE),
-            registry=registry, buckets=SIZE_BUCKETS,
-        )  # fmt: skip
-        self.response_body_size = Histogram(
-            RESPONSE_BODY_SIZE, help_(RESPONSE_BODY_SIZE), labels(RESPONSE_BODY_SIZE),
-            registry=registry, buckets=SIZE_BUCKETS,
-        )  # fmt: skip
-        self.exceptions = Counter(
-            _base(EXCEPTIONS), help_(EXCEPTIONS), labels(EXCEPTIONS), registry=registry
-        )
-        self.log_events = Counter(
-            _base(LOG_EVENTS), help_(LOG_EVENTS), labels(LOG_EVENTS), registry=registry
-        )
-        self.build_info = Gauge(
-            BUILD_INFO, help_(BUILD_INFO), labels(BUILD_INFO),
-            registry=registry, multiprocess_mode="max",
-        )  # fmt: skip
-        self.internal_errors = Counter(
-            _base(INTERNAL_ERRORS), help_(INTERNAL_ERRORS), labels(INTERNAL_ERRORS),
-            registry=registry,
-        )  # fmt: skip
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.request_duration = self._histogram(REQUEST_DURATION, duration_buckets)
+        self.active_requests = self._gauge(ACTIVE_REQUESTS, "livesum")
+        self.request_body_size = self._histogram(REQUEST_BODY_SIZE, SIZE_BUCKETS)
+        self.response_body_size = self._histogram(RESPONSE_BODY_SIZE, SIZE_BUCKETS)
+        self.exceptions = self._counter(EXCEPTIONS)
+        self.log_events = self._counter(LOG_EVENTS)
+        self.build_info = self._gauge(BUILD_INFO, "max")
+        self.internal_errors = self._counter(INTERNAL_ERRORS)
+
+    def _histogram(self, name: str, buckets: tuple[float, ...]) -> Any:
+        row = spec(name)
+        if self.multiprocess:
+            return Histogram(name, row.help, row.labels, registry=self.registry, buckets=buckets)
+        family = HistogramFamily(name, row.help, row.labels, buckets)
+        self.registry.register(family)
+        return family
+
+    def _gauge(self, name: str, multiprocess_mode: str) -> Any:
+        row = spec(name)
+        if self.multiprocess:
+            return Gauge(
+                name, row.help, row.labels, registry=self.registry,
+                multiprocess_mode=multiprocess_mode,  # type: ignore[arg-type]
+            )  # fmt: skip
+        family = GaugeFamily(name, row.help, row.labels)
+        self.registry.register(family)
+        return family
+
+    def _counter(self, name: str) -> Any:
+        row = spec(name)
+        if self.multiprocess:
+            return Counter(_base(name), row.help, row.labels, registry=self.registry)
+        family = CounterFamily(_base(name), row.help, row.labels)
+        self.registry.register(family)
+        return family
 
 
 _lock = threading.Lock()

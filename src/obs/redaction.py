@@ -17,6 +17,7 @@ from obs.config import DEFAULT_REDACT_KEYS
 MASK = "[REDACTED]"
 _MAX_DEPTH = 8
 _CACHE_LIMIT = 4096
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 class RedactSecrets:
@@ -69,9 +70,14 @@ class RedactSecrets:
         return value
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        verdicts = self._verdicts
         for key, value in event_dict.items():
-            if self.is_secret(key):
+            # Every log line passes here: known keys cost one dict lookup, scalars no more.
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = self.is_secret(key)
+            if verdict:
                 event_dict[key] = self.mask
-            elif isinstance(value, dict | list | tuple):
+            elif type(value) not in _SCALARS and isinstance(value, dict | list | tuple):
                 event_dict[key] = self.redact(value, 1)
         return event_dict

@@ -1,0 +1,298 @@
+"""Framework-neutral request observation, shared by the ASGI and WSGI adapters.
+
+An :class:`HttpObserver` is built once per middleware and resolves everything it can up front;
+per request, :meth:`HttpObserver.begin` returns a :class:`RequestObservation` that the adapter
+fills in (status, bytes, route) and closes with :meth:`RequestObservation.finish` exactly once.
+The hot path is a few dict lookups, metric updates on cached children and one log line.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+import logging
+import random
+import time
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry
+
+from obs._internal import report_internal_error
+from obs.config import Settings
+from obs.context import REQUEST_ID, TRACE_ID
+from obs.logs import EventEmitter
+from obs.metrics import get_metrics
+from obs.redaction import RedactSecrets
+from obs.request_id import request_id_from, trace_id_from_traceparent
+from obs.routes import DEFAULT_MAX_ROUTES, RouteLabels, method_label
+
+
+class ActiveProfile(Protocol):
+    """A profile running for one request (see :mod:`obs.profiling.request`)."""
+
+    profile_id: str
+
+    def stop(self) -> str | None: ...
+
+
+class RequestProfiler(Protocol):
+    """Decides which requests are profiled (see :mod:`obs.profiling.request`)."""
+
+    enabled: bool
+
+    def start(self, presented_token: str | None, request_id: str) -> ActiveProfile | None: ...
+
+#: Status recorded when the client went away before the response completed (nginx's choice).
+CLIENT_CLOSED_REQUEST = 499
+#: Successful requests slower than this are always logged, whatever the sampling rate.
+SLOW_REQUEST_SECONDS = 1.0
+#: Distinct label sets of the duration histogram before new routes collapse into ``_overflow``.
+DEFAULT_MAX_LABEL_SETS = 2000
+
+_perf_counter = time.perf_counter
+_STATUS_TEXT = {code: str(code) for code in range(100, 600)}
+
+
+def error_type_of(exc: BaseException) -> str:
+    """The ``error_type`` label of an exception: its class name."""
+    return type(exc).__qualname__
+
+
+class HttpObserver:
+    """Everything a middleware needs to observe requests, resolved once at start-up."""
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry | None = None,
+        settings: Settings | None = None,
+        record_body_sizes: bool = False,
+        max_routes: int = DEFAULT_MAX_ROUTES,
+        max_label_sets: int = DEFAULT_MAX_LABEL_SETS,
+        access_log: bool | None = None,
+        profiler: RequestProfiler | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        self.registry = registry
+        metrics = get_metrics(registry)
+        self._duration = metrics.request_duration
+        self._active = metrics.active_requests
+        self._exceptions = metrics.exceptions
+        self._request_size = metrics.request_body_size if record_body_sizes else None
+        self._response_size = metrics.response_body_size if record_body_sizes else None
+        metrics.build_info.labels(self.settings.service_name, self.settings.service_version).set(1)
+        self._route_labels = RouteLabels(max_routes)
+        self._max_label_sets = max_label_sets
+        self._duration_children: dict[tuple[str, str, str, str], Any] = {}
+        self._active_children: dict[str, Any] = {}
+        self.access_log = self.settings.access_log if access_log is None else access_log
+        self.exclude_paths = frozenset(self.settings.exclude_paths)
+        self.sample_rate = self.settings.access_log_sample
+        self._log = EventEmitter("obs.access")
+        self._redactor = RedactSecrets(self.settings.redact_keys)
+        if profiler is None and self.settings.profile_token:
+            module = importlib.import_module("obs.profiling.request")
+            profiler = module.RequestProfiler.from_settings(self.settings)
+        self.profiler = profiler if profiler is not None and profiler.enabled else None
+
+    def begin(
+        self,
+        method: str,
+        path: str,
+        *,
+        request_id: bytes | None = None,
+        traceparent: bytes | None = None,
+    ) -> RequestObservation:
+        """Start observing one request: bind its ids and count it as active."""
+        observation = RequestObservation(self, method, path, request_id, traceparent)
+        try:
+            child = self._active_children.get(observation.method)
+            if child is None:
+                child = self._active.labels(observation.method)
+                self._active_children[observation.method] = child
+            child.inc()
+            observation.active = child
+        except Exception as exc:
+            report_internal_error("metrics", exc, self.registry)
+        return observation
+
+    def _duration_child(self, method: str, route: str, status: str, error_type: str) -> Any:
+        key = (method, route, status, error_type)
+        child = self._duration_children.get(key)
+        if child is None:
+            if len(self._duration_children) >= self._max_label_sets:
+                key = (method, "_overflow", status, error_type)
+                child = self._duration_children.get(key)
+            if child is None:
+                child = self._duration.labels(*key)
+                self._duration_children[key] = child
+        return child
+
+    def route_label(self, template: str | None) -> str:
+        return self._route_labels(template)
+
+    def record(self, obs: RequestObservation, duration: float) -> None:
+        """Update the metrics of a finished request."""
+        status = obs.status
+        error_type = obs.error_type
+        if not error_type and status >= 500:
+            error_type = str(status)
+        route = self._route_labels(obs.route)
+        exemplar = {"request_id": obs.request_id}
+        if obs.trace_id is not None:
+            exemplar["trace_id"] = obs.trace_id
+        status_text = _STATUS_TEXT.get(status) or str(status)
+        self._duration_child(obs.method, route, status_text, error_type).observe(
+            duration, exemplar
+        )
+        if obs.exception is not None:
+            self._exceptions.labels(route, error_type).inc()
+        if self._request_size is not None and self._response_size is not None:
+            labels = (obs.method, route, status_text)
+            self._request_size.labels(*labels).observe(obs.bytes_in)
+            self._response_size.labels(*labels).observe(obs.bytes_out)
+
+    def log(self, obs: RequestObservation, duration: float) -> None:
+        """Write the access-log line of a finished request, unless excluded or sampled out."""
+        if not self.access_log or obs.path in self.exclude_paths:
+            return
+        status = obs.status
+        if (
+            self.sample_rate < 1.0
+            and status < 400
+            and duration < SLOW_REQUEST_SECONDS
+            and random.random() >= self.sample_rate
+        ):
+            return
+        fields: dict[str, Any] = {
+            "event": "request",
+            "http_request_method": obs.raw_method,
+            "http_route": self._route_labels(obs.route),
+            "path": obs.path,
+            "status": status,
+            "duration_ms": round(duration * 1000.0, 3),
+            "bytes_in": obs.bytes_in,
+            "bytes_out": obs.bytes_out,
+            "request_id": obs.request_id,
+        }
+        if obs.query:
+            fields["query"] = self.redact_query(obs.query)
+        if obs.client is not None:
+            fields["client_addr"] = obs.client
+        if obs.user_agent is not None:
+            fields["user_agent"] = obs.user_agent
+        if obs.trace_id is not None:
+            fields["trace_id"] = obs.trace_id
+        if obs.profile_path is not None:
+            fields["profile"] = obs.profile_path
+        if obs.error_type:
+            fields["error_type"] = obs.error_type
+        if obs.exception is not None:
+            fields["exc_info"] = obs.exception
+        if status >= 500:
+            self._log.emit("error", logging.ERROR, fields)
+        elif status >= 400:
+            self._log.emit("warning", logging.WARNING, fields)
+        else:
+            self._log.emit("info", logging.INFO, fields)
+
+    def redact_query(self, query: str) -> str:
+        """The query string with the values of secret parameters masked."""
+        parts = query.split("&")
+        for i, part in enumerate(parts):
+            name, sep, _ = part.partition("=")
+            if sep and self._redactor.is_secret(name):
+                parts[i] = f"{name}={self._redactor.mask}"
+        return "&".join(parts)
+
+
+class RequestObservation:
+    """The state of one request as an adapter sees it; closed by :meth:`finish` exactly once.
+
+    Attributes the adapter does not set keep the class-level defaults, so that starting an
+    observation assigns only what every request has.
+    """
+
+    status = 0
+    bytes_in = 0
+    bytes_out = 0
+    route: str | None = None
+    error_type = ""
+    exception: BaseException | None = None
+    finished = False
+    query = ""
+    client: str | None = None
+    user_agent: str | None = None
+    active: Any = None
+    profile: ActiveProfile | None = None
+    profile_path: str | None = None
+    trace_token: contextvars.Token[Any] | None = None
+
+    def __init__(
+        self,
+        observer: HttpObserver,
+        method: str,
+        path: str,
+        raw_request_id: bytes | None,
+        traceparent: bytes | None,
+    ) -> None:
+        self.start = _perf_counter()
+        self.observer = observer
+        self.raw_method = method
+        self.method = method_label(method)
+        self.path = path
+        self.request_id = request_id_from(raw_request_id)
+        self.id_token = REQUEST_ID.set(self.request_id)
+        self.trace_id = None if traceparent is None else trace_id_from_traceparent(traceparent)
+        if self.trace_id is not None:
+            self.trace_token = TRACE_ID.set(self.trace_id)
+
+    def start_profile(self, presented_token: str | None) -> str | None:
+        """Start an on-demand profile if the token allows it; return its id for the header."""
+        profiler = self.observer.profiler
+        if profiler is None or presented_token is None:
+            return None
+        self.profile = profiler.start(presented_token, self.request_id)
+        return None if self.profile is None else self.profile.profile_id
+
+    def fail(self, exc: BaseException) -> None:
+        """Note that the handler raised *exc* (before or after the response started)."""
+        self.exception = exc
+        self.error_type = error_type_of(exc)
+        if not self.status:
+            self.status = 500
+
+    def cancel(self, exc: BaseException) -> None:
+        """Note that the request was cancelled or the client went away."""
+        self.error_type = error_type_of(exc)
+        if not self.status:
+            self.status = CLIENT_CLOSED_REQUEST
+
+    def finish(self) -> None:
+        """Stop the clock, record metrics and write the access line. Idempotent; never raises."""
+        if self.finished:
+            return
+        self.finished = True
+        duration = _perf_counter() - self.start
+        observer = self.observer
+        try:
+            if self.active is not None:
+                self.active.dec()
+            if self.profile is not None:
+                self.profile_path = self.profile.stop()
+            observer.record(self, duration)
+        except Exception as exc:
+            report_internal_error("metrics", exc, observer.registry)
+        try:
+            observer.log(self, duration)
+        except Exception as exc:
+            report_internal_error("access log", exc, observer.registry)
+
+    def unbind(self) -> None:
+        """Reset the context variables bound for this request (same task or thread only)."""
+        try:
+            REQUEST_ID.reset(self.id_token)
+            if self.trace_token is not None:
+                TRACE_ID.reset(self.trace_token)
+        except ValueError:  # a token from another context: nothing of ours is bound here
+            pass

@@ -1,0 +1,47 @@
+"""Rendering a registry for a scrape, shared by the ASGI and WSGI ``/metrics`` apps.
+
+Content negotiation follows Prometheus: OpenMetrics (which carries the exemplars that link a
+latency bucket to a request id) when the scraper asks for it, the classic text format otherwise;
+gzip when accepted.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+from prometheus_client.exposition import choose_encoder
+
+from obs.exceptions import ObsError
+
+
+def render(
+    registry: CollectorRegistry | None, accept: str | None, accept_encoding: str | None = None
+) -> tuple[bytes, list[tuple[str, str]]]:
+    """Return the body and the headers of a scrape of *registry*."""
+    encoder, content_type = choose_encoder(accept or "")
+    body: bytes = encoder(REGISTRY if registry is None else registry)
+    headers = [("Content-Type", content_type)]
+    if accept_encoding and "gzip" in accept_encoding:
+        body = gzip.compress(body, compresslevel=1)
+        headers.append(("Content-Encoding", "gzip"))
+    headers.append(("Content-Length", str(len(body))))
+    return body, headers
+
+
+def start_metrics_server(
+    port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None
+) -> tuple[Any, threading.Thread]:
+    """Serve ``/metrics`` on a separate port, bound to *addr* (loopback by default).
+
+    Keeping metrics off the public port is the simplest way to keep them private.
+    """
+    try:
+        return start_http_server(port, addr=addr, registry=REGISTRY if registry is None else registry)
+    except OSError as exc:
+        raise ObsError(
+            f"cannot serve metrics on {addr}:{port} ({exc.strerror}); "
+            "choose a free port or stop what listens there."
+        ) from exc

@@ -1,0 +1,72 @@
+"""Request ids and W3C trace context, parsed and made without regular expressions.
+
+An incoming ``X-Request-ID`` is kept when it is a sane token (1-128 characters from a safe set),
+because upstream proxies and clients use all kinds of formats; anything else (too long, CR/LF,
+NUL, unicode, spaces) is replaced by a fresh id so it never reaches a header or a log line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+MAX_REQUEST_ID_LENGTH = 128
+
+_SAFE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:/+=@"
+_HEX = b"0123456789abcdef"
+
+
+class _IdSource:
+    """Unique ids: 64 random bits per process, then a counter.
+
+    Thirty-two hex characters like ``uuid4().hex``, several times cheaper; the random part is
+    drawn again in a forked child so that workers never share a prefix.
+    """
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._next = itertools.count(int.from_bytes(os.urandom(3), "big")).__next__
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{self._next() & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+new_request_id = _IdSource()
+
+
+def is_safe_request_id(value: bytes) -> bool:
+    """Whether an incoming id may be used as it is."""
+    return 0 < len(value) <= MAX_REQUEST_ID_LENGTH and not value.translate(None, _SAFE)
+
+
+def request_id_from(value: bytes | None) -> str:
+    """The incoming id if it is safe, else a new one."""
+    if value is not None and is_safe_request_id(value):
+        return value.decode("ascii")
+    return new_request_id()
+
+
+def trace_id_from_traceparent(value: bytes | None) -> str | None:
+    """The trace id of a valid W3C ``traceparent`` header (version 00 rules), else ``None``.
+
+    Format: ``version-traceid-parentid-flags`` = 2-32-16-2 lower-case hex digits; all-zero ids
+    and version ``ff`` are invalid.
+    """
+    if value is None or len(value) < 55:
+        return None
+    if value[2:3] != b"-" or value[35:36] != b"-" or value[52:53] != b"-":
+        return None
+    version, trace_id, parent_id, flags = value[:2], value[3:35], value[36:52], value[53:55]
+    if version == b"ff" or (version == b"00" and len(value) != 55):
+        return None
+    if len(value) > 55 and value[55:56] != b"-":
+        return None
+    if (version + trace_id + parent_id + flags).translate(None, _HEX):
+        return None
+    if trace_id == b"0" * 32 or parent_id == b"0" * 16:
+        return None
+    return trace_id.decode("ascii")
