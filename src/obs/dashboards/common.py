@@ -63,7 +63,8 @@ def label_variable(
     options: DashboardOptions, label: str, *, title: str, multi: bool, matchers: str = ""
 ) -> db.QueryVariable:
     """Values of *label* on the request-duration series, optionally filtered by *matchers*."""
-    series = f"{options.metric(REQUEST_DURATION)}_count{{{matchers}}}"
+    series = f"{options.metric(REQUEST_DURATION)}_count"
+    series = f"{series}{{{matchers}}}" if matchers else series
     variable = (
         db.QueryVariable(label)
         .label(title)
