@@ -24,8 +24,8 @@ import yaml
 
 from obs.dashboards.options import REQUEST_ID
 from obs.metrics import REQUEST_DURATION
+from tests.conftest import free_port
 
-from ..conftest import free_port
 from .exprs import metric_names, prometheus_exprs, substitute
 
 JOB = "obs-stack-test"
