@@ -14,6 +14,7 @@ import click
 
 from obs import __version__
 from obs.config import ENVIRONMENT_VARIABLES, Settings
+from obs.dashboards.cli import dashboards
 from obs.exceptions import ObsError
 
 
@@ -60,6 +61,9 @@ def demo_command() -> None:
     get_logger("demo").info("order placed", order_id=42, password="never logged")
     click.echo("obs configured structlog and the standard library; one call produced:")
     click.echo(buffer.getvalue().strip())
+
+
+cli.add_command(dashboards)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,200 @@
+"""Against a real Prometheus scraping the example app under load, every query returns data.
+
+Starts ``stack_app.py`` (the obs ASGI middleware with the size histograms on) and Debian's
+``prometheus`` with exemplar storage, on loopback ports, with a 1 s scrape interval; load is a
+bounded loop of requests from this process. Every expression of every dashboard and alert rule
+(variables substituted) must return a non-empty result, exemplars must carry request ids, and
+every metric name a dashboard uses must appear in the app's exposition.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from obs.dashboards.options import REQUEST_ID
+from obs.metrics import REQUEST_DURATION
+from tests.conftest import free_port
+
+from .exprs import metric_names, prometheus_exprs, substitute
+
+JOB = "obs-stack-test"
+VALUES = {"job": JOB, "instance": ".+", "http_route": ".+", "level": ".*"}
+APP = Path(__file__).with_name("stack_app.py")
+DEADLINE = 45.0  # seconds to wait for every query to return data
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    stderr = tmp_path_factory.mktemp("app") / "stderr.txt"
+    with stderr.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, str(APP), str(port)], stdout=subprocess.DEVNULL, stderr=sink
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: httpx.get(f"{url}/metrics", timeout=1).status_code == 200,
+            15,
+            f"the app (its stderr: {stderr})",
+        )
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def prometheus_url(prometheus_bin: str, app_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    work = tmp_path_factory.mktemp("prometheus")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": JOB, "static_configs": [{"targets": [app_url.removeprefix("http://")]}]}
+        ],
+    }
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            prometheus_bin,
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--enable-feature=exemplar-storage",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, 30, "Prometheus")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def load(app_url: str) -> Iterator[None]:
+    """Requests to every route, a few dozen per second, until the module's tests are done."""
+    stop = threading.Event()
+
+    def run() -> None:
+        end = time.monotonic() + DEADLINE + 30  # bounded even if a test hangs
+        with httpx.Client(base_url=app_url, timeout=5) as client:
+            i = 0
+            while not stop.is_set() and time.monotonic() < end:
+                i += 1
+                client.get(f"/orders/{i}")
+                client.post("/upload", content=b"y" * (i % 2000))
+                client.get("/missing")
+                if i % 3 == 0:
+                    client.get("/fail")
+                    client.get("/boom")
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=10)
+
+
+def query(prometheus_url: str, expr: str) -> list[Any]:
+    response = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": expr}, timeout=5)
+    body = response.json()
+    assert body["status"] == "success", (expr, body)
+    return list(body["data"]["result"])
+
+
+def all_expressions(dashboards: dict[str, dict[str, Any]], generated: dict[str, str]) -> dict[str, str]:
+    exprs = {
+        where: substitute(expr, VALUES)
+        for dashboard in dashboards.values()
+        for where, expr in prometheus_exprs(dashboard)
+    }
+    for rule in yaml.safe_load(generated["alerts.yml"])["groups"][0]["rules"]:
+        # A healthy app must not fire the alerts; with every threshold at 0 the whole rule,
+        # both windows included, must return data.
+        at_zero = re.sub(r">\s*(\([^)]*\)|[\d.]+)", ">= 0", rule["expr"])
+        assert at_zero != rule["expr"]
+        exprs[f"alerts.yml / {rule['alert']}"] = at_zero
+    return exprs
+
+
+@pytest.mark.usefixtures("load")
+def test_every_query_returns_data(
+    prometheus_url: str, dashboards: dict[str, dict[str, Any]], generated: dict[str, str]
+) -> None:
+    exprs = all_expressions(dashboards, generated)
+    empty: dict[str, str] = dict(exprs)
+
+    def everything_has_data() -> bool:
+        for where, expr in list(empty.items()):
+            if query(prometheus_url, expr):
+                del empty[where]
+        return not empty
+
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end and not everything_has_data():
+        time.sleep(1)
+    assert not empty, f"queries without data after {DEADLINE}s: {empty}"
+
+
+@pytest.mark.usefixtures("load")
+def test_exemplars_carry_request_ids(prometheus_url: str) -> None:
+    bucket = f"{REQUEST_DURATION}_bucket"
+
+    def exemplars() -> list[Any]:
+        now = time.time()
+        response = httpx.get(
+            f"{prometheus_url}/api/v1/query_exemplars",
+            params={"query": f'{bucket}{{job="{JOB}"}}', "start": now - 300, "end": now + 1},
+            timeout=5,
+        )
+        return list(response.json()["data"])
+
+    wait_until(lambda: bool(exemplars()), DEADLINE, "exemplars in Prometheus")
+    labels = [e["labels"] for series in exemplars() for e in series["exemplars"]]
+    assert labels and all(REQUEST_ID in label for label in labels)
+
+
+def test_every_dashboard_metric_is_exposed_by_the_app(
+    app_url: str, dashboards: dict[str, dict[str, Any]]
+) -> None:
+    httpx.post(f"{app_url}/upload", content=b"z")  # make sure every family has a sample
+    httpx.get(f"{app_url}/boom")
+    exposition = httpx.get(f"{app_url}/metrics").text
+    exposed = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[ {]", exposition, flags=re.M))
+    used = {
+        name
+        for dashboard in dashboards.values()
+        for _, expr in prometheus_exprs(dashboard)
+        for name in metric_names(expr)
+    }
+    assert used - exposed == set()
