@@ -133,12 +133,15 @@ class HttpObserver:
         child = self._duration_children.get(key)
         if child is None:
             child = self._new_duration_child(key)
-        if obs.request_id is None:
+        request_id = obs.request_id
+        # OpenMetrics caps an exemplar's labels at 128 characters, names included; one over
+        # the cap would make Prometheus reject the whole scrape.
+        if request_id is None or len(request_id) > 118:
             child.observe(duration)
-        elif obs.trace_id is None:
-            child.observe(duration, {"request_id": obs.request_id})
+        elif obs.trace_id is None or len(request_id) > 78:
+            child.observe(duration, {"request_id": request_id})
         else:
-            child.observe(duration, {"request_id": obs.request_id, "trace_id": obs.trace_id})
+            child.observe(duration, {"request_id": request_id, "trace_id": obs.trace_id})
         if obs.exception is not None:
             self._exceptions.labels(route, error_type).inc()
         if self._request_size is not None and self._response_size is not None:

@@ -18,7 +18,13 @@ from prometheus_client import CollectorRegistry
 from obs._http import HttpObserver, RequestObservation, RequestProfiler
 from obs._internal import report_internal_error
 from obs.config import Settings
-from obs.exposition import render, start_metrics_server
+from obs.exposition import (
+    UNAUTHORIZED_HEADERS,
+    authorized,
+    basic_authorization,
+    render,
+    start_metrics_server,
+)
 from obs.routes import DEFAULT_MAX_ROUTES
 
 Scope = MutableMapping[str, Any]
@@ -244,18 +250,31 @@ async def _send_error_response(send: Send) -> None:
 class MetricsApp:
     """An ASGI app serving a registry; a class, so routers mount it as an app, not a view."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.registry = registry
+        self._expected_authorization = basic_authorization(username, password)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        accept = accept_encoding = None
+        accept = accept_encoding = authorization = None
         for name, value in scope["headers"]:
             if name == b"accept":
                 accept = value.decode("latin-1")
             elif name == b"accept-encoding":
                 accept_encoding = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value
+        if not authorized(self._expected_authorization, authorization):
+            await send({"type": "http.response.start", "status": 401, "headers": UNAUTHORIZED_HEADERS})
+            await send({"type": "http.response.body", "body": b"authentication required\n"})
+            return
         # Rendering is CPU work that can take milliseconds: keep it off the event loop.
         body, headers = await asyncio.to_thread(render, self.registry, accept, accept_encoding)
         raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers]
@@ -263,10 +282,15 @@ class MetricsApp:
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
-def make_metrics_app(registry: CollectorRegistry | None = None) -> MetricsApp:
+def make_metrics_app(
+    registry: CollectorRegistry | None = None,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+) -> MetricsApp:
     """An ASGI app that serves *registry* (Prometheus text, or OpenMetrics when asked for).
 
-    Starlette/FastAPI: ``app.add_route("/metrics", make_metrics_app())``; any ASGI router can
-    mount it.
+    With *username* and *password*, scrapes need HTTP basic auth (Prometheus: ``basic_auth`` in
+    the scrape config). Starlette/FastAPI: ``app.add_route("/metrics", make_metrics_app())``.
     """
-    return MetricsApp(registry)
+    return MetricsApp(registry, username=username, password=password)
