@@ -300,6 +300,8 @@ class RequestObservation:
             return
         self.finished = True
         duration = (self.end or _perf_counter()) - self.start
+        if self.raw_method == "HEAD":
+            self.bytes_out = 0  # servers drop a HEAD response's body; nothing was sent
         observer = self.observer
         try:
             if self.active is not None:
