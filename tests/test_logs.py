@@ -191,3 +191,19 @@ def test_sink_failure_is_reported_not_raised(
     sink.write("lost again")
     err = capsys.readouterr().err
     assert err.count("obs: log sink failed") == 1
+
+
+def test_timestamps_are_iso_utc_with_microseconds() -> None:
+    import datetime
+
+    from obs.logs import UtcTimestamp
+
+    stamp = UtcTimestamp()
+    before = datetime.datetime.now(datetime.UTC)
+    first, second = stamp(), stamp()
+    after = datetime.datetime.now(datetime.UTC)
+    for value in (first, second):
+        assert len(value) == len("2026-01-01T00:00:00.000000Z") and value.endswith("Z")
+        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        assert before - datetime.timedelta(microseconds=1) <= parsed <= after
+    assert first <= second

@@ -145,6 +145,8 @@ _LEVEL_OF_METHOD = {
 class UtcTimestamp:
     """ISO-8601 UTC timestamps with microseconds, formatting the date part once per second."""
 
+    __slots__ = ("_prefix", "_second")
+
     def __init__(self) -> None:
         self._second = -1
         self._prefix = ""
@@ -156,7 +158,7 @@ class UtcTimestamp:
             moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
             self._prefix = moment.strftime("%Y-%m-%dT%H:%M:%S")
             self._second = second
-        return f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
+        return "%s.%06dZ" % (self._prefix, (now - second) * 1e6)  # noqa: UP031 - fastest here
 
 
 class AddStandardFields:
