@@ -5,14 +5,13 @@ import json
 import logging
 from typing import Any
 
-import orjson
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
 from obs import configure_logging, get_logger
 from obs.exceptions import ConfigError
-from obs.logs import LineSink, resolve_format
+from obs.logs import resolve_format
 from obs.redaction import MASK
 
 COMMON_KEYS = {"timestamp", "level", "logger", "event", "service"}
@@ -170,40 +169,3 @@ def test_auto_format_picks_console_only_on_a_terminal() -> None:
     assert resolve_format("auto", Tty()) == "console"
     assert resolve_format("auto", io.StringIO()) == "json"
     assert resolve_format("json", Tty()) == "json"
-
-
-def test_sink_writes_whole_lines_to_a_file_descriptor(tmp_path: Any) -> None:
-    path = tmp_path / "log"
-    with path.open("w") as stream:
-        sink = LineSink(stream)
-        sink.write(orjson.dumps({"a": 1}))
-        sink.write('{"b": 2}')
-    assert path.read_text() == '{"a":1}\n{"b": 2}\n'
-
-
-def test_sink_failure_is_reported_not_raised(
-    registry: CollectorRegistry, capsys: pytest.CaptureFixture[str]
-) -> None:
-    stream = io.StringIO()
-    sink = LineSink(stream)
-    stream.close()
-    sink.write("lost")
-    sink.write("lost again")
-    err = capsys.readouterr().err
-    assert err.count("obs: log sink failed") == 1
-
-
-def test_timestamps_are_iso_utc_with_microseconds() -> None:
-    import datetime
-
-    from obs.logs import UtcTimestamp
-
-    stamp = UtcTimestamp()
-    before = datetime.datetime.now(datetime.UTC)
-    first, second = stamp(), stamp()
-    after = datetime.datetime.now(datetime.UTC)
-    for value in (first, second):
-        assert len(value) == len("2026-01-01T00:00:00.000000Z") and value.endswith("Z")
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        assert before - datetime.timedelta(microseconds=1) <= parsed <= after
-    assert first <= second

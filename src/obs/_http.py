@@ -118,9 +118,6 @@ class HttpObserver:
             report_internal_error("metrics", exc, self.registry)
         return observation
 
-    def route_label(self, template: str | None) -> str:
-        return self._route_labels(template)
-
     def record(self, obs: RequestObservation, duration: float) -> None:
         """Update the metrics of a finished request."""
         status = obs.status
