@@ -15,6 +15,7 @@ import click
 from obs import __version__
 from obs.config import ENVIRONMENT_VARIABLES, Settings
 from obs.exceptions import ObsError
+from obs.profiling.cli import dump_command, profile_command
 
 
 class ObsGroup(click.Group):
@@ -60,6 +61,10 @@ def demo_command() -> None:
     get_logger("demo").info("order placed", order_id=42, password="never logged")
     click.echo("obs configured structlog and the standard library; one call produced:")
     click.echo(buffer.getvalue().strip())
+
+
+cli.add_command(profile_command)
+cli.add_command(dump_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
