@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from obs.exceptions import ProfilingError
-from obs.profiling.pyspy import RecordOptions, dump, record
+from obs.profiling.pyspy import RecordOptions, check_pid, dump, record
 from obs.profiling.renderers import FORMATS, SUFFIXES, render, render_summary
 from obs.profiling.result import ProfileResult
 
@@ -100,6 +100,7 @@ def profile_command(
     """Record a flame graph of the running Python process PID with py-spy."""
     options = RecordOptions(duration, rate, subprocesses, idle, gil, native, nonblocking)
     paths = output_paths(pid, fmt, output)
+    check_pid(pid)
     click.echo(
         f"Sampling pid {pid} at {rate} Hz for up to {duration:g}s"
         f"{' with its subprocesses' if subprocesses else ''}; Ctrl-C stops early.",

@@ -83,7 +83,7 @@ def explain_failure(pid: int, stderr: str, returncode: int) -> ProfilingError:
             "(docker run --cap-add SYS_PTRACE), and check that the sysctl "
             "kernel.yama.ptrace_scope is 0 or 1."
         )
-    if "failed to find python version" in text or "failed to find a python interpreter" in text:
+    if "python version" in text or "no python processes found" in text:
         return ProfilingError(
             f"process {pid} ({command_line(pid) or 'unknown command'}) is not a Python process; "
             "pass the pid of a Python interpreter (ps -ef | grep python)."
