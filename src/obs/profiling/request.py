@@ -9,7 +9,9 @@ Guarantees: off unless a token is configured; the token is compared in constant 
 at a time (others are served unprofiled); at most ``max_duration`` seconds of samples; at most
 ``max_files`` profiles kept; nothing here ever raises into the request.
 
-Async handlers are followed across ``await`` by pyinstrument's async mode. Sync handlers that the
+Async handlers are profiled with pyinstrument's *strict* async mode: only this request's task is
+recorded, and the time other requests' tasks spend on the event loop while it awaits shows as
+``[out-of-context]``, so concurrent requests never mix into one profile. Sync handlers that the
 framework runs in a thread pool are caught by :class:`~obs.profiling.threads.ThreadSampler`, which
 samples the other busy threads while a profile started on an event loop is running (see there for
 its limitation under concurrency).
@@ -120,7 +122,7 @@ class ActiveProfile:
     def _begin(self) -> None:
         from pyinstrument import Profiler
 
-        profiler = Profiler(interval=INTERVAL, async_mode="enabled")
+        profiler = Profiler(interval=INTERVAL, async_mode="strict")
         profiler.start(target_description=f"request {self.request_id}")
         self._profiler = profiler
         if _on_event_loop():

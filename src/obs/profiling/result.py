@@ -11,7 +11,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +97,8 @@ class ProfileResult:
     def from_collapsed(cls, text: str, **metadata: Any) -> ProfileResult:
         """Parse collapsed stacks (``frame;frame;frame count`` per line), py-spy's raw format.
 
+        Identical stacks are merged and the stacks are sorted, so equal profiles compare equal.
+
         Leading ``process <pid>:"<cmdline>"`` frames are taken off the stack and become the
         sample's pid; the innermost one is the process that was sampled.
         """
@@ -120,7 +122,8 @@ class ProfileResult:
                 processes.setdefault(pid, match["cmdline"])
                 frames.pop(0)
             counts[(pid, tuple(frames))] += int(count_text)
-        stacks = tuple(StackSample(frames, count, pid) for (pid, frames), count in counts.items())
+        ordered = sorted(counts.items(), key=lambda item: (item[0][0] or 0, item[0][1]))
+        stacks = tuple(StackSample(frames, count, pid) for (pid, frames), count in ordered)
         return cls(stacks=stacks, processes=processes, **metadata)
 
     # -- reading ----------------------------------------------------------------------------
@@ -212,11 +215,3 @@ class ProfileResult:
         from obs.profiling.renderers import render
 
         return render(self, fmt)
-
-
-def merge_counts(stacks: Iterable[StackSample]) -> dict[tuple[str, ...], int]:
-    """Samples per stack with pids ignored."""
-    merged: Counter[tuple[str, ...]] = Counter()
-    for stack in stacks:
-        merged[stack.frames] += stack.count
-    return dict(merged)

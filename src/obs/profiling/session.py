@@ -6,6 +6,7 @@ and only when a profile is written.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,19 @@ def with_records(session: Any, extra: list[FrameRecord], max_duration: float) ->
     )
 
 
+def conform_speedscope(text: str) -> str:
+    """pyinstrument's speedscope output, made to validate against the published schema."""
+    document = json.loads(text)
+    if document.get("activeProfileIndex") is None:  # pyinstrument writes null; a number is due
+        document["activeProfileIndex"] = 0
+    for frame in document.get("shared", {}).get("frames", []):
+        for key in ("file", "line", "col"):  # null where unknown; the schema wants them absent
+            if key in frame and frame[key] is None:
+                del frame[key]
+    document.setdefault("exporter", "obs (pyinstrument)")
+    return json.dumps(document) + "\n"
+
+
 def write_session(session: Any, directory: Path, stem: str, max_files: int) -> Path:
     """Write ``<stem>.speedscope.json`` and ``<stem>.html`` (0600); return the HTML path."""
     from pyinstrument.renderers import HTMLRenderer, SpeedscopeRenderer
@@ -58,7 +72,7 @@ def write_session(session: Any, directory: Path, stem: str, max_files: int) -> P
     ensure_directory(directory)
     speedscope = directory / (stem + SPEEDSCOPE_SUFFIX)
     html = directory / (stem + HTML_SUFFIX)
-    write_private(speedscope, SpeedscopeRenderer().render(session))
+    write_private(speedscope, conform_speedscope(SpeedscopeRenderer().render(session)))
     write_private(html, HTMLRenderer().render(session))
     prune(directory, max_files)
     return html

@@ -69,7 +69,12 @@ class ThreadSampler:
     def _run(self) -> None:
         me = threading.get_ident()
         deadline = time.monotonic() + self.max_duration
+        # Threads already running start from their CPU time now; threads born later from zero.
         last_cpu: dict[int, float] = {}
+        for ident in sys._current_frames():
+            cpu = thread_cpu_time(ident)
+            if cpu is not None:
+                last_cpu[ident] = cpu
         last_seen = time.perf_counter()
         while not self._stopped.wait(self.interval):
             now = time.perf_counter()
@@ -81,12 +86,12 @@ class ThreadSampler:
                 if ident == me or ident in self.exclude:
                     continue
                 cpu = thread_cpu_time(ident)
-                previous = last_cpu.get(ident)
-                if cpu is not None:
-                    last_cpu[ident] = cpu
-                # A thread seen for the first time has no baseline yet: count it from now on.
-                if cpu is None or previous is None or cpu <= previous:
+                if cpu is None:
                     continue
+                previous = last_cpu.get(ident, 0.0)
+                last_cpu[ident] = cpu
+                if cpu <= previous:
+                    continue  # waiting, not working
                 name = names.get(ident, "thread")
                 self.records.append((frame_stack(frame, name, ident), elapsed))
             del frame
