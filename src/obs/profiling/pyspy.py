@@ -70,19 +70,32 @@ def check_pid(pid: int) -> None:
             f"no process with pid {pid}; check the pid with: ps -ef | grep python"
         ) from None
     except PermissionError:
-        pass  # it exists but belongs to someone else; py-spy reports what that means
+        pass  # it exists but belongs to someone else; the check below says more
+    try:
+        # Needs the same access as reading its memory: with --subprocesses, py-spy would
+        # misreport a refusal as "no python processes found".
+        os.readlink(f"/proc/{pid}/exe")
+    except PermissionError:
+        raise permission_denied(pid) from None
+    except OSError:
+        pass  # not Linux, or a kernel thread: py-spy reports what that means
+
+
+def permission_denied(pid: int) -> ProfilingError:
+    """The error for a process obs may not read, with everything that can fix it."""
+    return ProfilingError(
+        f"permission denied reading process {pid}; run obs as the same user as the process "
+        "or as root (sudo), in a container add the SYS_PTRACE capability "
+        "(docker run --cap-add SYS_PTRACE), and check that the sysctl "
+        "kernel.yama.ptrace_scope is 0 or 1."
+    )
 
 
 def explain_failure(pid: int, stderr: str, returncode: int) -> ProfilingError:
     """Turn py-spy's error output into one line saying what to do."""
     text = stderr.lower()
     if "permission denied" in text or "operation not permitted" in text or "os error 1)" in text:
-        return ProfilingError(
-            f"permission denied reading process {pid}; run obs as the same user as the process "
-            "or as root (sudo), in a container add the SYS_PTRACE capability "
-            "(docker run --cap-add SYS_PTRACE), and check that the sysctl "
-            "kernel.yama.ptrace_scope is 0 or 1."
-        )
+        return permission_denied(pid)
     if "python version" in text or "no python processes found" in text:
         return ProfilingError(
             f"process {pid} ({command_line(pid) or 'unknown command'}) is not a Python process; "
