@@ -54,7 +54,7 @@ def write_outputs(result: ProfileResult, paths: dict[str, Path]) -> None:
     "--duration",
     default=30.0,
     show_default=True,
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     help="Seconds to sample; Ctrl-C stops early and still writes the result.",
 )
 @click.option(
