@@ -66,6 +66,14 @@ def test_empty_profile_renders() -> None:
     assert "No samples" in render_summary(empty)
 
 
+def test_sample_without_frames_renders_everywhere() -> None:
+    result = ProfileResult.from_collapsed("a;b 3\n 2\n", rate=100)
+    assert render(result, "collapsed") == " 2\na;b 3\n"
+    assert ProfileResult.from_collapsed(render(result, "collapsed"), rate=100) == result
+    validate_speedscope(render(result, "speedscope"))
+    assert "all (5 samples" in render(result, "svg")
+
+
 def test_summary_lists_pids_and_top_functions(result: ProfileResult) -> None:
     summary = render_summary(result, limit=2)
     assert summary.splitlines()[0] == "65 samples over 1.0s at 100 Hz; pids sampled: 10, 11, 12"

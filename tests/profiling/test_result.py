@@ -59,6 +59,12 @@ def test_identical_stacks_are_merged() -> None:
     assert result.stacks == (StackSample(("a", "b"), 3, 7),)
 
 
+def test_sample_without_frames_is_counted() -> None:
+    result = ProfileResult.from_collapsed("a;b 3\n 2\n")
+    assert result.samples == 5
+    assert [s.frame for s in result.top_own()] == ["b"]
+
+
 def test_malformed_line_is_one_clear_error() -> None:
     with pytest.raises(ProfilingError, match=r"line 2 .*py-spy record --format raw"):
         ProfileResult.from_collapsed("a;b 1\nnot a count\n")

@@ -106,16 +106,17 @@ class ProfileResult:
         processes: dict[int, str] = dict(metadata.pop("processes", {}))
         default_pid = metadata.get("pid")
         for number, raw in enumerate(text.splitlines(), start=1):
-            line = raw.strip()
-            if not line:
+            line = raw.rstrip()
+            if not line.strip():
                 continue
-            stack, _, count_text = line.rpartition(" ")
-            if not stack or not count_text.isdigit():
+            # A sample without Python frames (py-spy --nonblocking can catch one) has no stack.
+            stack, sep, count_text = line.rpartition(" ")
+            if not sep or not count_text.isdigit():
                 raise ProfilingError(
                     f"line {number} of the collapsed stacks is not 'frame;frame count': {raw!r}; "
                     "pass py-spy's raw output (py-spy record --format raw)."
                 )
-            frames = stack.split(";")
+            frames = stack.split(";") if stack else []
             pid = default_pid
             while frames and (match := _PROCESS_FRAME.match(frames[0])):
                 pid = int(match["pid"])
