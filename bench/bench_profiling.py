@@ -6,6 +6,9 @@ Run from the repository root: ``python -m bench.bench_profiling`` (``--help`` fo
     sampling it at the default 100 Hz; rounds alternate, each sampled round is compared with the
     plain round before it, and the median of those costs is reported with its quartiles (on a
     shared machine the spread says how far to trust it). Target: under 2% fewer requests/s.
+    py-spy's default (blocking) mode pauses the process for every sample, about 100-200 µs per
+    sample on a small VM, so at 100 Hz expect 1-2% of one core; ``--profile-args=--nonblocking``
+    measures obs profile --nonblocking, which does not pause.
 (b) Nanoseconds per request spent by profiling when it is enabled (a token is configured) but
     the request does not ask for a profile: the ``enabled`` check plus ``start(None, rid)``.
     Target: under 1 µs.
