@@ -53,6 +53,11 @@ if [ "${1:-}" = "--system" ]; then
     # The package starts a system service on port 9090; tests run their own instances.
     (systemctl stop prometheus 2>/dev/null || service prometheus stop 2>/dev/null || pkill -x prometheus) >/dev/null 2>&1 || true
   fi
+  # An unprivileged user for the test of `obs profile` on another user's process.
+  if [ "$(id -u)" = 0 ] && ! id obsnobody >/dev/null 2>&1; then
+    say "creating the unprivileged user obsnobody (profiling permission tests)"
+    useradd --system --no-create-home --shell /usr/sbin/nologin obsnobody
+  fi
   if ! command -v npm >/dev/null 2>&1; then
     say "installing Debian's npm (for the schema checks in the tests)"
     apt_install nodejs npm

@@ -9,7 +9,6 @@ The hot path is a few dict lookups, metric updates on cached children and one lo
 from __future__ import annotations
 
 import contextvars
-import importlib
 import logging
 import random
 import time
@@ -93,8 +92,10 @@ class HttpObserver:
         self._log = EventEmitter("obs.access")
         self._redactor = RedactSecrets(self.settings.redact_keys)
         if profiler is None and self.settings.profile_token:
-            module = importlib.import_module("obs.profiling.request")
-            profiler = module.RequestProfiler.from_settings(self.settings)
+            # Imported only when profiling is on: pyinstrument stays out of ordinary start-ups.
+            from obs.profiling.request import RequestProfiler as Profiler
+
+            profiler = Profiler.from_settings(self.settings)
         self.profiler = profiler if profiler is not None and profiler.enabled else None
 
     def begin(

@@ -16,6 +16,7 @@ from obs import __version__
 from obs.config import ENVIRONMENT_VARIABLES, Settings
 from obs.dashboards.cli import dashboards
 from obs.exceptions import ObsError
+from obs.profiling.cli import dump_command, profile_command
 
 
 class ObsGroup(click.Group):
@@ -69,6 +70,10 @@ def demo_command(duration: float, port: int | None, out: str) -> None:
 
 
 cli.add_command(dashboards)
+
+
+cli.add_command(profile_command)
+cli.add_command(dump_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,143 @@
+"""The ``obs profile`` and ``obs dump`` commands: a thin layer over :mod:`obs.profiling.pyspy`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from obs.exceptions import ProfilingError
+from obs.profiling.pyspy import RecordOptions, check_pid, dump, record
+from obs.profiling.renderers import FORMATS, SUFFIXES, render, render_summary
+from obs.profiling.result import ProfileResult
+
+DEFAULT_DIRECTORY = "profiles"
+
+_VIEW_HINTS = {
+    "svg": "Open the .svg in a browser (hover for numbers); the .speedscope.json opens at "
+    "https://www.speedscope.app",
+    "speedscope": "Open the file at https://www.speedscope.app",
+    "collapsed": "Collapsed stacks: feed them to flamegraph.pl or open at https://www.speedscope.app",
+}
+
+
+def output_paths(pid: int, fmt: str | None, output: str | None) -> dict[str, Path]:
+    """Where each format is written: ``--output`` or a timestamped file under ``./profiles/``.
+
+    Without ``--format`` an SVG is written and a speedscope file beside it.
+    """
+    formats = [fmt] if fmt else ["svg", "speedscope"]
+    if output is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(DEFAULT_DIRECTORY) / f"pid{pid}-{stamp}"
+    else:
+        base = Path(output)
+        for suffix in sorted(SUFFIXES.values(), key=len, reverse=True):
+            if base.name.endswith(suffix):
+                base = base.with_name(base.name[: -len(suffix)])
+                break
+    paths = {f: base.with_name(base.name + SUFFIXES[f]) for f in formats}
+    if output is not None and fmt is not None:
+        paths[fmt] = Path(output)  # an explicit name is kept as given
+    return paths
+
+
+def write_outputs(result: ProfileResult, paths: dict[str, Path]) -> None:
+    """Render *result* once per format into *paths*."""
+    for fmt, path in paths.items():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(result, fmt), encoding="utf-8")
+        except OSError as exc:
+            raise ProfilingError(
+                f"cannot write {path}: {exc.strerror or exc}; pass --output with a writable path."
+            ) from exc
+
+
+@click.command("profile")
+@click.argument("pid", type=int)
+@click.option(
+    "--duration",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to sample; Ctrl-C stops early and still writes the result.",
+)
+@click.option(
+    "--rate", default=100, show_default=True, type=click.IntRange(min=1), help="Samples per second."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="Output format [default: svg plus a speedscope file beside it].",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Output file [default: ./profiles/pid<PID>-<timestamp>.<format>].",
+)
+@click.option(
+    "--subprocesses/--no-subprocesses",
+    default=True,
+    show_default=True,
+    help="Also sample child processes (gunicorn and uvicorn workers).",
+)
+@click.option("--idle", is_flag=True, help="Include threads that are waiting, not running.")
+@click.option("--gil", is_flag=True, help="Only include samples of threads holding the GIL.")
+@click.option("--native", is_flag=True, help="Include native (C, C++, Cython) frames.")
+@click.option(
+    "--nonblocking",
+    is_flag=True,
+    help="Do not pause the process to sample: lower overhead, less accurate stacks.",
+)
+def profile_command(
+    pid: int,
+    duration: float,
+    rate: int,
+    fmt: str | None,
+    output: str | None,
+    subprocesses: bool,
+    idle: bool,
+    gil: bool,
+    native: bool,
+    nonblocking: bool,
+) -> None:
+    """Record a flame graph of the running Python process PID with py-spy."""
+    options = RecordOptions(duration, rate, subprocesses, idle, gil, native, nonblocking)
+    paths = output_paths(pid, fmt, output)
+    check_pid(pid)
+    click.echo(
+        f"Sampling pid {pid} at {rate} Hz for up to {duration:g}s"
+        f"{' with its subprocesses' if subprocesses else ''}; Ctrl-C stops early.",
+        err=True,
+    )
+    result = record(pid, options)
+    write_outputs(result, paths)
+    for path in paths.values():
+        click.echo(f"Wrote {path}")
+    click.echo(_VIEW_HINTS[fmt or "svg"])
+    click.echo(render_summary(result), nl=False)
+
+
+@click.command("dump")
+@click.argument("pid", type=int)
+@click.option("--native", is_flag=True, help="Include native (C, C++, Cython) frames.")
+@click.option("--subprocesses", is_flag=True, help="Also dump child processes.")
+@click.option("--locals", "show_locals", is_flag=True, help="Show each frame's local variables.")
+@click.option("--nonblocking", is_flag=True, help="Do not pause the process while reading.")
+def dump_command(
+    pid: int, native: bool, subprocesses: bool, show_locals: bool, nonblocking: bool
+) -> None:
+    """Print the current stack of every thread of PID (for a hung process)."""
+    click.echo(
+        dump(
+            pid,
+            native=native,
+            subprocesses=subprocesses,
+            show_locals=show_locals,
+            nonblocking=nonblocking,
+        ),
+        nl=False,
+    )

@@ -1,0 +1,36 @@
+"""The short text summary ``obs profile`` prints after recording."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from obs.profiling.result import FunctionStat, ProfileResult
+
+
+def _table(title: str, stats: list[FunctionStat], samples: int, key: str) -> list[str]:
+    lines = [title]
+    if not stats:
+        lines.append("  (no samples)")
+    for stat in stats:
+        count = stat.own if key == "own" else stat.total
+        lines.append(f"  {100.0 * count / samples:5.1f}%  {count:>7}  {stat.frame}")
+    return lines
+
+
+def render_summary(result: ProfileResult, limit: int = 10) -> str:
+    """Samples, sampled pids, and the top functions by own time and by total time."""
+    samples = result.samples
+    pids = ", ".join(str(pid) for pid in result.pids) or (str(result.pid) if samples else "none")
+    lines = [
+        f"{samples} samples over {result.duration:.1f}s at {result.rate} Hz; pids sampled: {pids}",
+    ]
+    if samples == 0:
+        lines.append(
+            "No samples: the process was idle. Add --idle to include waiting threads, or profile "
+            "while it is handling load."
+        )
+        return "\n".join(lines) + "\n"
+    lines += _table("Top functions by own time:", result.top_own(limit), samples, "own")
+    lines += _table("Top functions by total time:", result.top_total(limit), samples, "total")
+    return "\n".join(lines) + "\n"

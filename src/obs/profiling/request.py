@@ -1,0 +1,163 @@
+"""One request, profiled on demand, in process (pyinstrument).
+
+When ``OBS_PROFILE_TOKEN`` is set, a request carrying ``X-Obs-Profile: <token>`` is profiled and
+written under ``OBS_PROFILE_DIR`` as ``<request id>.speedscope.json`` and ``<request id>.html``.
+The middleware calls :meth:`RequestProfiler.start` before the app runs and
+:meth:`ActiveProfile.stop` after the response completed, in the same task or thread.
+
+Guarantees: off unless a token is configured; the token is compared in constant time; one profile
+at a time (others are served unprofiled); at most ``max_duration`` seconds of samples; at most
+``max_files`` profiles kept; nothing here ever raises into the request.
+
+Async handlers are profiled with pyinstrument's *strict* async mode: only this request's task is
+recorded, and the time other requests' tasks spend on the event loop while it awaits shows as
+``[out-of-context]``, so concurrent requests never mix into one profile. Sync handlers that the
+framework runs in a thread pool are caught by :class:`~obs.profiling.threads.ThreadSampler`, which
+samples the other busy threads while a profile started on an event loop is running (see there for
+its limitation under concurrency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from obs._internal import report_internal_error
+from obs.profiling.session import with_records, write_session
+from obs.profiling.storage import safe_stem, unique_stem
+from obs.profiling.threads import ThreadSampler
+
+if TYPE_CHECKING:
+    from obs.config import Settings
+
+COMPONENT = "request profiling"
+#: pyinstrument's sampling interval for request profiles, in seconds.
+INTERVAL = 0.001
+
+
+class RequestProfiler:
+    """Decides which requests are profiled and owns the one-at-a-time slot.
+
+    ``enabled`` is a plain attribute, ``False`` when no token is configured, so a middleware can
+    skip all profiling work with one attribute read.
+    """
+
+    def __init__(
+        self,
+        token: str | None,
+        directory: str | os.PathLike[str],
+        *,
+        max_duration: float = 30.0,
+        max_files: int = 50,
+    ) -> None:
+        self.enabled: bool = token is not None
+        self._token = None if token is None else token.encode("utf-8", "backslashreplace")
+        self.directory = Path(directory)
+        self.max_duration = max_duration
+        self.max_files = max_files
+        self._lock = threading.Lock()
+        self._active: ActiveProfile | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RequestProfiler:
+        """A profiler configured by ``OBS_PROFILE_TOKEN`` and ``OBS_PROFILE_DIR``."""
+        return cls(settings.profile_token, settings.profile_dir)
+
+    def start(self, presented_token: str | None, request_id: str) -> ActiveProfile | None:
+        """Begin profiling this request if *presented_token* matches and no profile is running.
+
+        Returns ``None`` otherwise (the request is served as usual). Never raises.
+        """
+        if presented_token is None or self._token is None:
+            return None
+        try:
+            presented = presented_token.encode("utf-8", "backslashreplace")
+            if not hmac.compare_digest(presented, self._token):
+                return None
+            with self._lock:
+                current = self._active
+                if current is not None and not current.is_stale():
+                    return None
+                profile = ActiveProfile(self, request_id)
+                self._active = profile
+            try:
+                profile._begin()
+            except BaseException:
+                self._release(profile)
+                raise
+            return profile
+        except Exception as exc:
+            report_internal_error(COMPONENT, exc)
+            return None
+
+    def _release(self, profile: ActiveProfile) -> None:
+        with self._lock:
+            if self._active is profile:
+                self._active = None
+
+
+class ActiveProfile:
+    """A request profile in progress; call :meth:`stop` once the response is complete."""
+
+    def __init__(self, owner: RequestProfiler, request_id: str) -> None:
+        self.owner = owner
+        self.request_id = request_id
+        stem = safe_stem(request_id, fallback="request")
+        #: The stem of the files written; the middleware reports it in ``X-Obs-Profile-Id``.
+        self.profile_id: str = unique_stem(owner.directory, stem)
+        self.started = time.monotonic()
+        self._profiler: Any = None
+        self._sampler: ThreadSampler | None = None
+        self._stopped = False
+
+    def is_stale(self) -> bool:
+        """True once the profile ran for twice its cap: a request that never ended frees the slot."""
+        return time.monotonic() - self.started > 2 * self.owner.max_duration
+
+    def _begin(self) -> None:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=INTERVAL, async_mode="strict")
+        profiler.start(target_description=f"request {self.request_id}")
+        self._profiler = profiler
+        if _on_event_loop():
+            # A sync handler will run in a worker thread that pyinstrument does not see.
+            sampler = ThreadSampler({threading.get_ident()}, max_duration=self.owner.max_duration)
+            sampler.start()
+            self._sampler = sampler
+
+    def stop(self) -> str | None:
+        """Stop, write the speedscope and HTML files and free the slot.
+
+        Returns the HTML file's path, or ``None`` if the profile could not be written (reported
+        on stderr and in ``obs_internal_errors_total``). Never raises; a second call does nothing.
+        """
+        if self._stopped:
+            return None
+        self._stopped = True
+        try:
+            extra = self._sampler.stop() if self._sampler is not None else []
+            session = self._profiler.stop()
+            session = with_records(session, extra, self.owner.max_duration)
+            html = write_session(
+                session, self.owner.directory, self.profile_id, self.owner.max_files
+            )
+            return str(html)
+        except Exception as exc:
+            report_internal_error(COMPONENT, exc)
+            return None
+        finally:
+            self.owner._release(self)
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from obs.cli import cli
+from obs.profiling.cli import output_paths
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_default_outputs_are_svg_and_speedscope_under_profiles() -> None:
+    paths = output_paths(42, None, None)
+    assert set(paths) == {"svg", "speedscope"}
+    assert paths["svg"].parent == Path("profiles")
+    assert paths["svg"].name.startswith("pid42-") and paths["svg"].name.endswith(".svg")
+    assert paths["speedscope"].name == paths["svg"].name[: -len(".svg")] + ".speedscope.json"
+
+
+def test_output_names_the_svg_and_the_speedscope_goes_beside_it() -> None:
+    paths = output_paths(42, None, "out/run1.svg")
+    assert paths == {"svg": Path("out/run1.svg"), "speedscope": Path("out/run1.speedscope.json")}
+
+
+def test_output_with_a_format_is_kept_as_given() -> None:
+    assert output_paths(42, "collapsed", "stacks.txt") == {"collapsed": Path("stacks.txt")}
+    assert output_paths(42, "speedscope", None)["speedscope"].name.endswith(".speedscope.json")
+
+
+def test_commands_are_registered(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["--help"])
+    assert "profile" in result.output and "dump" in result.output
+    help_text = runner.invoke(cli, ["profile", "--help"]).output
+    for option in ("--duration", "--rate", "--format", "--output", "--idle", "--gil",
+                   "--native", "--nonblocking", "--no-subprocesses"):  # fmt: skip
+        assert option in help_text
+
+
+def test_non_positive_duration_or_rate_is_a_usage_error(runner: CliRunner) -> None:
+    for option in ("--duration", "--rate"):
+        result = runner.invoke(cli, ["profile", "1", option, "0"])
+        assert result.exit_code == 2
+        assert f"Invalid value for '{option}'" in result.output
+
+
+def test_unknown_format_is_rejected_by_click(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["profile", "1", "--format", "png"])
+    assert result.exit_code == 2
+    assert "'svg', 'speedscope', 'collapsed'" in result.output
