@@ -3,9 +3,10 @@
     from obs.integrations.flask import instrument
     instrument(app)            # request ids, access log, RED metrics, /metrics
 
-Route templates need nothing from this module (the WSGI middleware reads ``url_rule`` from the
-request Flask leaves in the environ); what it adds is the exception Flask turned into its 500
-response, so ``error_type`` names the exception class instead of ``500``, and a ``/metrics`` view.
+A ``teardown_request`` function hands the middleware the matched ``url_rule``
+(``/items/<item_id>``) and the exception Flask turned into its 500 response (so ``error_type``
+names the exception class instead of ``500``): Flask drops its request object from the environ
+before the middleware could read it. Also serves ``/metrics``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from obs.exposition import render
-from obs.wsgi import EXCEPTION_KEY, ObservabilityMiddleware
+from obs.wsgi import EXCEPTION_KEY, ROUTE_KEY, ObservabilityMiddleware
 
 __all__ = ["instrument"]
 
@@ -30,10 +31,17 @@ def instrument(app: Any, *, metrics_path: str | None = "/metrics", **options: An
     except ImportError as exc:  # pragma: no cover - the caller has a Flask app
         raise ImportError("obs.integrations.flask needs Flask: pip install flask") from exc
 
-    def record_exception(sender: Any, exception: BaseException, **extra: Any) -> None:
-        flask.request.environ[EXCEPTION_KEY] = exception
+    def note_route_and_exception(exc: BaseException | None) -> None:
+        # Teardown runs before Flask drops its request from the environ, even after errors;
+        # *exc* is the exception Flask turned into its 500 response, if any.
+        environ = flask.request.environ
+        rule = flask.request.url_rule
+        if rule is not None:
+            environ[ROUTE_KEY] = rule.rule
+        if exc is not None:
+            environ[EXCEPTION_KEY] = exc
 
-    flask.got_request_exception.connect(record_exception, app, weak=False)
+    app.teardown_request(note_route_and_exception)
     app.wsgi_app = ObservabilityMiddleware(app.wsgi_app, **options)
     if metrics_path is not None:
         registry = options.get("registry")
