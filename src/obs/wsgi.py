@@ -30,7 +30,13 @@ from obs._http import HttpObserver, RequestObservation, RequestProfiler
 from obs._internal import report_internal_error
 from obs.config import Settings
 from obs.context import REQUEST_ID, TRACE_ID
-from obs.exposition import render, start_metrics_server
+from obs.exposition import (
+    UNAUTHORIZED_HEADERS,
+    authorized,
+    basic_authorization,
+    render,
+    start_metrics_server,
+)
 from obs.routes import DEFAULT_MAX_ROUTES
 
 Environ = dict[str, Any]
@@ -367,14 +373,29 @@ def _unbind(tokens: tuple[Any, Any] | None) -> None:
 class MetricsApp:
     """A WSGI app serving a registry (Prometheus text, or OpenMetrics when asked for)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.registry = registry
+        self._expected_authorization = basic_authorization(username, password)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if ROUTE_KEY not in environ:
             script_name, path_info = environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", "")
             bounded = path_info if path_info in ("", "/", "/metrics") else "/{path}"
             environ[ROUTE_KEY] = (script_name + bounded) or "/"
+        presented = environ.get("HTTP_AUTHORIZATION")
+        if not authorized(
+            self._expected_authorization,
+            None if presented is None else presented.encode("latin-1", "replace"),
+        ):
+            headers = [(k.decode(), v.decode()) for k, v in UNAUTHORIZED_HEADERS]
+            start_response("401 Unauthorized", headers)
+            return [b"Unauthorized"]
         body, headers = render(
             self.registry, environ.get("HTTP_ACCEPT"), environ.get("HTTP_ACCEPT_ENCODING")
         )
@@ -382,11 +403,17 @@ class MetricsApp:
         return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
 
 
-def make_metrics_app(registry: CollectorRegistry | None = None) -> MetricsApp:
+def make_metrics_app(
+    registry: CollectorRegistry | None = None,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+) -> MetricsApp:
     """A WSGI app that serves *registry* (Prometheus text, or OpenMetrics when asked for).
 
     Mount it with werkzeug's ``DispatcherMiddleware(app, {"/metrics": make_metrics_app()})``,
-    or call it from your own dispatch. With ``PROMETHEUS_MULTIPROC_DIR`` set and no *registry*,
-    it serves the aggregate of all worker processes (see ``docs/multiprocess.md``).
+    or call it from your own dispatch. With *username* and *password*, scrapes need HTTP basic
+    auth. With ``PROMETHEUS_MULTIPROC_DIR`` set and no *registry*, it serves the aggregate of
+    all worker processes (see ``docs/multiprocess.md``).
     """
-    return MetricsApp(registry)
+    return MetricsApp(registry, username=username, password=password)

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from django.urls import path
-
 from djangoproject import views
+
 from obs.django import metrics_view
 
 urlpatterns = [
