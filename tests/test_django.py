@@ -115,8 +115,9 @@ def test_asgi_handler(registry: CollectorRegistry, log: io.StringIO) -> None:
 
 
 def test_inside_the_wsgi_middleware_a_request_counts_once(registry: CollectorRegistry) -> None:
-    from django.core.handlers.wsgi import WSGIHandler
     from wsgiref.util import setup_testing_defaults
+
+    from django.core.handlers.wsgi import WSGIHandler
 
     with override_settings(MIDDLEWARE=["obs.django.ObservabilityMiddleware"]):
         app = WsgiMiddleware(WSGIHandler(), registry=registry, settings=Settings.from_env({}))
