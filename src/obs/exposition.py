@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hmac
+import os
 import threading
 from typing import Any
 
@@ -19,12 +20,22 @@ from prometheus_client.exposition import choose_encoder
 from obs.exceptions import ObsError
 
 
+def default_registry() -> CollectorRegistry:
+    """The registry a scrape serves by default: prometheus_client's global one, or with
+    ``PROMETHEUS_MULTIPROC_DIR`` set, the aggregate of all worker processes."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from obs.multiprocess import scrape_registry
+
+        return scrape_registry()
+    return REGISTRY
+
+
 def render(
     registry: CollectorRegistry | None, accept: str | None, accept_encoding: str | None = None
 ) -> tuple[bytes, list[tuple[str, str]]]:
     """Return the body and the headers of a scrape of *registry*."""
     encoder, content_type = choose_encoder(accept or "")
-    body: bytes = encoder(REGISTRY if registry is None else registry)
+    body: bytes = encoder(default_registry() if registry is None else registry)
     headers = [("Content-Type", content_type)]
     if accept_encoding and "gzip" in accept_encoding:
         body = gzip.compress(body, compresslevel=1)

@@ -133,6 +133,10 @@ class ObsMetrics:
     def __init__(self, registry: CollectorRegistry, duration_buckets: tuple[float, ...]) -> None:
         self.registry = registry
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        if self.multiprocess:
+            from obs.multiprocess import ensure_multiprocess_values
+
+            ensure_multiprocess_values()
         self.request_duration = self._histogram(REQUEST_DURATION, duration_buckets)
         self.active_requests = self._gauge(ACTIVE_REQUESTS, "livesum")
         self.request_body_size = self._histogram(REQUEST_BODY_SIZE, SIZE_BUCKETS)
@@ -145,7 +149,10 @@ class ObsMetrics:
     def _histogram(self, name: str, buckets: tuple[float, ...]) -> Any:
         row = spec(name)
         if self.multiprocess:
-            return Histogram(name, row.help, row.labels, registry=self.registry, buckets=buckets)
+            from obs.multiprocess import exemplar_histogram  # keeps exemplars across workers
+
+            histogram = Histogram(name, row.help, row.labels, registry=self.registry, buckets=buckets)
+            return exemplar_histogram(histogram, buckets)
         family = HistogramFamily(name, row.help, row.labels, buckets)
         self.registry.register(family)
         return family

@@ -1,0 +1,95 @@
+"""A gunicorn configuration module: metrics that add up across workers, logs through obs.
+
+    gunicorn -c python:obs.gunicorn -w 4 app:app
+
+or, from a configuration file of your own, ``from obs.gunicorn import *``. It provides:
+
+- ``on_starting``: create and empty ``PROMETHEUS_MULTIPROC_DIR`` (a directory of its own under
+  the temporary directory if unset, removed again at exit);
+- ``post_fork``/``worker_exit``: each worker's side file (exemplars, GC counts) from its start
+  to its last request;
+- ``child_exit``: fold the dead worker's values into the aggregate (``--max-requests`` recycling
+  keeps the directory and the scrape flat);
+- ``when_ready``/``pre_fork``: the master's GC counts;
+- ``logger_class``: gunicorn's own logs as obs log lines (JSON when not on a terminal).
+
+Importing it sets ``PROMETHEUS_MULTIPROC_DIR`` (when unset) so that an app loaded with
+``--preload`` already creates its metrics in multiprocess mode.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+
+# Set before the app is loaded (with --preload, before on_starting), and inherited by workers.
+_OWN_DIRECTORY = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _OWN_DIRECTORY:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"obs-prometheus-multiproc-{os.getpid()}"
+    )
+# gunicorn logs (and obs counts log lines) before on_starting empties the directory.
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+from typing import Any  # noqa: E402
+
+from gunicorn.glogging import Logger  # noqa: E402
+
+from obs import multiprocess  # noqa: E402
+from obs.logs import configure_logging  # noqa: E402
+
+multiprocess.ensure_multiprocess_values()
+
+__all__ = [
+    "ObsLogger",
+    "child_exit",
+    "logger_class",
+    "on_exit",
+    "on_starting",
+    "post_fork",
+    "pre_fork",
+    "when_ready",
+    "worker_exit",
+]
+
+class ObsLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, with its error (and, if enabled, access) log routed through obs."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        configure_logging()
+
+
+logger_class = ObsLogger
+
+
+def on_starting(server: Any) -> None:
+    multiprocess.prepare()
+
+
+def when_ready(server: Any) -> None:
+    multiprocess.write_side_file()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    multiprocess.write_side_file()
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    multiprocess.start_side_file()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    multiprocess.write_side_file()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    multiprocess.fold_dead_worker(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    path = multiprocess.directory()
+    if _OWN_DIRECTORY and path:  # at interpreter exit: the master still logs its goodbye
+        atexit.register(shutil.rmtree, path, ignore_errors=True)

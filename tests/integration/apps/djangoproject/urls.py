@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.urls import path
+from djangoproject import views
+
+from obs.django import metrics_view
+
+urlpatterns = [
+    path("polls/<int:question_id>/", views.question),
+    path("api/users/<str:name>", views.user),
+    path("boom", views.boom),
+    path("stream", views.stream),
+    path("metrics", metrics_view),
+]

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+
+
+def question(request: HttpRequest, question_id: int) -> JsonResponse:
+    return JsonResponse({"question_id": question_id})
+
+
+def user(request: HttpRequest, name: str) -> JsonResponse:
+    return JsonResponse({"user": name})
+
+
+def boom(request: HttpRequest) -> HttpResponse:
+    raise RuntimeError("boom")
+
+
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks() -> Iterator[bytes]:
+        for i in range(5):
+            time.sleep(0.1)
+            yield f"chunk {i}\n".encode()
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
