@@ -146,7 +146,7 @@ def _structlog_access_logger() -> Any:
     import structlog
 
     return structlog.wrap_logger(
-        structlog.WriteLogger(open(DEVNULL, "w")),  # noqa: SIM115
+        structlog.WriteLogger(open(DEVNULL, "w")),
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
@@ -278,9 +278,8 @@ def bare_flask() -> Any:
 
 
 def obs_flask() -> Any:
-    from prometheus_client import CollectorRegistry
-
     from obs.wsgi import ObservabilityMiddleware  # type: ignore[import-not-found]
+    from prometheus_client import CollectorRegistry
 
     configure_obs_logging()
     app = _flask()
