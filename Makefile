@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint bench
 
 demo:
-	@bash scripts/bootstrap.sh
+	@bash scripts/bootstrap.sh --demo
 	@$(BIN)/obs demo
 
 test:

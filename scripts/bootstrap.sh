@@ -32,12 +32,18 @@ if [ ! -x "$VENV/bin/python" ]; then
   fi
 fi
 
-stamp="$VENV/.obs-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  say "installing obs and its test extra into $VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e '.[test]'
-  touch "$stamp"
+# The demo needs only its own small extra; the tests need everything. A venv with the test
+# extra satisfies the demo too.
+extra=test
+[ "${1:-}" = "--demo" ] && extra=demo
+stamp="$VENV/.obs-installed-$extra"
+if [ ! -f "$VENV/.obs-installed-test" ] || [ pyproject.toml -nt "$VENV/.obs-installed-test" ]; then
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    say "installing obs and its $extra extra into $VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e ".[$extra]"
+    touch "$stamp"
+  fi
 fi
 
 if [ "${1:-}" = "--system" ]; then

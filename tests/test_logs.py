@@ -5,14 +5,13 @@ import json
 import logging
 from typing import Any
 
-import orjson
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
 from obs import configure_logging, get_logger
 from obs.exceptions import ConfigError
-from obs.logs import LineSink, resolve_format
+from obs.logs import resolve_format
 from obs.redaction import MASK
 
 COMMON_KEYS = {"timestamp", "level", "logger", "event", "service"}
@@ -170,24 +169,3 @@ def test_auto_format_picks_console_only_on_a_terminal() -> None:
     assert resolve_format("auto", Tty()) == "console"
     assert resolve_format("auto", io.StringIO()) == "json"
     assert resolve_format("json", Tty()) == "json"
-
-
-def test_sink_writes_whole_lines_to_a_file_descriptor(tmp_path: Any) -> None:
-    path = tmp_path / "log"
-    with path.open("w") as stream:
-        sink = LineSink(stream)
-        sink.write(orjson.dumps({"a": 1}))
-        sink.write('{"b": 2}')
-    assert path.read_text() == '{"a":1}\n{"b": 2}\n'
-
-
-def test_sink_failure_is_reported_not_raised(
-    registry: CollectorRegistry, capsys: pytest.CaptureFixture[str]
-) -> None:
-    stream = io.StringIO()
-    sink = LineSink(stream)
-    stream.close()
-    sink.write("lost")
-    sink.write("lost again")
-    err = capsys.readouterr().err
-    assert err.count("obs: log sink failed") == 1

@@ -21,7 +21,7 @@ from obs._internal import report_internal_error
 from obs.config import Settings
 from obs.context import REQUEST_ID, TRACE_ID
 from obs.logs import EventEmitter
-from obs.metrics import get_metrics
+from obs.metrics import OVERFLOW_ROUTE, get_metrics
 from obs.redaction import RedactSecrets
 from obs.request_id import request_id_from, trace_id_from_traceparent
 from obs.routes import DEFAULT_MAX_ROUTES, RouteLabels, method_label
@@ -118,43 +118,44 @@ class HttpObserver:
             report_internal_error("metrics", exc, self.registry)
         return observation
 
-    def _duration_child(self, method: str, route: str, status: str, error_type: str) -> Any:
-        key = (method, route, status, error_type)
-        child = self._duration_children.get(key)
-        if child is None:
-            if len(self._duration_children) >= self._max_label_sets:
-                key = (method, "_overflow", status, error_type)
-                child = self._duration_children.get(key)
-            if child is None:
-                child = self._duration.labels(*key)
-                self._duration_children[key] = child
-        return child
-
-    def route_label(self, template: str | None) -> str:
-        return self._route_labels(template)
-
     def record(self, obs: RequestObservation, duration: float) -> None:
         """Update the metrics of a finished request."""
         status = obs.status
+        status_text = _STATUS_TEXT.get(status) or str(status)
         error_type = obs.error_type
         if not error_type and status >= 500:
-            error_type = str(status)
+            error_type = status_text
         route = self._route_labels(obs.route)
-        exemplar: dict[str, str] | None = None
-        if obs.request_id is not None:
-            exemplar = {"request_id": obs.request_id}
-            if obs.trace_id is not None:
-                exemplar["trace_id"] = obs.trace_id
-        status_text = _STATUS_TEXT.get(status) or str(status)
-        self._duration_child(obs.method, route, status_text, error_type).observe(
-            duration, exemplar
-        )
+        key = (obs.method, route, status_text, error_type)
+        child = self._duration_children.get(key)
+        if child is None:
+            child = self._new_duration_child(key)
+        request_id = obs.request_id
+        # OpenMetrics caps an exemplar's labels at 128 characters, names included; one over
+        # the cap would make Prometheus reject the whole scrape.
+        if request_id is None or len(request_id) > 118:
+            child.observe(duration)
+        elif obs.trace_id is None or len(request_id) > 78:
+            child.observe(duration, {"request_id": request_id})
+        else:
+            child.observe(duration, {"request_id": request_id, "trace_id": obs.trace_id})
         if obs.exception is not None:
             self._exceptions.labels(route, error_type).inc()
         if self._request_size is not None and self._response_size is not None:
             labels = (obs.method, route, status_text)
             self._request_size.labels(*labels).observe(obs.bytes_in)
             self._response_size.labels(*labels).observe(obs.bytes_out)
+
+    def _new_duration_child(self, key: tuple[str, str, str, str]) -> Any:
+        if len(self._duration_children) >= self._max_label_sets:
+            method, _, status, error_type = key
+            key = (method, OVERFLOW_ROUTE, status, error_type)
+            child = self._duration_children.get(key)
+            if child is not None:
+                return child
+        child = self._duration.labels(*key)
+        self._duration_children[key] = child
+        return child
 
     def log(self, obs: RequestObservation, duration: float) -> None:
         """Write the access-log line of a finished request, unless excluded or sampled out."""
@@ -296,6 +297,8 @@ class RequestObservation:
             return
         self.finished = True
         duration = (self.end or _perf_counter()) - self.start
+        if self.raw_method == "HEAD":
+            self.bytes_out = 0  # servers drop a HEAD response's body; nothing was sent
         observer = self.observer
         try:
             if self.active is not None:

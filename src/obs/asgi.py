@@ -18,7 +18,13 @@ from prometheus_client import CollectorRegistry
 from obs._http import HttpObserver, RequestObservation, RequestProfiler
 from obs._internal import report_internal_error
 from obs.config import Settings
-from obs.exposition import render, start_metrics_server
+from obs.exposition import (
+    UNAUTHORIZED_HEADERS,
+    authorized,
+    basic_authorization,
+    render,
+    start_metrics_server,
+)
 from obs.routes import DEFAULT_MAX_ROUTES
 
 Scope = MutableMapping[str, Any]
@@ -130,31 +136,42 @@ class ObservabilityMiddleware:
             profiler=profiler,
         )
         self.route_getter = route_template if route_getter is None else route_getter
+        # Resolved once: which request headers matter, and whether request bytes are counted.
+        wanted = set()
+        if request_ids:
+            wanted |= {b"x-request-id", b"traceparent"}
+        if self.observer.access_log:
+            wanted.add(b"user-agent")
+        if self.observer.profiler is not None:
+            wanted.add(b"x-obs-profile")
+        self._wanted_headers = frozenset(wanted)
+        self._count_bytes_in = self.observer.access_log or record_body_sizes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = traceparent = user_agent = profile_token = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = value
-            elif name == b"traceparent":
-                traceparent = value
-            elif name == b"user-agent":
-                user_agent = value
-            elif name == b"x-obs-profile":
-                profile_token = value
+        found: dict[bytes, bytes] = {}
+        wanted = self._wanted_headers
+        if wanted:
+            for name, value in scope["headers"]:
+                if name in wanted:
+                    found[name] = value
         observer = self.observer
         obs = observer.begin(
-            scope["method"], scope["path"], request_id=request_id, traceparent=traceparent
+            scope["method"],
+            scope["path"],
+            request_id=found.get(b"x-request-id"),
+            traceparent=found.get(b"traceparent"),
         )
-        _describe(obs, scope, user_agent)
+        if observer.access_log:
+            _describe(obs, scope, found.get(b"user-agent"))
         root_path: str = scope.get("root_path", "")
         route_getter = self.route_getter
         request_id = obs.request_id
         extra_headers = [] if request_id is None else [(b"x-request-id", request_id.encode())]
-        if profile_token is not None and request_id is not None:
+        profile_token = found.get(b"x-obs-profile")
+        if profile_token is not None:
             profile_id = obs.start_profile(profile_token.decode("latin-1"))
             if profile_id is not None:
                 extra_headers.append((b"x-obs-profile-id", profile_id.encode("ascii")))
@@ -181,7 +198,9 @@ class ObservabilityMiddleware:
                 await send(message)
 
         try:
-            await self.app(scope, observed_receive, observed_send)
+            await self.app(
+                scope, observed_receive if self._count_bytes_in else receive, observed_send
+            )
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
             obs.cancel(exc)
             raise
@@ -199,9 +218,7 @@ class ObservabilityMiddleware:
 
 
 def _describe(obs: RequestObservation, scope: Scope, user_agent: bytes | None) -> None:
-    """Fill in what the access line says about the request; cheap, and only when logged."""
-    if not obs.observer.access_log:
-        return
+    """Fill in what the access line says about the request."""
     query = scope.get("query_string")
     if query:
         obs.query = query.decode("latin-1")
@@ -233,18 +250,31 @@ async def _send_error_response(send: Send) -> None:
 class MetricsApp:
     """An ASGI app serving a registry; a class, so routers mount it as an app, not a view."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.registry = registry
+        self._expected_authorization = basic_authorization(username, password)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        accept = accept_encoding = None
+        accept = accept_encoding = authorization = None
         for name, value in scope["headers"]:
             if name == b"accept":
                 accept = value.decode("latin-1")
             elif name == b"accept-encoding":
                 accept_encoding = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value
+        if not authorized(self._expected_authorization, authorization):
+            await send({"type": "http.response.start", "status": 401, "headers": UNAUTHORIZED_HEADERS})
+            await send({"type": "http.response.body", "body": b"authentication required\n"})
+            return
         # Rendering is CPU work that can take milliseconds: keep it off the event loop.
         body, headers = await asyncio.to_thread(render, self.registry, accept, accept_encoding)
         raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers]
@@ -252,10 +282,15 @@ class MetricsApp:
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
-def make_metrics_app(registry: CollectorRegistry | None = None) -> MetricsApp:
+def make_metrics_app(
+    registry: CollectorRegistry | None = None,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+) -> MetricsApp:
     """An ASGI app that serves *registry* (Prometheus text, or OpenMetrics when asked for).
 
-    Starlette/FastAPI: ``app.add_route("/metrics", make_metrics_app())``; any ASGI router can
-    mount it.
+    With *username* and *password*, scrapes need HTTP basic auth (Prometheus: ``basic_auth`` in
+    the scrape config). Starlette/FastAPI: ``app.add_route("/metrics", make_metrics_app())``.
     """
-    return MetricsApp(registry)
+    return MetricsApp(registry, username=username, password=password)

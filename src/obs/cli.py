@@ -14,7 +14,6 @@ import click
 
 from obs import __version__
 from obs.config import ENVIRONMENT_VARIABLES, Settings
-from obs.dashboards.cli import dashboards
 from obs.exceptions import ObsError
 
 
@@ -50,20 +49,22 @@ def config_command() -> None:
 
 
 @cli.command("demo")
-def demo_command() -> None:
-    """Show obs on an instrumented app (a walk-through until the full demo lands)."""
-    import io
+@click.option("--duration", default=20.0, show_default=True, type=click.FloatRange(min=2),
+              help="Seconds of generated traffic.")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port of the demo service [default: a free one].")
+@click.option("--out", default="obs-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Where the flame graph, logs, metrics and dashboards are written.")
+def demo_command(duration: float, port: int | None, out: str) -> None:
+    """Run an instrumented FastAPI service under load and show its metrics, logs and profile."""
+    from pathlib import Path
 
-    from obs.logs import configure_logging, get_logger
+    from obs.demo import run_demo
 
-    buffer = io.StringIO()
-    configure_logging(service_name="demo", log_format="json", stream=buffer)
-    get_logger("demo").info("order placed", order_id=42, password="never logged")
-    click.echo("obs configured structlog and the standard library; one call produced:")
-    click.echo(buffer.getvalue().strip())
-
-
-cli.add_command(dashboards)
+    try:
+        run_demo(duration, port, Path(out))
+    except KeyboardInterrupt:
+        click.echo("Interrupted: every process the demo started has been stopped.", err=True)
+        sys.exit(130)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,7 +7,9 @@ gzip when accepted.
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hmac
 import threading
 from typing import Any
 
@@ -31,6 +33,30 @@ def render(
         headers.append(("Content-Encoding", "gzip"))
     headers.append(("Content-Length", str(len(body))))
     return body, headers
+
+
+#: The answer to a scrape without the right credentials.
+UNAUTHORIZED_HEADERS = [
+    (b"www-authenticate", b'Basic realm="metrics", charset="UTF-8"'),
+    (b"content-type", b"text/plain; charset=utf-8"),
+]
+
+
+def basic_authorization(username: str | None, password: str | None) -> bytes | None:
+    """The ``Authorization`` header value a scrape must send, or ``None`` for no auth."""
+    if username is None and password is None:
+        return None
+    if not username or not password:
+        raise ObsError("metrics basic auth needs both a username and a password.")
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}".encode("ascii")
+
+
+def authorized(expected: bytes | None, presented: bytes | None) -> bool:
+    """Compare credentials in constant time (no early exit that would leak a prefix)."""
+    if expected is None:
+        return True
+    return hmac.compare_digest(expected, presented or b"")
 
 
 def start_metrics_server(

@@ -1,0 +1,212 @@
+"""``obs demo``: an instrumented FastAPI service under load, seen through all three pillars."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from obs.demo import prometheus as prom
+from obs.demo.report import (
+    access_line_text,
+    parse_openmetrics,
+    read_access_lines,
+    red_table,
+    slowest,
+)
+from obs.demo.traffic import start_traffic
+from obs.exceptions import ObsError
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a process group we started; never leave anything behind."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ObsError(f"the {what} exited at start-up; see its log in the demo directory.")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise ObsError(f"the {what} did not answer {url} within {timeout:.0f}s.")
+
+
+def _fetch(url: str, accept: str | None = None) -> str:
+    request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(response.read().decode())
+
+
+def run_demo(duration: float, port: int | None, out: Path, echo: Callable[[str], None] = click.echo) -> None:
+    """Run the whole demo; every process it starts is stopped before it returns or raises."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ObsError(
+            f"the demo needs {exc.name}; install it with: pip install 'obs-toolkit[demo]'"
+        ) from exc
+    out.mkdir(parents=True, exist_ok=True)
+    port = port or _free_port()
+    service: subprocess.Popen[bytes] | None = None
+    profiler: subprocess.Popen[bytes] | None = None
+    prometheus: subprocess.Popen[bytes] | None = None
+    log_path = out / "service.log.jsonl"
+    try:
+        echo(f"Starting the demo service (FastAPI behind obs, uvicorn on 127.0.0.1:{port})")
+        with log_path.open("wb") as log_file:
+            service = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "obs.demo.service:app", "--host", "127.0.0.1",
+                 "--port", str(port), "--no-access-log"],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "OBS_LOG_FORMAT": "json", "OBS_SERVICE_NAME": "obs-demo"},
+                start_new_session=True,
+            )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(base + "/metrics", service, "demo service")
+
+        binary = prom.find_prometheus()
+        prom_port = _free_port()
+        if binary:
+            prometheus = prom.start_prometheus(binary, port, prom_port, out)
+            _wait_for(f"http://127.0.0.1:{prom_port}/-/ready", prometheus, "Prometheus")
+        else:
+            echo(f"prometheus is not on PATH; carrying on without it ({prom.INSTALL_HINT}).")
+
+        profile_path = out / "profile.svg"
+        profile_seconds = max(1.0, duration - 1.0)
+        profiler = subprocess.Popen(
+            [sys.executable, "-m", "obs", "profile", str(service.pid), "--duration",
+             f"{profile_seconds:g}", "--output", str(profile_path)],
+            stdout=(out / "profile.txt").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        threads, stats = start_traffic(port, duration)
+        started = time.monotonic()
+        with click.progressbar(length=int(duration * 10), label="Driving mixed traffic") as bar:
+            done = 0
+            while any(t.is_alive() for t in threads):
+                time.sleep(0.1)
+                now = min(int((time.monotonic() - started) * 10), int(duration * 10))
+                bar.update(now - done)
+                done = now
+        for thread in threads:
+            thread.join(timeout=15)
+        elapsed = time.monotonic() - started
+        echo(f"Sent {stats.sent} requests in {elapsed:.1f}s: {dict(sorted(stats.statuses.items()))}")
+        profiler.wait(timeout=profile_seconds + 60)
+
+        om_text = _fetch(base + "/metrics", OPENMETRICS)
+        (out / "metrics.txt").write_text(_fetch(base + "/metrics"))
+        _show(echo, om_text, elapsed, log_path, out)
+        if prometheus is not None:
+            _show_prometheus(echo, prom_port, duration)
+        _write_dashboards(out)
+        echo("")
+        echo(f"Files in {out}/:")
+        for name in ("profile.svg", "profile.speedscope.json", "service.log.jsonl", "metrics.txt", "dashboards"):
+            if (out / name).exists():
+                echo(f"  {out / name}")
+        echo("Open the flame graph in a browser; load the speedscope file at speedscope.app.")
+    finally:
+        for process in (profiler, prometheus, service):
+            _stop(process)
+
+
+def _show(echo: Callable[[str], None], om_text: str, seconds: float, log_path: Path, out: Path) -> None:
+    stats, exemplars = parse_openmetrics(om_text)
+    echo("")
+    echo("RED metrics per route, from the service's own /metrics:")
+    for row in red_table(stats, seconds):
+        echo("  " + row)
+    access, by_request = read_access_lines(log_path)
+    echo("")
+    echo("The slowest requests, from the JSON access log (metrics -> logs by request id):")
+    for record in slowest(access):
+        echo("  " + access_line_text(record))
+        for other in by_request.get(str(record.get("request_id")), []):
+            if other.get("event") != "request":
+                echo(f"      and its log line: {other.get('logger')}: {other.get('event')}")
+    if exemplars:
+        top = max(exemplars, key=lambda e: e.value)
+        echo("")
+        echo(
+            f"Exemplar on the {top.route} latency bucket le={top.upper_bound:g}s points to "
+            f"request_id={top.request_id}:"
+        )
+        for record in by_request.get(top.request_id, []):
+            echo(f"  {record.get('logger')}: {record.get('event')} {record.get('path', '')} "
+                 f"{record.get('status', '')} {record.get('duration_ms', '')}")  # fmt: skip
+    profile_summary = (out / "profile.txt").read_text(errors="replace").strip()
+    if profile_summary:
+        echo("")
+        echo("obs profile (py-spy) while the load ran:")
+        for line in profile_summary.splitlines()[-14:]:
+            echo("  " + line)
+
+
+def _show_prometheus(echo: Callable[[str], None], port: int, duration: float) -> None:
+    if not prom.wait_until_scraped(port, timeout=15):
+        echo("Prometheus did not scrape the service in time; see prometheus.log.")
+        return
+    promql = (
+        "histogram_quantile(0.99, sum by (le, http_route) "
+        "(rate(http_server_request_duration_seconds_bucket[1m])))"
+    )
+    echo("")
+    echo(f"Prometheus (real, with exemplar storage): {promql}")
+    for row in prom.query(port, promql):
+        value = row["value"][1]
+        if value not in ("NaN", "+Inf"):
+            echo(f"  {row['metric'].get('http_route', '?'):<22} p99 = {1000 * float(value):.1f} ms")
+    found = [
+        (float(exemplar["value"]), series["seriesLabels"], exemplar["labels"])
+        for series in prom.exemplars(port, duration + 30)
+        for exemplar in series.get("exemplars", [])
+        if "request_id" in exemplar.get("labels", {})
+    ]
+    if found:
+        value, series_labels, labels = max(found, key=lambda item: item[0])
+        echo(
+            f"  slowest exemplar Prometheus stored: {series_labels.get('http_route')} "
+            f"le={series_labels.get('le')} took {1000 * value:.1f} ms, "
+            f"request_id={labels['request_id']}"
+        )
+
+
+def _write_dashboards(out: Path) -> None:
+    from obs.dashboards import DashboardOptions, write_files
+
+    write_files(out / "dashboards", DashboardOptions(service_name="obs-demo"))

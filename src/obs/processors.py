@@ -1,0 +1,118 @@
+"""The processors every obs log line passes: standard fields, exceptions, JSON rendering.
+
+Processors are plain callables or small classes with ``__init__`` + ``__call__``, as in
+structlog; :func:`obs.logs.build_processors` chains them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any
+
+import orjson
+import structlog
+from prometheus_client import CollectorRegistry
+from structlog.typing import EventDict, WrappedLogger
+
+from obs.metrics import get_metrics
+
+_LEVEL_OF_METHOD = {
+    "debug": "debug",
+    "info": "info",
+    "msg": "info",
+    "warning": "warning",
+    "warn": "warning",
+    "error": "error",
+    "exception": "error",
+    "critical": "critical",
+    "fatal": "critical",
+}
+
+
+class UtcTimestamp:
+    """ISO-8601 UTC timestamps with microseconds, formatting the date part once per second."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+            self._prefix = moment.strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return "%s.%06dZ" % (self._prefix, (now - second) * 1e6)  # noqa: UP031 - fastest here
+
+
+class AddStandardFields:
+    """Add ``level``, ``logger``, ``service`` and ``timestamp``; count the event by level.
+
+    One processor instead of five: every log line pays for these, so they are done in one call.
+    The count goes to ``obs_log_events_total``, next to the RED metrics.
+    """
+
+    def __init__(self, service_name: str, registry: CollectorRegistry | None = None) -> None:
+        self.service_name = service_name
+        self._timestamp = UtcTimestamp()
+        self._counter = get_metrics(registry).log_events
+        self._children: dict[str, Any] = {}
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        level = event_dict.get("level")
+        if level is None:
+            level = event_dict["level"] = _LEVEL_OF_METHOD.get(method_name, method_name)
+        if "logger" not in event_dict:
+            name = getattr(logger, "name", None)
+            if name:
+                event_dict["logger"] = name
+        if "service" not in event_dict:
+            event_dict["service"] = self.service_name
+        event_dict["timestamp"] = self._timestamp()
+        child = self._children.get(level)
+        if child is None:
+            child = self._children.setdefault(str(level), self._counter.labels(str(level)))
+        child.inc()
+        return event_dict
+
+
+class RenderExceptions:
+    """Turn ``exc_info``/``stack_info`` into structured data, at the cost of two key lookups
+    for the lines that have neither."""
+
+    def __init__(self) -> None:
+        self._exceptions = structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        )
+        self._stacks = structlog.processors.StackInfoRenderer()
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        if "stack_info" in event_dict:
+            event_dict = self._stacks(logger, method_name, event_dict)
+        if "exc_info" in event_dict:
+            event_dict = self._exceptions(logger, method_name, event_dict)
+        return event_dict
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, set | frozenset):
+        return sorted(obj, key=repr)
+    return repr(obj)
+
+
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
+
+
+def render_json(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> bytes:
+    """Render *event_dict* as one JSON line (bytes, newline included) with orjson."""
+    try:
+        return orjson.dumps(event_dict, default=_json_default, option=_ORJSON_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        # Lone surrogates or integers beyond 64 bits: fall back to the slow, lenient encoder.
+        import json
+
+        return (json.dumps(event_dict, default=repr, ensure_ascii=True) + "\n").encode()

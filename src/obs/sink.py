@@ -1,0 +1,40 @@
+"""Where log lines go: whole lines, one write each, failures reported and never raised."""
+
+from __future__ import annotations
+
+import os
+from typing import IO
+
+from obs._internal import report_internal_error
+
+
+class LineSink:
+    """Writes whole lines to a stream, one ``write`` system call per line where possible.
+
+    One system call per line keeps lines from several threads or worker processes sharing a
+    pipe from interleaving. A failing write (closed pipe, full disk) is reported, never raised.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self._fd: int | None
+        try:
+            self._fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+
+    def write(self, line: str | bytes) -> None:
+        try:
+            if self._fd is None:
+                self.stream.write(line.decode() if isinstance(line, bytes) else line)
+                self.stream.flush()
+                return
+            data = line if isinstance(line, bytes) else line.encode("utf-8", "backslashreplace")
+            if not data.endswith(b"\n"):
+                data += b"\n"
+            self.stream.flush()  # keep order with anything print() buffered
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except Exception as exc:
+            report_internal_error("log sink", exc)

@@ -1,0 +1,76 @@
+"""The README is a contract too: its tables cover everything, its snippets run."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from obs.config import ENVIRONMENT_VARIABLES
+from obs.metrics import CATALOGUE
+from tests.conftest import ROOT, run_python
+
+README = (ROOT / "README.md").read_text()
+
+
+def quickstarts() -> dict[str, str]:
+    blocks = re.findall(r"```python\n# quickstart: (\w+)\n(.*?)```", README, flags=re.S)
+    return dict(blocks)
+
+
+def test_every_environment_variable_is_documented() -> None:
+    for var in ENVIRONMENT_VARIABLES:
+        assert f"| `{var}` |" in README, var
+
+
+def test_every_metric_is_documented() -> None:
+    for spec in CATALOGUE:
+        assert f"| `{spec.name}` | {spec.kind} |" in README, spec.name
+
+
+def test_the_two_commands_open_the_readme() -> None:
+    first_block = README.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in first_block.splitlines()] == [
+        "make demo",
+        "make test",
+    ]
+
+
+DRIVE = textwrap.dedent(
+    """
+    import asyncio, httpx, json, sys
+    sys.path.insert(0, {dir!r})
+    from quickstart import app
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            missing = await client.get("/nothing-here")
+            metrics = await client.get("/metrics")
+        print(json.dumps({{
+            "status": missing.status_code,
+            "request_id": missing.headers.get("x-request-id"),
+            "metrics": metrics.text,
+        }}))
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.parametrize("name", ["fastapi", "litestar"])
+def test_quickstart_snippets_run_verbatim(name: str, tmp_path: Path) -> None:
+    snippet = quickstarts()[name]
+    (tmp_path / "quickstart.py").write_text(snippet)
+    proc = run_python(DRIVE.format(dir=str(tmp_path)), env={"OBS_LOG_FORMAT": "json"})
+    assert proc.returncode == 0, proc.stderr
+    *log_lines, result_line = proc.stdout.strip().splitlines()
+    result = json.loads(result_line)
+    assert result["status"] == 404 and len(result["request_id"]) == 32
+    assert 'http_route="_unmatched"' in result["metrics"]
+    access = [json.loads(line) for line in log_lines if '"obs.access"' in line]
+    assert [a["request_id"] for a in access] == [result["request_id"]]
+    assert access[0]["service"] == "shop"
