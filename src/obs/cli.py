@@ -14,6 +14,7 @@ import click
 
 from obs import __version__
 from obs.config import ENVIRONMENT_VARIABLES, Settings
+from obs.dashboards.cli import dashboards
 from obs.exceptions import ObsError
 
 
@@ -65,6 +66,9 @@ def demo_command(duration: float, port: int | None, out: str) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted: every process the demo started has been stopped.", err=True)
         sys.exit(130)
+
+
+cli.add_command(dashboards)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
