@@ -112,3 +112,48 @@ def test_prometheus_client_imported_first_still_writes_files(tmp_path: Path) -> 
     proc = run_python(code, env={"DIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     assert "counter_" in proc.stdout
+
+
+FAST_TEXT_MATCHES_COLLECT = textwrap.dedent(
+    """
+    import os
+    from obs import multiprocess
+    from obs.exposition import render
+    from obs.metrics import get_metrics
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families as parse
+
+    multiprocess.prepare()
+    for tag, n in (("a", 30), ("b", 50), ("c", 7)):
+        pid = os.fork()
+        if pid == 0:
+            metrics = get_metrics()
+            for i in range(n):
+                route = f"/r/{i % 5}"
+                metrics.request_duration.labels("GET", route, "200", "").observe(i / 100)
+                metrics.exceptions.labels(route, "E").inc()
+            metrics.active_requests.labels("GET").inc()
+            os._exit(0)
+        os.waitpid(pid, 0)
+    registry = multiprocess.scrape_registry()
+
+    def samples(text):
+        return sorted(
+            (s.name, tuple(sorted(s.labels.items())), s.value)
+            for f in parse(text) for s in f.samples
+            if not f.name.startswith(("process_", "python_gc"))
+        )
+
+    fast, _ = render(registry, None)  # obs's text path
+    slow = generate_latest(registry)  # prometheus_client over the same collector
+    assert samples(fast.decode()) == samples(slow.decode())
+    assert len(samples(fast.decode())) > 50
+    print("ok")
+    """
+)
+
+
+def test_fast_text_scrape_of_worker_files_matches_prometheus_client(tmp_path: Path) -> None:
+    proc = run_python(FAST_TEXT_MATCHES_COLLECT, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"

@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from prometheus_client.exposition import choose_encoder
 
+from obs._render import encode
 from obs.exceptions import ObsError
 
 
@@ -35,7 +36,8 @@ def render(
 ) -> tuple[bytes, list[tuple[str, str]]]:
     """Return the body and the headers of a scrape of *registry*."""
     encoder, content_type = choose_encoder(accept or "")
-    body: bytes = encoder(default_registry() if registry is None else registry)
+    # obs's own families are formatted directly; everything else goes through the encoder.
+    body = encode(default_registry() if registry is None else registry, encoder)
     headers = [("Content-Type", content_type)]
     if accept_encoding and "gzip" in accept_encoding:
         body = gzip.compress(body, compresslevel=1)

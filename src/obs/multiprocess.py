@@ -363,6 +363,22 @@ class AggregateCollector:
             if metric.type == "histogram" and exemplars:
                 metric.samples = [_with_exemplar(s, metric.name, exemplars) for s in metric.samples]
             yield metric
+        yield from self._per_process(sides)
+
+    def text_lines(
+        self, render_db: Callable[[str, list[str]], None]
+    ) -> tuple[list[str], list[Metric]]:
+        """For a text-format scrape (no exemplars): the merged ``.db`` values as lines written by
+        *render_db* (the fast path of :mod:`obs._render`), and the per-process metrics."""
+        path = self.path
+        lines: list[str] = []
+        with _locked(path, exclusive=False):
+            render_db(path, lines)
+            sides = _read_side_files(glob.glob(os.path.join(path, f"{_SIDE_PREFIX}*.json")))
+        return lines, list(self._per_process(sides))
+
+    def _per_process(self, sides: dict[str, Any]) -> Iterator[Metric]:
+        path = self.path
         pids = sorted(
             int(pid)
             for side in sides

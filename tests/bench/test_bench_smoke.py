@@ -1,0 +1,52 @@
+"""The benchmark harness runs end to end and produces obs's figures (no timing thresholds)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_quick_run_produces_the_obs_figures(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n## Benchmarks\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--no-install",
+         "--sections", "asgi,logging,exposition,memory",
+         "--results-dir", str(tmp_path / "results"), "--readme", str(readme)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "results" / "latest.json").read_text())
+    sections = result["sections"]
+    assert not [name for name, s in sections.items() if "error" in s]
+
+    for routes in ("1", "50"):
+        table = sections["asgi"]["routes"][routes]
+        for name in ("starlette (bare)", "obs metrics-only", "obs default"):
+            assert table[name]["us_per_request"]["median"] > 0
+        assert "overhead_us" in table["obs default"]
+    assert sections["logging"]["loggers"]["obs"]["lines_per_second"]["median"] > 0
+    for mode in ("single_process", "multiprocess"):
+        block = sections["exposition"][mode]
+        assert block["ms"]["obs text"]["median"] > 0
+        assert block["ms"]["prometheus_client text"]["median"] > 0
+        assert all(block["same_samples"].values())
+    memory = sections["memory"]
+    assert memory["rss_mb_after_warmup"] > 0
+    assert memory["rss_mb_after"] > 0
+
+    targets = {t["target"]: t for t in result["targets"]}
+    assert targets["ASGI obs default overhead"]["measured"] is not None
+    text = readme.read_text()
+    assert "old" not in text
+    assert "| Target | Measured | Goal | Met |" in text
+    assert text.count("<!-- bench:start -->") == 1
+    assert "| Target |" in proc.stdout
