@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,7 +29,10 @@ class Server:
     name: str = ""
     stdout: str = ""
     stderr: str = ""
+    #: Lines written to stdout so far, when it is a pipe (``serve(..., stdout_pipe=True)``).
+    stdout_lines: int = 0
     _files: list[Path] = field(default_factory=list)
+    _drain: threading.Thread | None = None
 
     def lines(self) -> list[str]:
         return [line for line in self.stdout.splitlines() if line.strip()]
@@ -36,6 +40,9 @@ class Server:
     def stop(self) -> None:
         """Stop the server (idempotent) and read everything it wrote."""
         stop(self.process)
+        if self._drain is not None:
+            self._drain.join(timeout=30)
+            self._drain = None
         if self._files:
             out, err = self._files
             self.stdout = out.read_text()
@@ -54,10 +61,13 @@ def serve(
     env: dict[str, str] | None = None,
     ready_path: str = "/metrics",
     timeout: float = 30.0,
+    stdout_pipe: bool = False,
 ) -> Iterator[Server]:
     """Start ``python -m <argv>``, wait until *ready_path* answers, stop it on exit.
 
     Output goes to files rather than pipes, so a chatty server can never block on a full pipe.
+    With *stdout_pipe*, stdout is a pipe, as under a container runtime or a process manager,
+    that a thread drains into the file (counting lines in ``Server.stdout_lines``).
     """
     out = Path(tempfile.mkstemp(prefix="obs-server-", suffix=".out")[1])
     err = Path(tempfile.mkstemp(prefix="obs-server-", suffix=".err")[1])
@@ -67,11 +77,14 @@ def serve(
             [sys.executable, "-m", *argv],
             cwd=cwd,
             env=full_env,
-            stdout=stdout,
+            stdout=subprocess.PIPE if stdout_pipe else stdout,
             stderr=stderr,
             start_new_session=True,
         )
     server = Server(process, f"http://127.0.0.1:{port}", _files=[out, err])
+    if stdout_pipe:
+        server._drain = threading.Thread(target=_drain, args=(server, out), daemon=True)
+        server._drain.start()
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -87,6 +100,16 @@ def serve(
         yield server
     finally:
         server.stop()
+
+
+def _drain(server: Server, target: Path) -> None:
+    """Copy the server's stdout pipe into *target* until the server closes it."""
+    pipe = server.process.stdout
+    assert pipe is not None
+    with pipe, target.open("wb") as out:
+        while chunk := os.read(pipe.fileno(), 1 << 20):
+            out.write(chunk)
+            server.stdout_lines += chunk.count(b"\n")
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:

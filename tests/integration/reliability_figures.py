@@ -1,0 +1,118 @@
+"""The figures of the last reliability run, for the README's "Reliability" section.
+
+``tests/integration/test_load_no_loss.py`` calls :func:`record` after each server's run, which
+rewrites ``reliability-figures.json`` next to this file (sorted keys, 2-space indent). The fault
+and hostile-input cases of ``tests/test_reliability.py`` are counted from that module itself.
+
+    .venv/bin/python -m tests.integration.reliability_figures   # print the README section
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+FIGURES = Path(__file__).resolve().parent / "reliability-figures.json"
+COMMAND = ".venv/bin/python -m pytest tests/integration/test_load_no_loss.py tests/test_reliability.py"
+
+
+def in_process_cases() -> dict[str, Any]:
+    """Fault and hostile-input cases of ``tests/test_reliability.py``, read from the module."""
+    from tests import test_reliability as cases
+
+    fuzzed = cases.test_hostile_ids_never_reach_headers_or_logs_unescaped
+    examples = fuzzed._hypothesis_internal_use_settings.max_examples  # type: ignore[attr-defined]
+    # Requests each fault test sends through the broken part (see the tests themselves).
+    faults = {
+        "log stream on a full disk (ENOSPC)": (cases.test_a_full_disk_for_logs_costs_no_request, 20),
+        "metrics that raise": (cases.test_a_raising_metric_costs_no_request, 5),
+        "closed log stream": (cases.test_a_closed_log_stream_costs_no_request, 1),
+    }
+    return {
+        "faults": {name: requests for name, (_, requests) in faults.items()},
+        "hostile_inputs": {
+            "fuzzed X-Request-ID/traceparent pairs (hypothesis)": examples,
+            "over-long request ids against the OpenMetrics exemplar cap": 8,
+            "secrets in headers and query strings": 6,
+        },
+        "behaviour_cases_byte_identical": len(cases.CORPUS),
+    }
+
+
+def record(server: str, figures: dict[str, Any], path: Path = FIGURES) -> None:
+    """Store one server's load figures and refresh the totals."""
+    data: dict[str, Any] = {}
+    if path.exists():
+        data = json.loads(path.read_text())
+    load = data.setdefault("load", {})
+    load[server] = figures
+    data["in_process"] = in_process_cases()
+    data["command"] = COMMAND
+    data["totals"] = {
+        "requests_held": sum(run["requests_completed"] for run in load.values()),
+        "workers_sigkilled_and_respawned": len(load),
+        "access_lines_lost": sum(run["requests_completed"] - run["access_lines"] for run in load.values()),
+        "counts_lost": sum(run["requests_completed"] - run["counter_total"] for run in load.values()),
+        "torn_lines": sum(run["torn_lines"] for run in load.values()),
+    }
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def readme_section(data: dict[str, Any]) -> str:
+    """The README's "Reliability" section, from the recorded figures."""
+    totals, cases = data["totals"], data["in_process"]
+    rows = []
+    for name in sorted(data["load"]):
+        run = data["load"][name]
+        killed = run["killed_in_flight"]
+        rows.append(
+            f"| {name}, {run['workers']} workers | {run['requests_completed']:,} "
+            f"| {run['access_lines']:,} | {run['counter_total']:,} | {run['torn_lines']} "
+            f"| {killed['unanswered']} unanswered, {killed['answered_not_counted']} answered "
+            f"but not recorded | {run['respawn_seconds']} s "
+            f"| {run['requests_per_second']:,}/s, {run['test_seconds']} s |"
+        )
+    faults = ", ".join(f"{name} ({n} requests)" for name, n in cases["faults"].items())
+    hostile = ", ".join(f"{n} {name}" for name, n in cases["hostile_inputs"].items())
+    return "\n".join(
+        [
+            "## Reliability",
+            "",
+            f"From the last run of `{data['command']}` (figures in",
+            "`tests/integration/reliability-figures.json`, rewritten by each run):",
+            "",
+            f"- **Requests held**: {totals['requests_held']:,}, through gunicorn and uvicorn with 3 "
+            "workers each, wrk on 10 connections, one worker SIGKILLed mid-run and respawned "
+            f"({totals['workers_sigkilled_and_respawned']} kills survived).",
+            f"- **Lost**: {totals['access_lines_lost']} access lines, {totals['counts_lost']} counts, "
+            f"{totals['torn_lines']} torn lines: every answered request has one whole JSON line "
+            "and one count.",
+            "- **Faults injected and survived** (no request failed): " + faults + ".",
+            f"- **Hostile inputs tried**: {hostile}; {cases['behaviour_cases_byte_identical']} "
+            "responses byte-identical with and without obs.",
+            "",
+            "| server | answered | access lines | counted | torn | lost in flight at the kill "
+            "| respawn | load |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "A killed worker takes its requests in flight with it (the client sees a connection "
+            "error; there is no line or count for them); everything it completed stays counted. "
+            "See [docs/multiprocess.md](docs/multiprocess.md#what-a-killed-worker-loses).",
+            "",
+        ]
+    )
+
+
+def main() -> int:
+    if not FIGURES.exists():
+        print(f"Error: no {FIGURES.name} yet; run: {COMMAND}", file=sys.stderr)
+        return 1
+    print(readme_section(json.loads(FIGURES.read_text())), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
