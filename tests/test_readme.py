@@ -61,15 +61,47 @@ DRIVE = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("name", ["fastapi", "litestar"])
+DRIVE_WSGI = textwrap.dedent(
+    """
+    import io, json, sys
+    from wsgiref.util import setup_testing_defaults
+    sys.path.insert(0, {dir!r})
+    from quickstart import app
+
+    def call(path):
+        environ = {{"PATH_INFO": path}}
+        setup_testing_defaults(environ)
+        seen = {{}}
+        def start_response(status, headers, exc_info=None):
+            seen["status"], seen["headers"] = int(status[:3]), dict(headers)
+        body = app(environ, start_response)
+        data = b"".join(body)
+        getattr(body, "close", lambda: None)()
+        return seen["status"], seen["headers"], data.decode()
+
+    status, headers, _ = call("/nothing-here")
+    from prometheus_client import generate_latest
+    metrics = generate_latest().decode()  # the default registry the snippets record into
+    print(json.dumps({{
+        "status": status,
+        "request_id": headers.get("X-Request-ID"),
+        "metrics": metrics,
+    }}))
+    """
+)
+
+
+@pytest.mark.parametrize("name", ["fastapi", "litestar", "flask", "wsgi"])
 def test_quickstart_snippets_run_verbatim(name: str, tmp_path: Path) -> None:
     snippet = quickstarts()[name]
     (tmp_path / "quickstart.py").write_text(snippet)
-    proc = run_python(DRIVE.format(dir=str(tmp_path)), env={"OBS_LOG_FORMAT": "json"})
+    driver = DRIVE if name in ("fastapi", "litestar") else DRIVE_WSGI
+    proc = run_python(driver.format(dir=str(tmp_path)), env={"OBS_LOG_FORMAT": "json"})
     assert proc.returncode == 0, proc.stderr
     *log_lines, result_line = proc.stdout.strip().splitlines()
     result = json.loads(result_line)
-    assert result["status"] == 404 and len(result["request_id"]) == 32
+    assert result["status"] == (200 if name == "wsgi" else 404)
+    assert len(result["request_id"]) == 32
     assert 'http_route="_unmatched"' in result["metrics"]
     access = [json.loads(line) for line in log_lines if '"obs.access"' in line]
     assert [a["request_id"] for a in access] == [result["request_id"]]
