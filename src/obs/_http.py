@@ -93,6 +93,7 @@ class HttpObserver:
         self._response_size = metrics.response_body_size if record_body_sizes else None
         metrics.build_info.labels(self.settings.service_name, self.settings.service_version).set(1)
         self._route_labels = RouteLabels(max_routes)
+        self._admitted_routes = self._route_labels.admitted  # read-only view for the hot path
         self._max_label_sets = max_label_sets
         self._duration_children: dict[tuple[str, str, str, str], Any] = {}
         self._active_children: dict[str, Any] = {}
@@ -136,7 +137,9 @@ class HttpObserver:
         error_type = obs.error_type
         if not error_type and status >= 500:
             error_type = status_text
-        route = self._route_labels(obs.route)
+        route = obs.route
+        if route is None or route not in self._admitted_routes:
+            route = self._route_labels(route)
         key = (obs.method, route, status_text, error_type)
         child = self._duration_children.get(key)
         if child is None:
