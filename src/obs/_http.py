@@ -50,6 +50,16 @@ DEFAULT_MAX_LABEL_SETS = 2000
 
 _perf_counter = time.perf_counter
 _STATUS_TEXT = {code: str(code) for code in range(100, 600)}
+#: Keys of the access line whose values obs itself made (scalars; the query already masked):
+#: the redaction step checks only the keys that come from elsewhere, like bound context.
+_ACCESS_KEYS = frozenset(
+    {
+        "event", "http_request_method", "http_route", "path", "status", "duration_ms",
+        "bytes_in", "bytes_out", "request_id", "query", "client_addr", "user_agent",
+        "trace_id", "profile", "error_type", "exc_info",
+        "level", "logger", "service", "timestamp",
+    }
+)  # fmt: skip
 
 
 def error_type_of(exc: BaseException) -> str:
@@ -197,11 +207,11 @@ class HttpObserver:
         if obs.exception is not None:
             fields["exc_info"] = obs.exception
         if status >= 500:
-            self._log.emit("error", logging.ERROR, fields)
+            self._log.emit("error", logging.ERROR, fields, _ACCESS_KEYS)
         elif status >= 400:
-            self._log.emit("warning", logging.WARNING, fields)
+            self._log.emit("warning", logging.WARNING, fields, _ACCESS_KEYS)
         else:
-            self._log.emit("info", logging.INFO, fields)
+            self._log.emit("info", logging.INFO, fields, _ACCESS_KEYS)
 
     def redact_query(self, query: str) -> str:
         """The query string with the values of secret parameters masked."""
