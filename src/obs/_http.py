@@ -12,7 +12,7 @@ import contextvars
 import logging
 import random
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from prometheus_client import CollectorRegistry
 
@@ -67,6 +67,30 @@ def error_type_of(exc: BaseException) -> str:
     return type(exc).__qualname__
 
 
+class ObserverOptions(TypedDict, total=False):
+    """What both middlewares (``obs.asgi``, ``obs.wsgi``) accept, besides the app.
+
+    - ``registry``: where metrics go (default: prometheus_client's global registry).
+    - ``settings``: obs settings (default: read from ``OBS_*`` environment variables).
+    - ``record_body_sizes``: also record the opt-in request/response body-size histograms.
+    - ``max_routes``: distinct route templates before new ones are labelled ``_overflow``.
+    - ``max_label_sets``: label sets of the duration histogram before the same happens.
+    - ``access_log``: override ``OBS_ACCESS_LOG`` (``False`` for metrics only).
+    - ``request_ids``: read/generate ``X-Request-ID``, bind it for logging and attach it to the
+      latency histogram as an exemplar (``False`` for bare metrics).
+    - ``profiler``: decides which requests are profiled (default: from ``OBS_PROFILE_TOKEN``).
+    """
+
+    registry: CollectorRegistry | None
+    settings: Settings | None
+    record_body_sizes: bool
+    max_routes: int
+    max_label_sets: int
+    access_log: bool | None
+    request_ids: bool
+    profiler: RequestProfiler | None
+
+
 class HttpObserver:
     """Everything a middleware needs to observe requests, resolved once at start-up."""
 
@@ -83,6 +107,7 @@ class HttpObserver:
         profiler: RequestProfiler | None = None,
     ) -> None:
         self.request_ids = request_ids
+        self.record_body_sizes = record_body_sizes
         self.settings = settings if settings is not None else Settings.from_env()
         self.registry = registry
         metrics = get_metrics(registry)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Unpack
 
 from prometheus_client import CollectorRegistry
 
-from obs._http import HttpObserver, RequestObservation, RequestProfiler
+from obs._http import HttpObserver, ObserverOptions, RequestObservation
 from obs._internal import report_internal_error
-from obs.config import Settings
 from obs.exposition import (
     UNAUTHORIZED_HEADERS,
     authorized,
@@ -25,7 +24,6 @@ from obs.exposition import (
     render,
     start_metrics_server,
 )
-from obs.routes import DEFAULT_MAX_ROUTES
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -102,50 +100,31 @@ def _safe_route(getter: RouteGetter, scope: Scope, root_path: str, registry: Any
 class ObservabilityMiddleware:
     """Observe every HTTP request of an ASGI app; other scope types pass straight through.
 
-    :param registry: where metrics go (default: prometheus_client's global registry).
-    :param settings: obs settings (default: read from ``OBS_*`` environment variables).
-    :param record_body_sizes: also record the opt-in request/response body-size histograms.
-    :param max_routes: distinct route templates before new ones are labelled ``_overflow``.
-    :param access_log: override ``OBS_ACCESS_LOG`` (``False`` for metrics only).
-    :param request_ids: read/generate ``X-Request-ID``, bind it for logging and attach it to
-        the latency histogram as an exemplar (``False`` for bare metrics).
-    :param route_getter: how to read the route template from a scope after routing.
+    Options (``registry``, ``settings``, ``record_body_sizes``, ``max_routes``, ``access_log``,
+    ``request_ids``, ``profiler``) are those of :class:`obs._http.ObserverOptions`;
+    *route_getter* reads the route template from a scope after the app ran.
     """
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        registry: CollectorRegistry | None = None,
-        settings: Settings | None = None,
-        record_body_sizes: bool = False,
-        max_routes: int = DEFAULT_MAX_ROUTES,
-        access_log: bool | None = None,
-        request_ids: bool = True,
         route_getter: RouteGetter | None = None,
-        profiler: RequestProfiler | None = None,
+        **options: Unpack[ObserverOptions],
     ) -> None:
         self.app = app
-        self.observer = HttpObserver(
-            registry=registry,
-            settings=settings,
-            record_body_sizes=record_body_sizes,
-            max_routes=max_routes,
-            access_log=access_log,
-            request_ids=request_ids,
-            profiler=profiler,
-        )
+        self.observer = HttpObserver(**options)
         self.route_getter = route_template if route_getter is None else route_getter
         # Resolved once: which request headers matter, and whether request bytes are counted.
         wanted = set()
-        if request_ids:
+        if self.observer.request_ids:
             wanted |= {b"x-request-id", b"traceparent"}
         if self.observer.access_log:
             wanted.add(b"user-agent")
         if self.observer.profiler is not None:
             wanted.add(b"x-obs-profile")
         self._wanted_headers = frozenset(wanted)
-        self._count_bytes_in = self.observer.access_log or record_body_sizes
+        self._count_bytes_in = self.observer.access_log or self.observer.record_body_sizes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
