@@ -165,7 +165,8 @@ class ObservabilityMiddleware:
             kind = message["type"]
             if kind == "http.response.start":
                 obs.status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
+                if extra_headers:  # a copy: the app may reuse its message or header list
+                    message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
                 await send(message)
             elif kind == "http.response.body":
                 obs.bytes_out += len(message.get("body", b""))
