@@ -1,16 +1,17 @@
 """WSGI middleware: request ids, one access line and RED metrics per request.
 
-    app.wsgi_app = ObservabilityMiddleware(app.wsgi_app)   # Flask
     application = ObservabilityMiddleware(application)     # any WSGI app
+    obs.integrations.flask.instrument(app)                 # Flask: adds route templates
+    MIDDLEWARE = ["obs.django.ObservabilityMiddleware", ...]  # Django
 
 The same behaviour as :mod:`obs.asgi`, through the same core (:mod:`obs._http`). A request is
 timed until its body is exhausted and finished when the server closes the response iterable, so
 streaming bodies count in full; the inner iterable's ``close()`` is always called.
 
 Route templates are read from the environ after the app ran: an ``obs.route`` key set by an
-integration or a custom router (:mod:`obs.django` does), else werkzeug's request object that
-Flask leaves in ``environ["werkzeug.request"]``. Apps without a router get ``_unmatched``,
-never raw paths.
+integration or a custom router (the Flask and Django integrations do), else the ``url_rule`` of
+a werkzeug request still in ``environ["werkzeug.request"]`` (Flask clears it before the response
+is returned, hence its integration). Apps without a router get ``_unmatched``, never raw paths.
 
 An exception that escapes the app before its response started is recorded as a 500 (access
 line with the traceback, metrics) and re-raised, so the server answers with its own 500 and logs
