@@ -138,7 +138,6 @@ class HttpObserver:
         self,
         method: str,
         path: str,
-        *,
         request_id: bytes | None = None,
         traceparent: bytes | None = None,
     ) -> RequestObservation:
@@ -198,7 +197,7 @@ class HttpObserver:
 
     def log(self, obs: RequestObservation, duration: float) -> None:
         """Write the access-log line of a finished request, unless excluded or sampled out."""
-        if not self.access_log or obs.path in self.exclude_paths:
+        if obs.path in self.exclude_paths:
             return
         status = obs.status
         if (
@@ -347,10 +346,11 @@ class RequestObservation:
             observer.record(self, duration)
         except Exception as exc:
             report_internal_error("metrics", exc, observer.registry)
-        try:
-            observer.log(self, duration)
-        except Exception as exc:
-            report_internal_error("access log", exc, observer.registry)
+        if observer.access_log:
+            try:
+                observer.log(self, duration)
+            except Exception as exc:
+                report_internal_error("access log", exc, observer.registry)
 
     def unbind(self) -> None:
         """Reset the context variables bound for this request (same task or thread only)."""

@@ -59,10 +59,25 @@ def route_template(scope: Scope, root_path: str) -> str | None:
         route = _route_of_endpoint(router, endpoint)
         if route is None:
             return None
+    prefix = str(scope.get("root_path", ""))[len(root_path) :]
+    key = (id(route), prefix)
+    cached = _templates.get(key)
+    if cached is not None and cached[0] is route:
+        return cached[1]
+    template = _template_of(route, prefix)
+    if len(_templates) < 4096:
+        _templates[key] = (route, template)
+    return template
+
+
+# Starlette routes are unhashable (they define __eq__): cached by id, checked by identity.
+_templates: dict[tuple[int, str], tuple[Any, str | None]] = {}
+
+
+def _template_of(route: Any, prefix: str) -> str | None:
     path = getattr(route, "path", None)
     if not isinstance(path, str):
         return None
-    prefix = str(scope.get("root_path", ""))[len(root_path) :]
     if hasattr(route, "routes"):  # a Mount that is itself the endpoint (e.g. static files)
         return prefix + "/{path}"
     return prefix + path
@@ -138,10 +153,7 @@ class ObservabilityMiddleware:
                     found[name] = value
         observer = self.observer
         obs = observer.begin(
-            scope["method"],
-            scope["path"],
-            request_id=found.get(b"x-request-id"),
-            traceparent=found.get(b"traceparent"),
+            scope["method"], scope["path"], found.get(b"x-request-id"), found.get(b"traceparent")
         )
         if observer.access_log:
             _describe(obs, scope, found.get(b"user-agent"))
@@ -172,7 +184,10 @@ class ObservabilityMiddleware:
                 obs.bytes_out += len(message.get("body", b""))
                 await send(message)
                 if not message.get("more_body", False) and obs.complete():
-                    obs.route = _safe_route(route_getter, scope, root_path, observer.registry)
+                    try:
+                        obs.route = route_getter(scope, root_path)
+                    except Exception as exc:  # a route must never fail a request
+                        report_internal_error("route template", exc, observer.registry)
                     obs.finish()
             else:
                 await send(message)
@@ -194,7 +209,8 @@ class ObservabilityMiddleware:
             if not obs.finished:
                 obs.route = _safe_route(route_getter, scope, root_path, observer.registry)
                 obs.finish()
-            obs.unbind()
+            if obs.id_token is not None:
+                obs.unbind()
 
 
 def _describe(obs: RequestObservation, scope: Scope, user_agent: bytes | None) -> None:

@@ -38,8 +38,10 @@ class LineSink:
                 data += b"\n"
             if self._flush:
                 self.stream.flush()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            written = os.write(self._fd, data)
+            if written < len(data):  # a pipe or disk took part of it: write the rest
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self._fd, view) :]
         except Exception as exc:
             report_internal_error("log sink", exc)

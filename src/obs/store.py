@@ -95,18 +95,27 @@ class _CounterChild(_Child):
         finally:
             lock.release()
 
+    def get(self) -> float:
+        return self.value
+
     def samples(self, name: str, labels: dict[str, str]) -> list[Sample]:
         return [Sample(name + "_total", labels, self.value)]
 
 
 class _GaugeChild(_Child):
-    __slots__ = ("value",)
+    __slots__ = ("_units", "value")
 
     def __init__(self, lock: threading.Lock) -> None:
         super().__init__(lock)
         self.value = 0.0
+        # Steps of exactly one (requests in flight) are list appends and pops: single
+        # operations under the GIL, so they need no lock. Other amounts go to ``value``.
+        self._units: list[None] = []
 
     def inc(self, amount: float = 1.0) -> None:
+        if amount == 1.0:
+            self._units.append(None)
+            return
         lock = self._lock
         lock.acquire()
         try:
@@ -115,6 +124,12 @@ class _GaugeChild(_Child):
             lock.release()
 
     def dec(self, amount: float = 1.0) -> None:
+        if amount == 1.0:
+            try:
+                self._units.pop()
+                return
+            except IndexError:  # below the steps counted so far: an ordinary decrement
+                pass
         lock = self._lock
         lock.acquire()
         try:
@@ -123,10 +138,19 @@ class _GaugeChild(_Child):
             lock.release()
 
     def set(self, value: float) -> None:
-        self.value = float(value)
+        lock = self._lock
+        lock.acquire()
+        try:
+            self._units.clear()
+            self.value = float(value)
+        finally:
+            lock.release()
+
+    def get(self) -> float:
+        return len(self._units) + self.value
 
     def samples(self, name: str, labels: dict[str, str]) -> list[Sample]:
-        return [Sample(name, labels, self.value)]
+        return [Sample(name, labels, self.get())]
 
 
 class _HistogramChild(_Child):
