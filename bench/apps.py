@@ -60,10 +60,12 @@ def _fastapi(routes: int) -> Any:
 
 @cache
 def configure_obs_logging() -> None:
-    """obs writes its JSON lines to /dev/null in the request benchmarks."""
+    """obs writes its JSON lines to /dev/null in the request benchmarks, line-buffered as
+    ``configure_logging()`` makes stdout (so each line is one write, no extra flush)."""
     from obs import configure_logging
 
-    configure_logging(service_name="bench", log_format="json", stream=open(DEVNULL, "w"))  # noqa: SIM115
+    stream = open(DEVNULL, "w", buffering=1)  # noqa: SIM115
+    configure_logging(service_name="bench", log_format="json", stream=stream)
 
 
 def bare_starlette(routes: int = 1) -> Any:

@@ -46,3 +46,16 @@ def test_render_json_never_fails() -> None:
     line = render_json(None, "info", {"event": "x", 1: "non-str key", "big": 2**70, "s": "\ud800"})
     assert line.endswith(b"\n")
     assert json.loads(line)["big"] == 2**70
+
+
+def test_merge_contextvars_matches_structlogs() -> None:
+    import structlog
+
+    from obs.processors import merge_contextvars
+
+    structlog.contextvars.bind_contextvars(user="ann", request_id="r-9")
+    structlog.contextvars.unbind_contextvars("user")
+    structlog.contextvars.bind_contextvars(tenant="t1")
+    ours = merge_contextvars(None, "info", {"event": "x", "tenant": "explicit"})
+    theirs = structlog.contextvars.merge_contextvars(None, "info", {"event": "x", "tenant": "explicit"})
+    assert ours == theirs == {"event": "x", "tenant": "explicit", "request_id": "r-9"}

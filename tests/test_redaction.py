@@ -47,3 +47,10 @@ def test_cycles_do_not_recurse_forever() -> None:
     loop: dict[str, object] = {}
     loop["self"] = loop
     RedactSecrets()(None, "info", {"loop": loop})
+
+
+def test_trusted_keys_are_skipped_and_the_rest_checked() -> None:
+    redact = RedactSecrets()
+    event = {"path": "/x", "token": "from-context", "nested": {"password": "p"}}
+    out = redact.redact_untrusted(event, frozenset({"path"}))
+    assert out == {"path": "/x", "token": MASK, "nested": {"password": MASK}}

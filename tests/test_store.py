@@ -84,3 +84,18 @@ def test_no_update_is_lost_across_threads() -> None:
     assert count == 80_000
     assert next(iter(gauge.collect())).samples[0].value == 0
     assert math.isclose(next(s.value for s in metric.samples if s.name == "h_sum"), 8000.0)
+
+
+def test_gauge_steps_other_amounts_and_set() -> None:
+    gauge = GaugeFamily("g", "g", ["m"])
+    child = gauge.labels("x")
+    child.dec()  # below zero first: an ordinary decrement
+    child.inc(2.5)
+    child.inc()
+    child.dec(0.5)
+    assert child.get() == 2.0  # -1 + 2.5 + 1 - 0.5
+    child.set(7)
+    assert child.get() == 7
+    child.inc()
+    (metric,) = gauge.collect()
+    assert metric.samples[0].value == 8

@@ -12,7 +12,7 @@ import contextvars
 import logging
 import random
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from prometheus_client import CollectorRegistry
 
@@ -50,11 +50,45 @@ DEFAULT_MAX_LABEL_SETS = 2000
 
 _perf_counter = time.perf_counter
 _STATUS_TEXT = {code: str(code) for code in range(100, 600)}
+#: Keys of the access line whose values obs itself made (scalars; the query already masked):
+#: the redaction step checks only the keys that come from elsewhere, like bound context.
+_ACCESS_KEYS = frozenset(
+    {
+        "event", "http_request_method", "http_route", "path", "status", "duration_ms",
+        "bytes_in", "bytes_out", "request_id", "query", "client_addr", "user_agent",
+        "trace_id", "profile", "error_type", "exc_info",
+        "level", "logger", "service", "timestamp",
+    }
+)  # fmt: skip
 
 
 def error_type_of(exc: BaseException) -> str:
     """The ``error_type`` label of an exception: its class name."""
     return type(exc).__qualname__
+
+
+class ObserverOptions(TypedDict, total=False):
+    """What both middlewares (``obs.asgi``, ``obs.wsgi``) accept, besides the app.
+
+    - ``registry``: where metrics go (default: prometheus_client's global registry).
+    - ``settings``: obs settings (default: read from ``OBS_*`` environment variables).
+    - ``record_body_sizes``: also record the opt-in request/response body-size histograms.
+    - ``max_routes``: distinct route templates before new ones are labelled ``_overflow``.
+    - ``max_label_sets``: label sets of the duration histogram before the same happens.
+    - ``access_log``: override ``OBS_ACCESS_LOG`` (``False`` for metrics only).
+    - ``request_ids``: read/generate ``X-Request-ID``, bind it for logging and attach it to the
+      latency histogram as an exemplar (``False`` for bare metrics).
+    - ``profiler``: decides which requests are profiled (default: from ``OBS_PROFILE_TOKEN``).
+    """
+
+    registry: CollectorRegistry | None
+    settings: Settings | None
+    record_body_sizes: bool
+    max_routes: int
+    max_label_sets: int
+    access_log: bool | None
+    request_ids: bool
+    profiler: RequestProfiler | None
 
 
 class HttpObserver:
@@ -73,6 +107,7 @@ class HttpObserver:
         profiler: RequestProfiler | None = None,
     ) -> None:
         self.request_ids = request_ids
+        self.record_body_sizes = record_body_sizes
         self.settings = settings if settings is not None else Settings.from_env()
         self.registry = registry
         metrics = get_metrics(registry)
@@ -83,6 +118,7 @@ class HttpObserver:
         self._response_size = metrics.response_body_size if record_body_sizes else None
         metrics.build_info.labels(self.settings.service_name, self.settings.service_version).set(1)
         self._route_labels = RouteLabels(max_routes)
+        self._admitted_routes = self._route_labels.admitted  # read-only view for the hot path
         self._max_label_sets = max_label_sets
         self._duration_children: dict[tuple[str, str, str, str], Any] = {}
         self._active_children: dict[str, Any] = {}
@@ -102,7 +138,6 @@ class HttpObserver:
         self,
         method: str,
         path: str,
-        *,
         request_id: bytes | None = None,
         traceparent: bytes | None = None,
     ) -> RequestObservation:
@@ -126,7 +161,9 @@ class HttpObserver:
         error_type = obs.error_type
         if not error_type and status >= 500:
             error_type = status_text
-        route = self._route_labels(obs.route)
+        route = obs.route
+        if route is None or route not in self._admitted_routes:
+            route = self._route_labels(route)
         key = (obs.method, route, status_text, error_type)
         child = self._duration_children.get(key)
         if child is None:
@@ -160,7 +197,7 @@ class HttpObserver:
 
     def log(self, obs: RequestObservation, duration: float) -> None:
         """Write the access-log line of a finished request, unless excluded or sampled out."""
-        if not self.access_log or obs.path in self.exclude_paths:
+        if obs.path in self.exclude_paths:
             return
         status = obs.status
         if (
@@ -197,11 +234,11 @@ class HttpObserver:
         if obs.exception is not None:
             fields["exc_info"] = obs.exception
         if status >= 500:
-            self._log.emit("error", logging.ERROR, fields)
+            self._log.emit("error", logging.ERROR, fields, _ACCESS_KEYS)
         elif status >= 400:
-            self._log.emit("warning", logging.WARNING, fields)
+            self._log.emit("warning", logging.WARNING, fields, _ACCESS_KEYS)
         else:
-            self._log.emit("info", logging.INFO, fields)
+            self._log.emit("info", logging.INFO, fields, _ACCESS_KEYS)
 
     def redact_query(self, query: str) -> str:
         """The query string with the values of secret parameters masked."""
@@ -309,10 +346,11 @@ class RequestObservation:
             observer.record(self, duration)
         except Exception as exc:
             report_internal_error("metrics", exc, observer.registry)
-        try:
-            observer.log(self, duration)
-        except Exception as exc:
-            report_internal_error("access log", exc, observer.registry)
+        if observer.access_log:
+            try:
+                observer.log(self, duration)
+            except Exception as exc:
+                report_internal_error("access log", exc, observer.registry)
 
     def unbind(self) -> None:
         """Reset the context variables bound for this request (same task or thread only)."""

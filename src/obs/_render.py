@@ -132,7 +132,7 @@ def _exemplar(raw: tuple[Any, float, float]) -> str:
 def _scalar_lines(family: _Family, sample_name: str, out: list[str]) -> None:
     labelnames = family.labelnames
     with family._lock:
-        children = [(values, child.value) for values, child in family._children.items()]  # type: ignore[attr-defined]
+        children = [(values, child.get()) for values, child in family._children.items()]  # type: ignore[attr-defined]
     for values, value in children:
         pairs = _label_pairs(labelnames, values)
         labels = f"{{{_joined(pairs)}}}" if pairs else ""

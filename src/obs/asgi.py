@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Unpack
 
 from prometheus_client import CollectorRegistry
 
-from obs._http import HttpObserver, RequestObservation, RequestProfiler
+from obs._http import HttpObserver, ObserverOptions, RequestObservation
 from obs._internal import report_internal_error
-from obs.config import Settings
 from obs.exposition import (
     UNAUTHORIZED_HEADERS,
     authorized,
@@ -25,7 +24,6 @@ from obs.exposition import (
     render,
     start_metrics_server,
 )
-from obs.routes import DEFAULT_MAX_ROUTES
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,10 +59,25 @@ def route_template(scope: Scope, root_path: str) -> str | None:
         route = _route_of_endpoint(router, endpoint)
         if route is None:
             return None
+    prefix = str(scope.get("root_path", ""))[len(root_path) :]
+    key = (id(route), prefix)
+    cached = _templates.get(key)
+    if cached is not None and cached[0] is route:
+        return cached[1]
+    template = _template_of(route, prefix)
+    if len(_templates) < 4096:
+        _templates[key] = (route, template)
+    return template
+
+
+# Starlette routes are unhashable (they define __eq__): cached by id, checked by identity.
+_templates: dict[tuple[int, str], tuple[Any, str | None]] = {}
+
+
+def _template_of(route: Any, prefix: str) -> str | None:
     path = getattr(route, "path", None)
     if not isinstance(path, str):
         return None
-    prefix = str(scope.get("root_path", ""))[len(root_path) :]
     if hasattr(route, "routes"):  # a Mount that is itself the endpoint (e.g. static files)
         return prefix + "/{path}"
     return prefix + path
@@ -102,50 +115,31 @@ def _safe_route(getter: RouteGetter, scope: Scope, root_path: str, registry: Any
 class ObservabilityMiddleware:
     """Observe every HTTP request of an ASGI app; other scope types pass straight through.
 
-    :param registry: where metrics go (default: prometheus_client's global registry).
-    :param settings: obs settings (default: read from ``OBS_*`` environment variables).
-    :param record_body_sizes: also record the opt-in request/response body-size histograms.
-    :param max_routes: distinct route templates before new ones are labelled ``_overflow``.
-    :param access_log: override ``OBS_ACCESS_LOG`` (``False`` for metrics only).
-    :param request_ids: read/generate ``X-Request-ID``, bind it for logging and attach it to
-        the latency histogram as an exemplar (``False`` for bare metrics).
-    :param route_getter: how to read the route template from a scope after routing.
+    Options (``registry``, ``settings``, ``record_body_sizes``, ``max_routes``, ``access_log``,
+    ``request_ids``, ``profiler``) are those of :class:`obs._http.ObserverOptions`;
+    *route_getter* reads the route template from a scope after the app ran.
     """
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        registry: CollectorRegistry | None = None,
-        settings: Settings | None = None,
-        record_body_sizes: bool = False,
-        max_routes: int = DEFAULT_MAX_ROUTES,
-        access_log: bool | None = None,
-        request_ids: bool = True,
         route_getter: RouteGetter | None = None,
-        profiler: RequestProfiler | None = None,
+        **options: Unpack[ObserverOptions],
     ) -> None:
         self.app = app
-        self.observer = HttpObserver(
-            registry=registry,
-            settings=settings,
-            record_body_sizes=record_body_sizes,
-            max_routes=max_routes,
-            access_log=access_log,
-            request_ids=request_ids,
-            profiler=profiler,
-        )
+        self.observer = HttpObserver(**options)
         self.route_getter = route_template if route_getter is None else route_getter
         # Resolved once: which request headers matter, and whether request bytes are counted.
         wanted = set()
-        if request_ids:
+        if self.observer.request_ids:
             wanted |= {b"x-request-id", b"traceparent"}
         if self.observer.access_log:
             wanted.add(b"user-agent")
         if self.observer.profiler is not None:
             wanted.add(b"x-obs-profile")
         self._wanted_headers = frozenset(wanted)
-        self._count_bytes_in = self.observer.access_log or record_body_sizes
+        self._count_bytes_in = self.observer.access_log or self.observer.record_body_sizes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -159,10 +153,7 @@ class ObservabilityMiddleware:
                     found[name] = value
         observer = self.observer
         obs = observer.begin(
-            scope["method"],
-            scope["path"],
-            request_id=found.get(b"x-request-id"),
-            traceparent=found.get(b"traceparent"),
+            scope["method"], scope["path"], found.get(b"x-request-id"), found.get(b"traceparent")
         )
         if observer.access_log:
             _describe(obs, scope, found.get(b"user-agent"))
@@ -186,13 +177,17 @@ class ObservabilityMiddleware:
             kind = message["type"]
             if kind == "http.response.start":
                 obs.status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
+                if extra_headers:  # a copy: the app may reuse its message or header list
+                    message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
                 await send(message)
             elif kind == "http.response.body":
                 obs.bytes_out += len(message.get("body", b""))
                 await send(message)
                 if not message.get("more_body", False) and obs.complete():
-                    obs.route = _safe_route(route_getter, scope, root_path, observer.registry)
+                    try:
+                        obs.route = route_getter(scope, root_path)
+                    except Exception as exc:  # a route must never fail a request
+                        report_internal_error("route template", exc, observer.registry)
                     obs.finish()
             else:
                 await send(message)
@@ -214,7 +209,8 @@ class ObservabilityMiddleware:
             if not obs.finished:
                 obs.route = _safe_route(route_getter, scope, root_path, observer.registry)
                 obs.finish()
-            obs.unbind()
+            if obs.id_token is not None:
+                obs.unbind()
 
 
 def _describe(obs: RequestObservation, scope: Scope, user_agent: bytes | None) -> None:

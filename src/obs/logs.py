@@ -20,7 +20,7 @@ from structlog.typing import Processor
 
 from obs._internal import report_internal_error
 from obs.config import Settings
-from obs.processors import AddStandardFields, RenderExceptions, render_json
+from obs.processors import AddStandardFields, RenderExceptions, merge_contextvars, render_json
 from obs.redaction import RedactSecrets
 from obs.sink import LineSink
 
@@ -100,7 +100,7 @@ def build_processors(
 ) -> list[Processor]:
     """The processor chain shared by structlog loggers and standard-library records."""
     chain: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
+        merge_contextvars,
         AddStandardFields(settings.service_name, registry),
         RedactSecrets(settings.redact_keys),
     ]
@@ -181,6 +181,18 @@ def _install_stdlib(level: int) -> None:
         server_logger.propagate = True
 
 
+def _line_buffer(stream: IO[str]) -> None:
+    """Make stdout/stderr line-buffered, so print() output never sits half-written between
+    log lines, and log lines need no flush of their own."""
+    if stream in (sys.stdout, sys.stderr) and not getattr(stream, "line_buffering", True):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(line_buffering=True)
+            except (ValueError, OSError):  # detached or closed: keep flushing per line
+                pass
+
+
 def configure_logging(
     *,
     service_name: str | None = None,
@@ -205,6 +217,7 @@ def configure_logging(
             redact_keys=None if redact_keys is None else tuple(redact_keys),
         )
     target = sys.stdout if stream is None else stream
+    _line_buffer(target)
     with _State.lock:
         _State.sink = LineSink(target)
         fmt = resolve_format(settings.log_format, target)
@@ -233,13 +246,25 @@ class EventEmitter:
     def __init__(self, name: str) -> None:
         self.logger = SinkLogger(name)
 
-    def emit(self, method_name: str, level: int, event_dict: dict[str, Any]) -> None:
+    def emit(
+        self,
+        method_name: str,
+        level: int,
+        event_dict: dict[str, Any],
+        trusted: frozenset[str] = frozenset(),
+    ) -> None:
+        """Log *event_dict*; keys in *trusted* hold the caller's own scalar values, which the
+        redaction step may skip (everything else, bound context included, is checked)."""
         if level < _State.min_level:
             return
         rendered: Any = event_dict
+        logger = self.logger
         try:
             for processor in _State.processors:
-                rendered = processor(self.logger, method_name, rendered)
+                if trusted and type(processor) is RedactSecrets:
+                    rendered = processor.redact_untrusted(rendered, trusted)
+                else:
+                    rendered = processor(logger, method_name, rendered)
         except structlog.DropEvent:
             return
         _State.sink.write(rendered)

@@ -81,3 +81,13 @@ class RedactSecrets:
             elif type(value) not in _SCALARS and isinstance(value, dict | list | tuple):
                 event_dict[key] = self.redact(value, 1)
         return event_dict
+
+    def redact_untrusted(self, event_dict: EventDict, trusted: frozenset[str]) -> EventDict:
+        """Like a call, but only for keys outside *trusted* (a set difference, done in C)."""
+        for key in event_dict.keys() - trusted:
+            value = event_dict[key]
+            if self.is_secret(key):
+                event_dict[key] = self.mask
+            elif isinstance(value, dict | list | tuple):
+                event_dict[key] = self.redact(value, 1)
+        return event_dict

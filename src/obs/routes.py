@@ -26,6 +26,8 @@ class RouteLabels:
     def __init__(self, max_routes: int = DEFAULT_MAX_ROUTES) -> None:
         self.max_routes = max_routes
         self._seen: set[str] = {UNMATCHED_ROUTE, OVERFLOW_ROUTE}
+        #: The templates admitted so far (grows under the lock, read without it).
+        self.admitted: set[str] = self._seen
         self._lock = threading.Lock()
 
     def __call__(self, template: str | None) -> str:

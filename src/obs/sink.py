@@ -22,6 +22,10 @@ class LineSink:
             self._fd = stream.fileno()
         except (AttributeError, OSError, ValueError):
             self._fd = None
+        # Lines go straight to the file descriptor; anything print() left in the stream's
+        # buffer must go out first, or it would land after (or inside) later lines. A
+        # line-buffered stream never holds a whole line back, so it needs no flush per line.
+        self._flush = not getattr(stream, "line_buffering", False)
 
     def write(self, line: str | bytes) -> None:
         try:
@@ -32,9 +36,12 @@ class LineSink:
             data = line if isinstance(line, bytes) else line.encode("utf-8", "backslashreplace")
             if not data.endswith(b"\n"):
                 data += b"\n"
-            self.stream.flush()  # keep order with anything print() buffered
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            if self._flush:
+                self.stream.flush()
+            written = os.write(self._fd, data)
+            if written < len(data):  # a pipe or disk took part of it: write the rest
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self._fd, view) :]
         except Exception as exc:
             report_internal_error("log sink", exc)

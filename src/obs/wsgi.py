@@ -1,16 +1,17 @@
 """WSGI middleware: request ids, one access line and RED metrics per request.
 
-    app.wsgi_app = ObservabilityMiddleware(app.wsgi_app)   # Flask
     application = ObservabilityMiddleware(application)     # any WSGI app
+    obs.integrations.flask.instrument(app)                 # Flask: adds route templates
+    MIDDLEWARE = ["obs.django.ObservabilityMiddleware", ...]  # Django
 
 The same behaviour as :mod:`obs.asgi`, through the same core (:mod:`obs._http`). A request is
 timed until its body is exhausted and finished when the server closes the response iterable, so
 streaming bodies count in full; the inner iterable's ``close()`` is always called.
 
 Route templates are read from the environ after the app ran: an ``obs.route`` key set by an
-integration or a custom router (:mod:`obs.django` does), else werkzeug's request object that
-Flask leaves in ``environ["werkzeug.request"]``. Apps without a router get ``_unmatched``,
-never raw paths.
+integration or a custom router (the Flask and Django integrations do), else the ``url_rule`` of
+a werkzeug request still in ``environ["werkzeug.request"]`` (Flask clears it before the response
+is returned, hence its integration). Apps without a router get ``_unmatched``, never raw paths.
 
 An exception that escapes the app before its response started is recorded as a 500 (access
 line with the traceback, metrics) and re-raised, so the server answers with its own 500 and logs
@@ -22,13 +23,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import Any
+from typing import Any, Unpack
 
 from prometheus_client import CollectorRegistry
 
-from obs._http import HttpObserver, RequestObservation, RequestProfiler
+from obs._http import HttpObserver, ObserverOptions, RequestObservation
 from obs._internal import report_internal_error
-from obs.config import Settings
 from obs.context import REQUEST_ID, TRACE_ID
 from obs.exposition import (
     UNAUTHORIZED_HEADERS,
@@ -37,7 +37,6 @@ from obs.exposition import (
     render,
     start_metrics_server,
 )
-from obs.routes import DEFAULT_MAX_ROUTES
 
 Environ = dict[str, Any]
 Write = Callable[[bytes], object]
@@ -85,39 +84,20 @@ def route_template(environ: Environ, script_name: str) -> str | None:
 class ObservabilityMiddleware:
     """Observe every request of a WSGI app.
 
-    :param registry: where metrics go (default: prometheus_client's global registry).
-    :param settings: obs settings (default: read from ``OBS_*`` environment variables).
-    :param record_body_sizes: also record the opt-in request/response body-size histograms.
-    :param max_routes: distinct route templates before new ones are labelled ``_overflow``.
-    :param access_log: override ``OBS_ACCESS_LOG`` (``False`` for metrics only).
-    :param request_ids: read/generate ``X-Request-ID``, bind it for logging and attach it to
-        the latency histogram as an exemplar (``False`` for bare metrics).
-    :param route_getter: how to read the route template from the environ after the app ran.
+    Options (``registry``, ``settings``, ``record_body_sizes``, ``max_routes``, ``access_log``,
+    ``request_ids``, ``profiler``) are those of :class:`obs._http.ObserverOptions`;
+    *route_getter* reads the route template from the environ after the app ran.
     """
 
     def __init__(
         self,
         app: WSGIApp,
         *,
-        registry: CollectorRegistry | None = None,
-        settings: Settings | None = None,
-        record_body_sizes: bool = False,
-        max_routes: int = DEFAULT_MAX_ROUTES,
-        access_log: bool | None = None,
-        request_ids: bool = True,
         route_getter: RouteGetter | None = None,
-        profiler: RequestProfiler | None = None,
+        **options: Unpack[ObserverOptions],
     ) -> None:
         self.app = app
-        self.observer = HttpObserver(
-            registry=registry,
-            settings=settings,
-            record_body_sizes=record_body_sizes,
-            max_routes=max_routes,
-            access_log=access_log,
-            request_ids=request_ids,
-            profiler=profiler,
-        )
+        self.observer = HttpObserver(**options)
         self.route_getter = route_template if route_getter is None else route_getter
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

@@ -96,3 +96,23 @@ def test_uvicorn_lines_come_out_in_obs_format(tmp_path: Path) -> None:
     assert {r["logger"] for r in records} <= {"uvicorn.error", "uvicorn.access"}
     assert all(r["service"] == "uv-test" for r in records)
     assert err.strip() == "", err
+
+
+def test_print_and_log_lines_keep_their_order_in_a_pipe() -> None:
+    code = textwrap.dedent(
+        """
+        import obs
+        obs.configure_logging(service_name="order")
+        log = obs.get_logger("x")
+        for i in range(50):
+            print(f"print {i}")
+            log.info("log", i=i)
+        """
+    )
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 100
+    for i in range(50):
+        assert lines[2 * i] == f"print {i}"
+        assert json.loads(lines[2 * i + 1])["i"] == i

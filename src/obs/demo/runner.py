@@ -173,7 +173,7 @@ def _show(echo: Callable[[str], None], om_text: str, seconds: float, log_path: P
     if profile_summary:
         echo("")
         echo("obs profile (py-spy) while the load ran:")
-        for line in profile_summary.splitlines()[-14:]:
+        for line in profile_summary.splitlines()[-24:]:
             echo("  " + line)
 
 

@@ -1,0 +1,10 @@
+"""The ASGI entry point (uvicorn, hypercorn, daphne)."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_project.settings")
+application = get_asgi_application()
