@@ -2,7 +2,7 @@
 # Prepare everything the demo and the test suite need, on a fresh Debian machine with python3.
 # Idempotent and quiet when there is nothing to do.
 #   scripts/bootstrap.sh            virtualenv + obs with its test extra
-#   scripts/bootstrap.sh --system   also Debian's prometheus (promtool) and the npm tools for tests
+#   scripts/bootstrap.sh --system   also Debian's prometheus (promtool), wrk and the npm tools for tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +52,10 @@ if [ "${1:-}" = "--system" ]; then
     apt_install prometheus
     # The package starts a system service on port 9090; tests run their own instances.
     (systemctl stop prometheus 2>/dev/null || service prometheus stop 2>/dev/null || pkill -x prometheus) >/dev/null 2>&1 || true
+  fi
+  if ! command -v wrk >/dev/null 2>&1; then
+    say "installing Debian's wrk (the load generator of the no-loss tests)"
+    apt_install wrk
   fi
   # An unprivileged user for the test of `obs profile` on another user's process.
   if [ "$(id -u)" = 0 ] && ! id obsnobody >/dev/null 2>&1; then
