@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -74,35 +75,52 @@ def readme_section(data: dict[str, Any]) -> str:
             f"but not recorded | {run['respawn_seconds']} s "
             f"| {run['requests_per_second']:,}/s, {run['test_seconds']} s |"
         )
-    faults = ", ".join(f"{name} ({n} requests)" for name, n in cases["faults"].items())
+    faults = ", ".join(
+        f"{name} ({n} request{'s' if n > 1 else ''})" for name, n in cases["faults"].items()
+    )
     hostile = ", ".join(f"{n} {name}" for name, n in cases["hostile_inputs"].items())
-    return "\n".join(
+    paragraphs = [
+        f"From the last run of `{data['command']}` (figures in "
+        "`tests/integration/reliability-figures.json`, rewritten by each run):",
+        f"- **Requests held**: {totals['requests_held']:,}, through gunicorn and through uvicorn, "
+        "3 workers each sharing one stdout pipe, wrk on 10 connections; one worker SIGKILLed "
+        f"mid-run and respawned in each ({totals['workers_sigkilled_and_respawned']} kills "
+        "survived).",
+        f"- **Lost**: {totals['access_lines_lost']} access lines, {totals['counts_lost']} counts, "
+        f"{totals['torn_lines']} torn lines: every request answered by a live worker has exactly "
+        "one whole JSON access line and one count, matched by request id.",
+        "- **Faults injected and survived**, no request failed: " + faults + ".",
+        f"- **Hostile inputs tried**: {hostile}; "
+        f"{cases['behaviour_cases_byte_identical']} kinds of response byte-identical with and "
+        "without obs.",
+    ]
+    text = "\n\n".join(
         [
             "## Reliability",
-            "",
-            f"From the last run of `{data['command']}` (figures in",
-            "`tests/integration/reliability-figures.json`, rewritten by each run):",
-            "",
-            f"- **Requests held**: {totals['requests_held']:,}, through gunicorn and uvicorn with 3 "
-            "workers each, wrk on 10 connections, one worker SIGKILLed mid-run and respawned "
-            f"({totals['workers_sigkilled_and_respawned']} kills survived).",
-            f"- **Lost**: {totals['access_lines_lost']} access lines, {totals['counts_lost']} counts, "
-            f"{totals['torn_lines']} torn lines: every answered request has one whole JSON line "
-            "and one count.",
-            "- **Faults injected and survived** (no request failed): " + faults + ".",
-            f"- **Hostile inputs tried**: {hostile}; {cases['behaviour_cases_byte_identical']} "
-            "responses byte-identical with and without obs.",
-            "",
-            "| server | answered | access lines | counted | torn | lost in flight at the kill "
-            "| respawn | load |",
-            "|---|---|---|---|---|---|---|---|",
-            *rows,
-            "",
-            "A killed worker takes its requests in flight with it (the client sees a connection "
-            "error; there is no line or count for them); everything it completed stays counted. "
-            "See [docs/multiprocess.md](docs/multiprocess.md#what-a-killed-worker-loses).",
-            "",
+            _fill(paragraphs[0]),
+            "\n".join(_fill(p, subsequent_indent="  ") for p in paragraphs[1:]),
+            "\n".join(
+                [
+                    "| server | answered | access lines | counted | torn "
+                    "| killed worker's in flight | respawn | load |",
+                    "|---|---|---|---|---|---|---|---|",
+                    *rows,
+                ]
+            ),
+            _fill(
+                "The killed worker's requests in flight are the only ones without a line or a "
+                "count: unanswered (the client saw a connection error), or answered in the "
+                "instant before obs recorded them. Everything it completed stays counted. See "
+                "[docs/multiprocess.md](docs/multiprocess.md#what-a-killed-worker-loses)."
+            ),
         ]
+    )
+    return text + "\n"
+
+
+def _fill(text: str, subsequent_indent: str = "") -> str:
+    return textwrap.fill(
+        text, 100, subsequent_indent=subsequent_indent, break_long_words=False, break_on_hyphens=False
     )
 
 
