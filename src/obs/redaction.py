@@ -83,7 +83,9 @@ class RedactSecrets:
         return event_dict
 
     def redact_untrusted(self, event_dict: EventDict, trusted: frozenset[str]) -> EventDict:
-        """Like a call, but only for keys outside *trusted* (a set difference, done in C)."""
+        """Like a call, but only for keys outside *trusted* (set operations, done in C)."""
+        if event_dict.keys() <= trusted:  # the usual case: nothing but the caller's own keys
+            return event_dict
         for key in event_dict.keys() - trusted:
             value = event_dict[key]
             if self.is_secret(key):

@@ -34,8 +34,9 @@ def instrument(app: Any, *, metrics_path: str | None = "/metrics", **options: An
     def note_route_and_exception(exc: BaseException | None) -> None:
         # Teardown runs before Flask drops its request from the environ, even after errors;
         # *exc* is the exception Flask turned into its 500 response, if any.
-        environ = flask.request.environ
-        rule = flask.request.url_rule
+        request = flask.request._get_current_object()  # one proxy lookup, not two
+        environ = request.environ
+        rule = request.url_rule
         if rule is not None:
             environ[ROUTE_KEY] = rule.rule
         if exc is not None:
