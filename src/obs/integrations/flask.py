@@ -34,7 +34,7 @@ def instrument(app: Any, *, metrics_path: str | None = "/metrics", **options: An
     def note_route_and_exception(exc: BaseException | None) -> None:
         # Teardown runs before Flask drops its request from the environ, even after errors;
         # *exc* is the exception Flask turned into its 500 response, if any.
-        request = flask.request._get_current_object()  # one proxy lookup, not two
+        request = flask.request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not two
         environ = request.environ
         rule = request.url_rule
         if rule is not None:
