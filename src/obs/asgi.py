@@ -35,6 +35,7 @@ RouteGetter = Callable[[Scope, str], "str | None"]
 __all__ = ["MetricsApp", "ObservabilityMiddleware", "make_metrics_app", "route_template", "start_metrics_server"]
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
+_NOTHING: dict[bytes, bytes] = {}
 
 
 def route_template(scope: Scope, root_path: str) -> str | None:
@@ -145,39 +146,48 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        found: dict[bytes, bytes] = {}
+        observer = self.observer
         wanted = self._wanted_headers
         if wanted:
+            found: dict[bytes, bytes] = {}
             for name, value in scope["headers"]:
                 if name in wanted:
                     found[name] = value
-        observer = self.observer
-        obs = observer.begin(
-            scope["method"], scope["path"], found.get(b"x-request-id"), found.get(b"traceparent")
-        )
+            obs = observer.begin(
+                scope["method"], scope["path"], found.get(b"x-request-id"), found.get(b"traceparent")
+            )
+        else:
+            found = _NOTHING
+            obs = observer.begin(scope["method"], scope["path"])
         if observer.access_log:
             _describe(obs, scope, found.get(b"user-agent"))
         root_path: str = scope.get("root_path", "")
         route_getter = self.route_getter
         request_id = obs.request_id
-        extra_headers = [] if request_id is None else [(b"x-request-id", request_id.encode())]
+        extra_headers = None if request_id is None else [(b"x-request-id", request_id.encode())]
         profile_token = found.get(b"x-obs-profile")
-        if profile_token is not None:
+        if profile_token is not None and extra_headers is not None:
             profile_id = obs.start_profile(profile_token.decode("latin-1"))
             if profile_id is not None:
                 extra_headers.append((b"x-obs-profile-id", profile_id.encode("ascii")))
 
-        async def observed_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                obs.bytes_in += len(message.get("body", b""))
-            return message
+        if self._count_bytes_in:
+
+            async def observed_receive() -> Message:
+                message = await receive()
+                if message["type"] == "http.request":
+                    obs.bytes_in += len(message.get("body", b""))
+                return message
+
+            app_receive: Receive = observed_receive
+        else:
+            app_receive = receive
 
         async def observed_send(message: Message) -> None:
             kind = message["type"]
             if kind == "http.response.start":
                 obs.status = message["status"]
-                if extra_headers:  # a copy: the app may reuse its message or header list
+                if extra_headers is not None:  # a copy: the app may reuse its message or list
                     message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
                 await send(message)
             elif kind == "http.response.body":
@@ -193,9 +203,7 @@ class ObservabilityMiddleware:
                 await send(message)
 
         try:
-            await self.app(
-                scope, observed_receive if self._count_bytes_in else receive, observed_send
-            )
+            await self.app(scope, app_receive, observed_send)
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
             obs.cancel(exc)
             raise

@@ -37,8 +37,11 @@ def merge_contextvars(logger: WrappedLogger, method_name: str, event_dict: Event
     """
     if _CONTEXT_VARS is None:  # pragma: no cover - a structlog that keeps them elsewhere
         return structlog.contextvars.merge_contextvars(logger, method_name, event_dict)
-    for name, var in list(_CONTEXT_VARS.items()):
-        value = var.get()
+    try:
+        items = [(name, var.get()) for name, var in _CONTEXT_VARS.items()]
+    except RuntimeError:  # another thread bound a new key meanwhile: read a copy instead
+        items = [(name, var.get()) for name, var in list(_CONTEXT_VARS.items())]
+    for name, value in items:
         if value is not Ellipsis:
             event_dict.setdefault(name[len(_PREFIX) :] if name.startswith(_PREFIX) else name, value)
     return event_dict
