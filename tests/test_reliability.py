@@ -217,3 +217,70 @@ def test_metrics_endpoint_basic_auth(registry: CollectorRegistry) -> None:
     assert right.status == 200 and b"# HELP" in right.body
     with pytest.raises(obs.ObsError, match="needs both"):
         make_metrics_app(registry, username="prom")
+
+
+def test_huge_header_counts_cost_no_memory(registry: CollectorRegistry) -> None:
+    import tracemalloc
+
+    obs.configure_logging(log_format="json", stream=io.StringIO(), registry=registry)
+    headers = [(f"x-filler-{i}".encode(), b"v" * 64) for i in range(20_000)]
+    headers.append((b"x-request-id", b"kept-id"))
+    middleware = observed(registry)
+    request(middleware, "/text")  # warm up caches
+
+    def peak(app: Any) -> int:
+        tracemalloc.start()
+        try:
+            exchange = request(app, "/text", headers=headers)
+            assert exchange.status == 200
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    bare_peak, observed_peak = peak(app()), peak(middleware)
+    # obs keeps the few headers it reads, never a copy of them all.
+    assert observed_peak - bare_peak < 256 * 1024, (bare_peak, observed_peak)
+
+
+def test_response_set_cookie_never_reaches_a_log_line(registry: CollectorRegistry) -> None:
+    out = io.StringIO()
+    obs.configure_logging(log_format="json", stream=out, registry=registry)
+    exchange = request(observed(registry), "/text")
+    assert (b"set-cookie", b"a=b") in exchange.messages[0]["headers"]
+    assert "a=b" not in out.getvalue() and "set-cookie" not in out.getvalue().lower()
+
+
+def test_profile_token_is_compared_in_constant_time(
+    registry: CollectorRegistry, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hmac
+
+    from obs.profiling import request as profiling_request
+
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(profiling_request.hmac, "compare_digest", spy)
+    settings = Settings.from_env({}, profile_token="s3cret-token", profile_dir=str(tmp_path))
+    middleware = ObservabilityMiddleware(app(), registry=registry, settings=settings)
+    for token in (b"s", b"s3cret-tokem", b"x" * 200):
+        exchange = request(middleware, "/text", headers=[(b"x-obs-profile", token)])
+        assert b"x-obs-profile-id" not in exchange.headers
+    assert [a for a, _ in calls] == [b"s", b"s3cret-tokem", b"x" * 200]
+    assert not list(tmp_path.iterdir())
+
+
+def test_profiles_are_never_served_over_http(registry: CollectorRegistry, tmp_path: Any) -> None:
+    obs.configure_logging(log_format="json", stream=io.StringIO(), registry=registry)
+    settings = Settings.from_env({}, profile_token="s3cret-token", profile_dir=str(tmp_path))
+    middleware = ObservabilityMiddleware(app(), registry=registry, settings=settings)
+    profiled = request(middleware, "/text", headers=[(b"x-obs-profile", b"s3cret-token")])
+    profile_id = profiled.headers[b"x-obs-profile-id"].decode()
+    assert (tmp_path / f"{profile_id}.html").stat().st_mode & 0o777 == 0o600
+    for path in (f"/{profile_id}.html", f"/profiles/{profile_id}.html", f"/{tmp_path}/{profile_id}.html"):
+        exchange = request(middleware, path)
+        assert exchange.status == 404 and profile_id.encode() not in exchange.body
