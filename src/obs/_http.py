@@ -50,6 +50,7 @@ DEFAULT_MAX_LABEL_SETS = 2000
 
 _perf_counter = time.perf_counter
 _STATUS_TEXT = {code: str(code) for code in range(100, 600)}
+_METHOD_LABELS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 #: Keys of the access line whose values obs itself made (scalars; the query already masked):
 #: the redaction step checks only the keys that come from elsewhere, like bound context.
 _ACCESS_KEYS = frozenset(
@@ -146,8 +147,9 @@ class HttpObserver:
         try:
             child = self._active_children.get(observation.method)
             if child is None:
-                child = self._active.labels(observation.method)
-                self._active_children[observation.method] = child
+                child = self._active_children[observation.method] = self._active.labels(
+                    observation.method
+                )
             child.inc()
             observation.active = child
         except Exception as exc:
@@ -287,7 +289,7 @@ class RequestObservation:
         self.start = _perf_counter()
         self.observer = observer
         self.raw_method = method
-        self.method = method_label(method)
+        self.method = _METHOD_LABELS.get(method) or method_label(method)
         self.path = path
         if not observer.request_ids:
             return

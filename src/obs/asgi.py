@@ -10,6 +10,7 @@ The middleware keeps no per-request state on ``self``.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Unpack
 
@@ -36,6 +37,7 @@ __all__ = ["MetricsApp", "ObservabilityMiddleware", "make_metrics_app", "route_t
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
 _NOTHING: dict[bytes, bytes] = {}
+_perf_counter = time.perf_counter
 
 
 def route_template(scope: Scope, root_path: str) -> str | None:
@@ -60,7 +62,8 @@ def route_template(scope: Scope, root_path: str) -> str | None:
         route = _route_of_endpoint(router, endpoint)
         if route is None:
             return None
-    prefix = str(scope.get("root_path", ""))[len(root_path) :]
+    current_root = scope.get("root_path", "")
+    prefix = "" if current_root == root_path else str(current_root)[len(root_path) :]
     key = (id(route), prefix)
     cached = _templates.get(key)
     if cached is not None and cached[0] is route:
@@ -140,7 +143,8 @@ class ObservabilityMiddleware:
         if self.observer.profiler is not None:
             wanted.add(b"x-obs-profile")
         self._wanted_headers = frozenset(wanted)
-        self._count_bytes_in = self.observer.access_log or self.observer.record_body_sizes
+        # Bytes in and out are counted only where they are reported.
+        self._count_bytes = self.observer.access_log or self.observer.record_body_sizes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -171,7 +175,9 @@ class ObservabilityMiddleware:
             if profile_id is not None:
                 extra_headers.append((b"x-obs-profile-id", profile_id.encode("ascii")))
 
-        if self._count_bytes_in:
+        count_bytes_out = self._count_bytes
+
+        if self._count_bytes:
 
             async def observed_receive() -> Message:
                 message = await receive()
@@ -191,9 +197,15 @@ class ObservabilityMiddleware:
                     message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
                 await send(message)
             elif kind == "http.response.body":
-                obs.bytes_out += len(message.get("body", b""))
+                if count_bytes_out:
+                    obs.bytes_out += len(message.get("body", b""))
                 await send(message)
-                if not message.get("more_body", False) and obs.complete():
+                if not message.get("more_body", False):
+                    # The clock stops at the last body byte; a 5xx is finished when the app
+                    # returns or raises, so an exception that follows its 500 is recorded too.
+                    obs.end = _perf_counter()
+                    if obs.status >= 500:
+                        return
                     try:
                         obs.route = route_getter(scope, root_path)
                     except Exception as exc:  # a route must never fail a request
