@@ -34,7 +34,7 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.utils import floatToGoString
 from prometheus_client.validation import _is_valid_legacy_labelname, _is_valid_legacy_metric_name
 
-from obs.multiprocess import AggregateCollector
+from obs._aggregate import AggregateCollector
 from obs.store import CounterFamily, GaugeFamily, HistogramFamily, _Family, _format_bound
 
 __all__ = ["encode", "render_openmetrics", "render_text"]
