@@ -9,11 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any
 
 from obs.exceptions import ConfigError
-
-LogFormat = Literal["json", "console", "auto"]
 
 LOG_FORMATS: tuple[str, ...] = ("json", "console", "auto")
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
