@@ -6,9 +6,8 @@ Run from the repository root: ``python -m bench.bench_profiling`` (``--help`` fo
     sampling it at the default 100 Hz; rounds alternate, each sampled round is compared with the
     plain round before it, and the median of those costs is reported with its quartiles (on a
     shared machine the spread says how far to trust it). Target: under 2% fewer requests/s.
-    py-spy's default (blocking) mode pauses the process for every sample, about 100-200 µs per
-    sample on a small VM, so at 100 Hz expect 1-2% of one core; ``--profile-args=--nonblocking``
-    measures obs profile --nonblocking, which does not pause.
+    obs profile reads stacks without pausing the process by default (py-spy --nonblocking);
+    ``--profile-args=--blocking`` measures the mode that pauses it for every sample.
 (b) Nanoseconds per request spent by profiling when it is enabled (a token is configured) but
     the request does not ask for a profile: the ``enabled`` check plus ``start(None, rid)``.
     Target: under 1 µs.
@@ -19,6 +18,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -77,7 +78,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 def load(port: int, requests: int, connections: int) -> float:
-    """Send *requests* GETs over *connections* keep-alive connections; return requests/s."""
+    """Requests per second of *requests* GETs over *connections* keep-alive connections: with
+    wrk when installed (a second of load per 4,000 requests, about), else from Python threads."""
+    if shutil.which("wrk"):
+        seconds = max(requests // 4000, 1)
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"http://127.0.0.1:{port}/"],
+            capture_output=True, text=True, check=True, timeout=seconds + 60,
+        ).stdout  # fmt: skip
+        found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        if found is None or "Non-2xx" in out or "Socket errors" in out:
+            raise SystemExit(f"wrk failed against the app:\n{out}")
+        return float(found.group(1))
     per_connection = requests // connections
     errors: list[BaseException] = []
 
@@ -137,6 +149,7 @@ def bench_served(
          "--log-level", "warning", "--no-access-log"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+
     plain: list[float] = []
     sampled: list[float] = []
     samples: list[int] = []
@@ -211,12 +224,14 @@ def bench_unprofiled_request(number: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=4000, help="requests per round")
-    parser.add_argument("--connections", type=int, default=4, help="concurrent connections")
-    parser.add_argument("--rounds", type=int, default=9, help="alternating rounds")
+    parser.add_argument(
+        "--requests", type=int, default=16000, help="requests per round (wrk: 1 s per 4,000)"
+    )
+    parser.add_argument("--connections", type=int, default=8, help="concurrent connections")
+    parser.add_argument("--rounds", type=int, default=21, help="alternating rounds")
     parser.add_argument("--number", type=int, default=200_000, help="calls per timing")
     parser.add_argument(
-        "--profile-args", default="", help="extra obs profile options, e.g. '--nonblocking'"
+        "--profile-args", default="", help="extra obs profile options, e.g. '--blocking'"
     )
     args = parser.parse_args(argv)
 
@@ -243,8 +258,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<{width}}  {value:>12}  {note}")
     print(
         f"({args.rounds} alternating rounds of {args.requests} requests over "
-        f"{args.connections} connections, medians; Python {sys.version.split()[0]}, "
-        f"{os.cpu_count()} CPUs; obs profile options: {' '.join(extra) or 'defaults'})"
+        f"{args.connections} connections from {'wrk' if shutil.which('wrk') else 'Python'}, "
+        f"medians; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
+        f"obs profile options: {' '.join(extra) or 'defaults'})"
     )
 
 

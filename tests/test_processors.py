@@ -59,3 +59,20 @@ def test_merge_contextvars_matches_structlogs() -> None:
     ours = merge_contextvars(None, "info", {"event": "x", "tenant": "explicit"})
     theirs = structlog.contextvars.merge_contextvars(None, "info", {"event": "x", "tenant": "explicit"})
     assert ours == theirs == {"event": "x", "tenant": "explicit", "request_id": "r-9"}
+    structlog.contextvars.clear_contextvars()
+
+
+def test_merge_contextvars_sees_keys_bound_for_the_first_time_after_a_merge() -> None:
+    import uuid
+
+    import structlog
+
+    from obs.processors import merge_contextvars
+
+    new_key = f"key_{uuid.uuid4().hex}"  # a variable structlog has never made in this process
+    assert new_key not in merge_contextvars(None, "info", {"event": "before"})
+    structlog.contextvars.bind_contextvars(**{new_key: 7})
+    try:
+        assert merge_contextvars(None, "info", {"event": "after"})[new_key] == 7
+    finally:
+        structlog.contextvars.clear_contextvars()

@@ -6,6 +6,7 @@ structlog; :func:`obs.logs.build_processors` chains them.
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import time
 from typing import Any
@@ -28,6 +29,28 @@ _CONTEXT_VARS = _structlog_context_vars()
 _PREFIX = "structlog_"
 
 
+class _BoundKeys:
+    """structlog's context variables as ``(key, variable)`` pairs, prefix already stripped.
+
+    structlog only ever adds variables (one per key ever bound), so the pairs are rebuilt only
+    when the count changes; copying the dict is one C call, safe against a concurrent bind.
+    """
+
+    size = -1
+    pairs: tuple[tuple[str, contextvars.ContextVar[Any]], ...] = ()
+
+    @classmethod
+    def current(cls, variables: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+        if len(variables) != cls.size:
+            snapshot = tuple(variables.items())
+            cls.pairs = tuple(
+                (name[len(_PREFIX) :] if name.startswith(_PREFIX) else name, var)
+                for name, var in snapshot
+            )
+            cls.size = len(snapshot)
+        return cls.pairs
+
+
 def merge_contextvars(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """Merge the keys bound with ``structlog.contextvars`` into *event_dict* (the event's own
     keys win), like structlog's processor of the same name.
@@ -37,13 +60,10 @@ def merge_contextvars(logger: WrappedLogger, method_name: str, event_dict: Event
     """
     if _CONTEXT_VARS is None:  # pragma: no cover - a structlog that keeps them elsewhere
         return structlog.contextvars.merge_contextvars(logger, method_name, event_dict)
-    try:
-        items = [(name, var.get()) for name, var in _CONTEXT_VARS.items()]
-    except RuntimeError:  # another thread bound a new key meanwhile: read a copy instead
-        items = [(name, var.get()) for name, var in list(_CONTEXT_VARS.items())]
-    for name, value in items:
-        if value is not Ellipsis:
-            event_dict.setdefault(name[len(_PREFIX) :] if name.startswith(_PREFIX) else name, value)
+    for key, var in _BoundKeys.current(_CONTEXT_VARS):
+        value = var.get()
+        if value is not Ellipsis and key not in event_dict:
+            event_dict[key] = value
     return event_dict
 
 

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from obs.cli import cli
+from obs.profiling import cli as profiling_cli
 from obs.profiling.cli import output_paths
+from obs.profiling.pyspy import RecordOptions
+from obs.profiling.result import ProfileResult
 
 
 @pytest.fixture
@@ -52,3 +56,26 @@ def test_unknown_format_is_rejected_by_click(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["profile", "1", "--format", "png"])
     assert result.exit_code == 2
     assert "'svg', 'speedscope', 'collapsed'" in result.output
+
+
+@pytest.mark.parametrize(("flags", "nonblocking"), [([], True), (["--blocking"], False),
+                                                    (["--nonblocking"], True)])  # fmt: skip
+def test_sampling_does_not_pause_the_process_unless_asked(
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    flags: list[str],
+    nonblocking: bool,
+) -> None:
+    seen: list[RecordOptions] = []
+
+    def fake_record(pid: int, options: RecordOptions) -> ProfileResult:
+        seen.append(options)
+        raise SystemExit(0)  # stop before any file is written
+
+    monkeypatch.setattr(profiling_cli, "record", fake_record)
+    args = ["profile", str(os.getpid()), "--output", str(tmp_path / "p.svg"), *flags]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert [options.nonblocking for options in seen] == [nonblocking]
+    assert ("pausing it for each sample" in result.output) is not nonblocking
