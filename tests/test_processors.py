@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
 
 from obs.processors import UtcTimestamp
 
@@ -76,3 +80,56 @@ def test_merge_contextvars_sees_keys_bound_for_the_first_time_after_a_merge() ->
         assert merge_contextvars(None, "info", {"event": "after"})[new_key] == 7
     finally:
         structlog.contextvars.clear_contextvars()
+
+
+def _raised() -> BaseException:
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        return exc
+
+
+def test_the_fused_json_line_is_the_chain_byte_for_byte(monkeypatch: pytest.MonkeyPatch) -> None:
+    import structlog
+    from prometheus_client import CollectorRegistry
+
+    from obs import processors
+    from obs.config import Settings
+    from obs.logs import build_processors, fused_json_line
+
+    monkeypatch.setattr(processors, "_time_ns", lambda: 1_790_000_000_123_456_789)
+    chain = build_processors(Settings.from_env(service_name="svc"), json=True,
+                             registry=CollectorRegistry())  # fmt: skip
+    fused = fused_json_line(chain)
+    assert fused is not None
+    trusted = frozenset({"event", "status", "exc_info", "request_id"})
+    error = _raised()
+    events: list[dict[str, Any]] = [
+        {"event": "request", "status": 200},
+        {"event": "request", "status": 500, "exc_info": error},
+        {"event": "request", "status": 200, "password": "hunter2", "nested": {"token": "t"}},
+        {"event": "request", "status": 200, "level": "warning", "big": 2**70},
+    ]
+    structlog.contextvars.bind_contextvars(request_id="r-1", user="ann", api_key="k")
+    try:
+        for event in events:
+            generic: Any = dict(event)
+            for processor in chain:
+                generic = processor(SimpleNamespace(name="obs.access"), "info", generic)
+            line = fused.render("obs.access", "info", dict(event), trusted)
+            assert line == generic
+            assert b"hunter2" not in line and b'"k"' not in line and b'"t"' not in line
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+def test_only_the_json_chain_is_fused() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from obs.config import Settings
+    from obs.logs import build_processors, fused_json_line
+
+    console = build_processors(Settings.from_env(), json=False, registry=CollectorRegistry())
+    assert fused_json_line(console) is None
+    json_chain = build_processors(Settings.from_env(), json=True, registry=CollectorRegistry())
+    assert fused_json_line(json_chain[:-1]) is None

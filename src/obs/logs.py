@@ -20,7 +20,13 @@ from structlog.typing import Processor
 
 from obs._internal import report_internal_error
 from obs.config import Settings
-from obs.processors import AddStandardFields, RenderExceptions, merge_contextvars, render_json
+from obs.processors import (
+    AddStandardFields,
+    JsonLine,
+    RenderExceptions,
+    merge_contextvars,
+    render_json,
+)
 from obs.redaction import RedactSecrets
 from obs.sink import LineSink
 
@@ -58,6 +64,8 @@ class _State:
     min_level: ClassVar[int] = logging.INFO
     sink: ClassVar[LineSink] = LineSink(sys.stdout)
     processors: ClassVar[list[Processor]] = []
+    #: The same chain in one call when it is obs's JSON chain (for :class:`EventEmitter`).
+    json_line: ClassVar[JsonLine | None] = None
     lock: ClassVar[threading.Lock] = threading.Lock()
 
 
@@ -110,6 +118,20 @@ def build_processors(
     else:
         chain.append(structlog.dev.ConsoleRenderer(colors=_wants_colour(_State.sink.stream)))
     return chain
+
+
+def fused_json_line(chain: list[Processor]) -> JsonLine | None:
+    """The one-call form of *chain* if it is the JSON chain :func:`build_processors` makes."""
+    if (
+        len(chain) == 5
+        and chain[0] is merge_contextvars
+        and isinstance(chain[1], AddStandardFields)
+        and isinstance(chain[2], RedactSecrets)
+        and isinstance(chain[3], RenderExceptions)
+        and chain[4] is render_json
+    ):
+        return JsonLine(chain[1], chain[2], chain[3])
+    return None
 
 
 def _wants_colour(stream: IO[str]) -> bool:
@@ -223,6 +245,7 @@ def configure_logging(
         fmt = resolve_format(settings.log_format, target)
         # Mutated in place: loggers cached before a reconfiguration see the new chain.
         _State.processors[:] = build_processors(settings, json=fmt == "json", registry=registry)
+        _State.json_line = fused_json_line(_State.processors)
         numeric_level = _LEVELS[settings.log_level]
         _State.min_level = numeric_level
         structlog.configure(
@@ -244,6 +267,7 @@ class EventEmitter:
     """
 
     def __init__(self, name: str) -> None:
+        self.name = name
         self.logger = SinkLogger(name)
 
     def emit(
@@ -256,6 +280,10 @@ class EventEmitter:
         """Log *event_dict*; keys in *trusted* hold the caller's own scalar values, which the
         redaction step may skip (everything else, bound context included, is checked)."""
         if level < _State.min_level:
+            return
+        json_line = _State.json_line
+        if json_line is not None:
+            _State.sink.write(json_line.render(self.name, method_name, event_dict, trusted))
             return
         rendered: Any = event_dict
         logger = self.logger

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from structlog.typing import EventDict, WrappedLogger
 
 from obs.metrics import get_metrics
+from obs.redaction import RedactSecrets
 
 
 def _structlog_context_vars() -> dict[str, Any] | None:
@@ -67,6 +68,7 @@ def merge_contextvars(logger: WrappedLogger, method_name: str, event_dict: Event
     return event_dict
 
 
+_time_ns = time.time_ns
 _LEVEL_OF_METHOD = {
     "debug": "debug",
     "info": "info",
@@ -90,13 +92,17 @@ class UtcTimestamp:
         self._prefix = ""
 
     def __call__(self) -> str:
-        ns = time.time_ns()
-        second = ns // 1_000_000_000
+        return self.at(time.time_ns())
+
+    def at(self, ns: int) -> str:
+        """The timestamp of *ns* nanoseconds since the epoch."""
+        second, ns = divmod(ns, 1_000_000_000)
         if second != self._second:
             moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
-            self._prefix = moment.strftime("%Y-%m-%dT%H:%M:%S")
+            self._prefix = moment.strftime("%Y-%m-%dT%H:%M:%S.")
             self._second = second
-        return "%s.%06dZ" % (self._prefix, ns // 1000 % 1_000_000)  # noqa: UP031 - fastest
+        # Adding a million and dropping its "1" zero-pads: cheaper than a format spec.
+        return self._prefix + str(ns // 1000 + 1_000_000)[1:] + "Z"
 
 
 class AddStandardFields:
@@ -113,16 +119,18 @@ class AddStandardFields:
         self._children: dict[str, Any] = {}
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        return self.add(event_dict, method_name, getattr(logger, "name", None))
+
+    def add(self, event_dict: EventDict, method_name: str, logger_name: str | None) -> EventDict:
+        """The processor's work, given the logger's name."""
         level = event_dict.get("level")
         if level is None:
             level = event_dict["level"] = _LEVEL_OF_METHOD.get(method_name, method_name)
-        if "logger" not in event_dict:
-            name = getattr(logger, "name", None)
-            if name:
-                event_dict["logger"] = name
+        if logger_name and "logger" not in event_dict:
+            event_dict["logger"] = logger_name
         if "service" not in event_dict:
             event_dict["service"] = self.service_name
-        event_dict["timestamp"] = self._timestamp()
+        event_dict["timestamp"] = self._timestamp.at(_time_ns())
         child = self._children.get(level)
         if child is None:
             child = self._children.setdefault(str(level), self._counter.labels(str(level)))
@@ -166,3 +174,40 @@ def render_json(logger: WrappedLogger, method_name: str, event_dict: EventDict) 
         import json
 
         return (json.dumps(event_dict, default=repr, ensure_ascii=True) + "\n").encode()
+
+
+class JsonLine:
+    """The JSON chain (:func:`merge_contextvars`, :class:`AddStandardFields`,
+    :class:`~obs.redaction.RedactSecrets`, :class:`RenderExceptions`, :func:`render_json`) in one
+    call, for events whose own keys the caller vouches for: the same line, about half the cost.
+
+    Keys in *trusted* hold the caller's own scalar values; everything else (bound context
+    included) is redacted as the chain would.
+    """
+
+    def __init__(
+        self, standard: AddStandardFields, redact: RedactSecrets, exceptions: RenderExceptions
+    ) -> None:
+        self._standard = standard
+        self._redact = redact
+        self._exceptions = exceptions
+
+    def render(
+        self, logger_name: str, method_name: str, event_dict: EventDict, trusted: frozenset[str]
+    ) -> bytes:
+        if _CONTEXT_VARS is None:  # pragma: no cover - a structlog that keeps them elsewhere
+            event_dict = merge_contextvars(None, method_name, event_dict)
+        else:
+            for key, var in _BoundKeys.current(_CONTEXT_VARS):
+                value = var.get()
+                if value is not Ellipsis and key not in event_dict:
+                    event_dict[key] = value
+        self._standard.add(event_dict, method_name, logger_name)
+        if not event_dict.keys() <= trusted:
+            event_dict = self._redact.redact_untrusted(event_dict, trusted)
+        if "exc_info" in event_dict or "stack_info" in event_dict:
+            event_dict = self._exceptions(None, method_name, event_dict)
+        try:
+            return orjson.dumps(event_dict, default=_json_default, option=_ORJSON_OPTIONS)
+        except (TypeError, orjson.JSONEncodeError):
+            return render_json(None, method_name, event_dict)
