@@ -49,7 +49,6 @@ SLOW_REQUEST_SECONDS = 1.0
 DEFAULT_MAX_LABEL_SETS = 2000
 
 _perf_counter = time.perf_counter
-_STATUS_TEXT = {code: str(code) for code in range(100, 600)}
 _METHOD_LABELS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 #: Keys of the access line whose values obs itself made (scalars; the query already masked):
 #: the redaction step checks only the keys that come from elsewhere, like bound context.
@@ -121,7 +120,7 @@ class HttpObserver:
         self._route_labels = RouteLabels(max_routes)
         self._admitted_routes = self._route_labels.admitted  # read-only view for the hot path
         self._max_label_sets = max_label_sets
-        self._duration_children: dict[tuple[str, str, str, str], Any] = {}
+        self._duration_children: dict[tuple[str, str, int, str], Any] = {}
         self._active_children: dict[str, Any] = {}
         self.access_log = self.settings.access_log if access_log is None else access_log
         self.exclude_paths = frozenset(self.settings.exclude_paths)
@@ -159,15 +158,14 @@ class HttpObserver:
     def record(self, obs: RequestObservation, duration: float) -> None:
         """Update the metrics of a finished request."""
         status = obs.status
-        status_text = _STATUS_TEXT.get(status) or str(status)
         error_type = obs.error_type
         if not error_type and status >= 500:
-            error_type = status_text
+            error_type = str(status)
         route = obs.route
         if route is None or route not in self._admitted_routes:
             route = self._route_labels(route)
         obs.route_label = route
-        key = (obs.method, route, status_text, error_type)
+        key = (obs.method, route, status, error_type)
         child = self._duration_children.get(key)
         if child is None:
             child = self._new_duration_child(key)
@@ -183,18 +181,19 @@ class HttpObserver:
         if obs.exception is not None:
             self._exceptions.labels(route, error_type).inc()
         if self._request_size is not None and self._response_size is not None:
-            labels = (obs.method, route, status_text)
+            labels = (obs.method, route, str(status))
             self._request_size.labels(*labels).observe(obs.bytes_in)
             self._response_size.labels(*labels).observe(obs.bytes_out)
 
-    def _new_duration_child(self, key: tuple[str, str, str, str]) -> Any:
+    def _new_duration_child(self, key: tuple[str, str, int, str]) -> Any:
         if len(self._duration_children) >= self._max_label_sets:
             method, _, status, error_type = key
             key = (method, OVERFLOW_ROUTE, status, error_type)
             child = self._duration_children.get(key)
             if child is not None:
                 return child
-        child = self._duration.labels(*key)
+        method, route, status, error_type = key
+        child = self._duration.labels(method, route, str(status), error_type)
         self._duration_children[key] = child
         return child
 
@@ -254,31 +253,14 @@ class HttpObserver:
 
 
 class RequestObservation:
-    """The state of one request as an adapter sees it; closed by :meth:`finish` exactly once.
+    """The state of one request as an adapter sees it; closed by :meth:`finish` exactly once."""
 
-    Attributes the adapter does not set keep the class-level defaults, so that starting an
-    observation assigns only what every request has.
-    """
-
-    status = 0
-    bytes_in = 0
-    bytes_out = 0
-    route: str | None = None
-    route_label = ""  # the route as the metrics labelled it
-    error_type = ""
-    exception: BaseException | None = None
-    finished = False
-    query = ""
-    client: str | None = None
-    user_agent: str | None = None
-    active: Any = None
-    profile: ActiveProfile | None = None
-    profile_path: str | None = None
-    request_id: str | None = None
-    trace_id: str | None = None
-    id_token: contextvars.Token[Any] | None = None
-    trace_token: contextvars.Token[Any] | None = None
-    end = 0.0
+    __slots__ = (
+        "active", "bytes_in", "bytes_out", "client", "end", "error_type", "exception",
+        "finished", "id_token", "method", "observer", "path", "profile", "profile_path",
+        "query", "raw_method", "request_id", "route", "route_label", "start", "status",
+        "trace_id", "trace_token", "user_agent",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -293,6 +275,22 @@ class RequestObservation:
         self.raw_method = method
         self.method = _METHOD_LABELS.get(method) or method_label(method)
         self.path = path
+        self.status = self.bytes_in = self.bytes_out = 0
+        self.end = 0.0
+        self.route: str | None = None
+        self.route_label = ""  # the route as the metrics labelled it
+        self.error_type = self.query = ""
+        self.exception: BaseException | None = None
+        self.finished = False
+        self.client: str | None = None
+        self.user_agent: str | None = None
+        self.active: Any = None
+        self.profile: ActiveProfile | None = None
+        self.profile_path: str | None = None
+        self.request_id: str | None = None
+        self.trace_id: str | None = None
+        self.id_token: contextvars.Token[Any] | None = None
+        self.trace_token: contextvars.Token[Any] | None = None
         if not observer.request_ids:
             return
         self.request_id = request_id_from(raw_request_id)

@@ -64,7 +64,7 @@ def route_template(scope: Scope, root_path: str) -> str | None:
             return None
     current_root = scope.get("root_path", "")
     prefix = "" if current_root == root_path else str(current_root)[len(root_path) :]
-    key = (id(route), prefix)
+    key = (id(route), prefix) if prefix else id(route)  # a plain int in the usual case
     cached = _templates.get(key)
     if cached is not None and cached[0] is route:
         return cached[1]
@@ -75,7 +75,7 @@ def route_template(scope: Scope, root_path: str) -> str | None:
 
 
 # Starlette routes are unhashable (they define __eq__): cached by id, checked by identity.
-_templates: dict[tuple[int, str], tuple[Any, str | None]] = {}
+_templates: dict[int | tuple[int, str], tuple[Any, str | None]] = {}
 
 
 def _template_of(route: Any, prefix: str) -> str | None:
