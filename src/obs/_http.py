@@ -50,8 +50,9 @@ DEFAULT_MAX_LABEL_SETS = 2000
 
 _perf_counter = time.perf_counter
 _METHOD_LABELS = {m: m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
-#: Keys of the access line whose values obs itself made (scalars; the query already masked):
-#: the redaction step checks only the keys that come from elsewhere, like bound context.
+#: Every key of the access line, each holding a value obs itself made (scalars; the query
+#: already masked): the redaction step checks only the keys that come from elsewhere, like
+#: bound context. ``exc_info`` is rendered by the exception step, as in every other line.
 _ACCESS_KEYS = frozenset(
     {
         "event", "http_request_method", "http_route", "path", "status", "duration_ms",
@@ -125,7 +126,7 @@ class HttpObserver:
         self.access_log = self.settings.access_log if access_log is None else access_log
         self.exclude_paths = frozenset(self.settings.exclude_paths)
         self.sample_rate = self.settings.access_log_sample
-        self._log = EventEmitter("obs.access")
+        self._log = EventEmitter("obs.access", _ACCESS_KEYS)
         self._redactor = RedactSecrets(self.settings.redact_keys)
         if profiler is None and self.settings.profile_token:
             # Imported only when profiling is on: pyinstrument stays out of ordinary start-ups.
@@ -134,26 +135,12 @@ class HttpObserver:
             profiler = Profiler.from_settings(self.settings)
         self.profiler = profiler if profiler is not None and profiler.enabled else None
 
-    def begin(
-        self,
-        method: str,
-        path: str,
-        request_id: bytes | None = None,
-        traceparent: bytes | None = None,
-    ) -> RequestObservation:
-        """Start observing one request: bind its ids and count it as active."""
-        observation = RequestObservation(self, method, path, request_id, traceparent)
-        try:
-            child = self._active_children.get(observation.method)
-            if child is None:
-                child = self._active_children[observation.method] = self._active.labels(
-                    observation.method
-                )
-            child.inc()
-            observation.active = child
-        except Exception as exc:
-            report_internal_error("metrics", exc, self.registry)
-        return observation
+    def active_child(self, method: str) -> Any:
+        """The active-requests gauge child of *method* (a method label)."""
+        child = self._active_children.get(method)
+        if child is None:
+            child = self._active_children[method] = self._active.labels(method)
+        return child
 
     def record(self, obs: RequestObservation, duration: float) -> None:
         """Update the metrics of a finished request."""
@@ -236,11 +223,11 @@ class HttpObserver:
         if obs.exception is not None:
             fields["exc_info"] = obs.exception
         if status >= 500:
-            self._log.emit("error", logging.ERROR, fields, _ACCESS_KEYS)
+            self._log.emit("error", logging.ERROR, fields)
         elif status >= 400:
-            self._log.emit("warning", logging.WARNING, fields, _ACCESS_KEYS)
+            self._log.emit("warning", logging.WARNING, fields)
         else:
-            self._log.emit("info", logging.INFO, fields, _ACCESS_KEYS)
+            self._log.emit("info", logging.INFO, fields)
 
     def redact_query(self, query: str) -> str:
         """The query string with the values of secret parameters masked."""
@@ -253,7 +240,10 @@ class HttpObserver:
 
 
 class RequestObservation:
-    """The state of one request as an adapter sees it; closed by :meth:`finish` exactly once."""
+    """The state of one request as an adapter sees it; closed by :meth:`finish` exactly once.
+
+    Made when the request arrives: it binds the request's ids and counts it as active.
+    """
 
     __slots__ = (
         "active", "bytes_in", "bytes_out", "client", "end", "error_type", "exception",
@@ -267,14 +257,21 @@ class RequestObservation:
         observer: HttpObserver,
         method: str,
         path: str,
-        raw_request_id: bytes | None,
-        traceparent: bytes | None,
+        raw_request_id: bytes | None = None,
+        traceparent: bytes | None = None,
     ) -> None:
         self.start = _perf_counter()
         self.observer = observer
         self.raw_method = method
-        self.method = _METHOD_LABELS.get(method) or method_label(method)
+        self.method = label = _METHOD_LABELS.get(method) or method_label(method)
         self.path = path
+        try:
+            active = observer._active_children.get(label) or observer.active_child(label)
+            active.inc()
+            self.active = active
+        except Exception as exc:
+            self.active = None
+            report_internal_error("metrics", exc, observer.registry)
         self.status = self.bytes_in = self.bytes_out = 0
         self.end = 0.0
         self.route: str | None = None
@@ -284,7 +281,6 @@ class RequestObservation:
         self.finished = False
         self.client: str | None = None
         self.user_agent: str | None = None
-        self.active: Any = None
         self.profile: ActiveProfile | None = None
         self.profile_path: str | None = None
         self.request_id: str | None = None

@@ -157,12 +157,16 @@ class ObservabilityMiddleware:
             for name, value in scope["headers"]:
                 if name in wanted:
                     found[name] = value
-            obs = observer.begin(
-                scope["method"], scope["path"], found.get(b"x-request-id"), found.get(b"traceparent")
+            obs = RequestObservation(
+                observer,
+                scope["method"],
+                scope["path"],
+                found.get(b"x-request-id"),
+                found.get(b"traceparent"),
             )
         else:
             found = _NOTHING
-            obs = observer.begin(scope["method"], scope["path"])
+            obs = RequestObservation(observer, scope["method"], scope["path"], None, None)
         if observer.access_log:
             _describe(obs, scope, found.get(b"user-agent"))
         root_path: str = scope.get("root_path", "")
@@ -191,16 +195,11 @@ class ObservabilityMiddleware:
 
         async def observed_send(message: Message) -> None:
             kind = message["type"]
-            if kind == "http.response.start":
-                obs.status = message["status"]
-                if extra_headers is not None:  # a copy: the app may reuse its message or list
-                    message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
-                await send(message)
-            elif kind == "http.response.body":
+            if kind == "http.response.body":
                 if count_bytes_out:
                     obs.bytes_out += len(message.get("body", b""))
                 await send(message)
-                if not message.get("more_body", False):
+                if not message.get("more_body"):
                     # The clock stops at the last body byte; a 5xx is finished when the app
                     # returns or raises, so an exception that follows its 500 is recorded too.
                     obs.end = _perf_counter()
@@ -209,8 +208,13 @@ class ObservabilityMiddleware:
                     try:
                         obs.route = route_getter(scope, root_path)
                     except Exception as exc:  # a route must never fail a request
-                        report_internal_error("route template", exc, observer.registry)
+                        report_internal_error("route template", exc, obs.observer.registry)
                     obs.finish()
+            elif kind == "http.response.start":
+                obs.status = message["status"]
+                if extra_headers is not None:  # a copy: the app may reuse its message or list
+                    message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
+                await send(message)
             else:
                 await send(message)
 
@@ -227,7 +231,7 @@ class ObservabilityMiddleware:
             raise
         finally:
             if not obs.finished:
-                obs.route = _safe_route(route_getter, scope, root_path, observer.registry)
+                obs.route = _safe_route(route_getter, scope, root_path, obs.observer.registry)
                 obs.finish()
             if obs.id_token is not None:
                 obs.unbind()

@@ -260,37 +260,33 @@ def configure_logging(
 
 
 class EventEmitter:
-    """Runs an event straight through the configured chain, skipping structlog's bound logger.
+    """Runs obs's own events straight through the configured chain, skipping structlog's bound
+    logger: the same processors and sink as every other line, a few microseconds cheaper.
 
-    For obs's own per-request lines (the access log): the same processors and sink as every
-    other line, a few microseconds cheaper per call.
+    For the access log. Every key of an emitted event must be one of *keys*, holding a value
+    obs made itself (a scalar, secrets already masked), so redaction checks only what the bound
+    context adds; with the JSON chain the line is rendered in one call (:class:`JsonLine`).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, keys: frozenset[str]) -> None:
         self.name = name
+        self.keys = keys
         self.logger = SinkLogger(name)
 
-    def emit(
-        self,
-        method_name: str,
-        level: int,
-        event_dict: dict[str, Any],
-        trusted: frozenset[str] = frozenset(),
-    ) -> None:
-        """Log *event_dict*; keys in *trusted* hold the caller's own scalar values, which the
-        redaction step may skip (everything else, bound context included, is checked)."""
+    def emit(self, method_name: str, level: int, event_dict: dict[str, Any]) -> None:
+        """Log *event_dict* at *level* (``method_name`` is the level's name)."""
         if level < _State.min_level:
             return
         json_line = _State.json_line
         if json_line is not None:
-            _State.sink.write(json_line.render(self.name, method_name, event_dict, trusted))
+            _State.sink.write(json_line.render(self.name, method_name, event_dict, self.keys))
             return
         rendered: Any = event_dict
         logger = self.logger
         try:
             for processor in _State.processors:
-                if trusted and type(processor) is RedactSecrets:
-                    rendered = processor.redact_untrusted(rendered, trusted)
+                if type(processor) is RedactSecrets:
+                    rendered = processor.redact_untrusted(rendered, self.keys)
                 else:
                     rendered = processor(logger, method_name, rendered)
         except structlog.DropEvent:

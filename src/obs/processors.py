@@ -162,7 +162,8 @@ def _json_default(obj: Any) -> Any:
     return repr(obj)
 
 
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
+_STR_KEYS_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | _STR_KEYS_OPTIONS
 
 
 def render_json(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> bytes:
@@ -179,10 +180,10 @@ def render_json(logger: WrappedLogger, method_name: str, event_dict: EventDict) 
 class JsonLine:
     """The JSON chain (:func:`merge_contextvars`, :class:`AddStandardFields`,
     :class:`~obs.redaction.RedactSecrets`, :class:`RenderExceptions`, :func:`render_json`) in one
-    call, for events whose own keys the caller vouches for: the same line, about half the cost.
+    call, for events whose every key the caller vouches for: the same line, about half the cost.
 
-    Keys in *trusted* hold the caller's own scalar values; everything else (bound context
-    included) is redacted as the chain would.
+    Every key of the event must be in *trusted*, holding the caller's own scalar values; only
+    keys merged from the bound context are then redacted, as the chain would.
     """
 
     def __init__(
@@ -195,19 +196,23 @@ class JsonLine:
     def render(
         self, logger_name: str, method_name: str, event_dict: EventDict, trusted: frozenset[str]
     ) -> bytes:
+        untrusted = False
         if _CONTEXT_VARS is None:  # pragma: no cover - a structlog that keeps them elsewhere
             event_dict = merge_contextvars(None, method_name, event_dict)
+            untrusted = True
         else:
             for key, var in _BoundKeys.current(_CONTEXT_VARS):
                 value = var.get()
                 if value is not Ellipsis and key not in event_dict:
                     event_dict[key] = value
+                    untrusted = untrusted or key not in trusted
         self._standard.add(event_dict, method_name, logger_name)
-        if not event_dict.keys() <= trusted:
+        if untrusted:
             event_dict = self._redact.redact_untrusted(event_dict, trusted)
         if "exc_info" in event_dict or "stack_info" in event_dict:
             event_dict = self._exceptions(None, method_name, event_dict)
         try:
-            return orjson.dumps(event_dict, default=_json_default, option=_ORJSON_OPTIONS)
+            # Keys are strings here, so orjson's faster path without OPT_NON_STR_KEYS applies.
+            return orjson.dumps(event_dict, default=_json_default, option=_STR_KEYS_OPTIONS)
         except (TypeError, orjson.JSONEncodeError):
             return render_json(None, method_name, event_dict)

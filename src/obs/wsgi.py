@@ -108,10 +108,11 @@ class ObservabilityMiddleware:
         path = script_name + get("PATH_INFO", "")
         if not path.isascii():  # WSGI strings carry the raw bytes as latin-1
             path = path.encode("latin-1", "replace").decode("utf-8", "replace")
-        obs = self.observer.begin(
+        obs = RequestObservation(
+            self.observer,
             environ["REQUEST_METHOD"],
             path or "/",
-            request_id=None if request_id is None else request_id.encode("latin-1", "replace"),
+            raw_request_id=None if request_id is None else request_id.encode("latin-1", "replace"),
             traceparent=None if traceparent is None else traceparent.encode("latin-1", "replace"),
         )
         response = ObservedResponse(obs, start_response, environ, self.route_getter, script_name)

@@ -89,10 +89,11 @@ class ObservabilityMiddleware:
         meta = request.META
         request_id = meta.get("HTTP_X_REQUEST_ID")
         traceparent = meta.get("HTTP_TRACEPARENT")
-        obs = self.observer.begin(
+        obs = RequestObservation(
+            self.observer,
             request.method or "GET",
             request.path,
-            request_id=None if request_id is None else request_id.encode("latin-1", "replace"),
+            raw_request_id=None if request_id is None else request_id.encode("latin-1", "replace"),
             traceparent=None if traceparent is None else traceparent.encode("latin-1", "replace"),
         )
         if self.observer.access_log:
