@@ -36,7 +36,6 @@ RouteGetter = Callable[[Scope, str], "str | None"]
 __all__ = ["MetricsApp", "ObservabilityMiddleware", "make_metrics_app", "route_template", "start_metrics_server"]
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
-_NOTHING: dict[bytes, bytes] = {}
 _perf_counter = time.perf_counter
 
 
@@ -146,52 +145,47 @@ class ObservabilityMiddleware:
         # Bytes in and out are counted only where they are reported.
         self._count_bytes = self.observer.access_log or self.observer.record_body_sizes
 
+    def _begin(self, scope: Scope) -> tuple[RequestObservation, list[tuple[bytes, bytes]] | None]:
+        """Start observing a request whose headers matter; the headers to add to its response."""
+        wanted = self._wanted_headers
+        found: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            if name in wanted:
+                found[name] = value
+        obs = RequestObservation(
+            self.observer,
+            scope["method"],
+            scope["path"],
+            found.get(b"x-request-id"),
+            found.get(b"traceparent"),
+        )
+        if self.observer.access_log:
+            _describe(obs, scope, found.get(b"user-agent"))
+        request_id = obs.request_id
+        if request_id is None:
+            return obs, None
+        extra_headers = [(b"x-request-id", request_id.encode())]
+        profile_token = found.get(b"x-obs-profile")
+        if profile_token is not None:
+            profile_id = obs.start_profile(profile_token.decode("latin-1"))
+            if profile_id is not None:
+                extra_headers.append((b"x-obs-profile-id", profile_id.encode("ascii")))
+        return obs, extra_headers
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        observer = self.observer
-        wanted = self._wanted_headers
-        if wanted:
-            found: dict[bytes, bytes] = {}
-            for name, value in scope["headers"]:
-                if name in wanted:
-                    found[name] = value
-            obs = RequestObservation(
-                observer,
-                scope["method"],
-                scope["path"],
-                found.get(b"x-request-id"),
-                found.get(b"traceparent"),
-            )
-        else:
-            found = _NOTHING
-            obs = RequestObservation(observer, scope["method"], scope["path"], None, None)
-        if observer.access_log:
-            _describe(obs, scope, found.get(b"user-agent"))
+        if self._wanted_headers:
+            obs, extra_headers = self._begin(scope)
+        else:  # bare metrics: nothing to read from the request
+            obs = RequestObservation(self.observer, scope["method"], scope["path"])
+            extra_headers = None
+        count_bytes_out = self._count_bytes
+        if count_bytes_out:
+            receive = _counting_receive(obs, receive)
         root_path: str = scope.get("root_path", "")
         route_getter = self.route_getter
-        request_id = obs.request_id
-        extra_headers = None if request_id is None else [(b"x-request-id", request_id.encode())]
-        profile_token = found.get(b"x-obs-profile")
-        if profile_token is not None and extra_headers is not None:
-            profile_id = obs.start_profile(profile_token.decode("latin-1"))
-            if profile_id is not None:
-                extra_headers.append((b"x-obs-profile-id", profile_id.encode("ascii")))
-
-        count_bytes_out = self._count_bytes
-
-        if self._count_bytes:
-
-            async def observed_receive() -> Message:
-                message = await receive()
-                if message["type"] == "http.request":
-                    obs.bytes_in += len(message.get("body", b""))
-                return message
-
-            app_receive: Receive = observed_receive
-        else:
-            app_receive = receive
 
         async def observed_send(message: Message) -> None:
             kind = message["type"]
@@ -219,7 +213,7 @@ class ObservabilityMiddleware:
                 await send(message)
 
         try:
-            await self.app(scope, app_receive, observed_send)
+            await self.app(scope, receive, observed_send)
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
             obs.cancel(exc)
             raise
@@ -235,6 +229,18 @@ class ObservabilityMiddleware:
                 obs.finish()
             if obs.id_token is not None:
                 obs.unbind()
+
+
+def _counting_receive(obs: RequestObservation, receive: Receive) -> Receive:
+    """*receive*, counting the request body's bytes into *obs*."""
+
+    async def counted() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            obs.bytes_in += len(message.get("body", b""))
+        return message
+
+    return counted
 
 
 def _describe(obs: RequestObservation, scope: Scope, user_agent: bytes | None) -> None:
