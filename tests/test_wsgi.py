@@ -10,7 +10,7 @@ from wsgiref.util import FileWrapper, setup_testing_defaults
 
 import pytest
 import structlog
-from flask import Flask
+from flask import Flask, request
 from prometheus_client import CollectorRegistry
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -242,6 +242,30 @@ def test_flask_route_templates_exceptions_and_metrics(registry: CollectorRegistr
     assert count(registry, http_route="/items/<item_id>", http_response_status_code="200") == 1
     assert count(registry, http_route="/boom", http_response_status_code="500", error_type="RuntimeError") == 1
     assert count(registry, http_route="_unmatched", http_response_status_code="404", error_type="") == 1
+
+
+def test_flask_routes_survive_early_answers_and_blueprints(registry: CollectorRegistry) -> None:
+    from flask import Blueprint
+
+    app = Flask(__name__)
+    shop = Blueprint("shop", __name__, url_prefix="/shop")
+    shop.add_url_rule("/carts/<int:cart_id>", "cart", lambda cart_id: str(cart_id))
+    app.register_blueprint(shop)
+    app.add_url_rule("/private/<doc>", "private", lambda doc: doc)
+
+    @app.before_request
+    def refuse_private() -> Any:
+        if request.path.startswith("/private/"):
+            return "go away", 403
+        return None
+
+    instrument(app, registry=registry, settings=Settings.from_env({}), metrics_path=None)
+    client = app.test_client()
+    client.get("/shop/carts/3").close()
+    with client.get("/private/x") as response:
+        assert response.status_code == 403
+    assert count(registry, http_route="/shop/carts/<int:cart_id>", http_response_status_code="200") == 1
+    assert count(registry, http_route="/private/<doc>", http_response_status_code="403") == 1
 
 
 def test_mounted_flask_app_routes_are_relative_to_the_middleware(registry: CollectorRegistry) -> None:
