@@ -21,7 +21,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from obs import _render
+from obs import _render, _render_multiprocess
 from obs.exposition import render
 from obs.metrics import get_metrics
 from obs.store import CounterFamily, GaugeFamily, HistogramFamily
@@ -249,6 +249,6 @@ def test_multiprocess_files_render_the_same_samples(tmp_path: Path) -> None:
         )
 
     assert normalised(ours) == normalised(theirs)  # ...and gives the same samples
-    assert _render.render_multiprocess_text(str(directory)) == ours
+    assert _render_multiprocess.render_multiprocess_text(str(directory)) == ours
     # OpenMetrics scrapes of multiprocess files are left to prometheus_client.
     assert _render.render_openmetrics(registry) == om_exposition.generate_latest(registry)

@@ -9,7 +9,8 @@ and sums, so this module formats them straight to text: labels are escaped and s
 child, bucket lines share that prefix, and small integer counts skip float formatting.
 
 With ``PROMETHEUS_MULTIPROC_DIR`` set, a ``MultiProcessCollector`` in the registry is read and
-merged here too (text format; OpenMetrics scrapes of it go through prometheus_client).
+merged by :mod:`obs._render_multiprocess` (text format; OpenMetrics scrapes of it go through
+prometheus_client).
 
 The output is the same as prometheus_client's ``generate_latest`` (text format) and its
 OpenMetrics ``generate_latest`` for the same registry, line for line; ``tests/test_render.py``
@@ -21,20 +22,18 @@ rendered by prometheus_client itself.
 from __future__ import annotations
 
 import functools
-import glob
-import json
-import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, cast
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.exposition import generate_latest as generate_text
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.openmetrics import exposition as openmetrics
-from prometheus_client.utils import floatToGoString
 from prometheus_client.validation import _is_valid_legacy_labelname, _is_valid_legacy_metric_name
 
 from obs._aggregate import AggregateCollector
+from obs._render_multiprocess import multiprocess_lines
+from obs._textformat import escape_value, go_float, help_text, number
 from obs.store import CounterFamily, GaugeFamily, HistogramFamily, _Family, _format_bound
 
 __all__ = ["encode", "render_openmetrics", "render_text"]
@@ -44,29 +43,8 @@ Encoder = Callable[[Any], bytes]
 # Escaping schemes under which a legacy-valid name is written as it is.
 _PLAIN_ESCAPINGS = frozenset({openmetrics.UNDERSCORES, openmetrics.ALLOWUTF8})
 
-_go_float = cast(Callable[[float], str], floatToGoString)
-
-# Integers below this print as "<n>.0" in Go's float format; from 1e6 on Go uses exponents.
-_SMALL_INT = 1_000_000
-
-
-def _number(value: float) -> str:
-    """``floatToGoString``, with a fast path for the small whole numbers that counts are."""
-    if value.__class__ is int and 0 <= value < _SMALL_INT:
-        return f"{value}.0"
-    return _go_float(value)
-
-
-def _escape_value(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
-def _help_text(documentation: str) -> str:
-    return documentation.replace("\\", r"\\").replace("\n", r"\n")
-
-
 def _help_openmetrics(documentation: str) -> str:
-    return _escape_value(documentation)
+    return escape_value(documentation)
 
 
 def _plain_names(family: _Family) -> bool:
@@ -90,7 +68,7 @@ def _label_pairs(names: Iterable[str], values: Iterable[str]) -> list[tuple[str,
 
 
 def _joined(pairs: list[tuple[str, str]]) -> str:
-    return ",".join(f'{name}="{_escape_value(value)}"' for name, value in pairs)
+    return ",".join(f'{name}="{escape_value(value)}"' for name, value in pairs)
 
 
 def _histogram_lines(family: HistogramFamily, out: list[str], *, exemplars: bool) -> None:
@@ -107,26 +85,26 @@ def _histogram_lines(family: HistogramFamily, out: list[str], *, exemplars: bool
         ]
     for values, counts, total, raw_exemplars in children:
         pairs = _label_pairs(labelnames, values)
-        before = ",".join(f'{k}="{_escape_value(v)}"' for k, v in pairs[:le_at])
-        after = ",".join(f'{k}="{_escape_value(v)}"' for k, v in pairs[le_at:])
+        before = ",".join(f'{k}="{escape_value(v)}"' for k, v in pairs[:le_at])
+        after = ",".join(f'{k}="{escape_value(v)}"' for k, v in pairs[le_at:])
         head = f"{bucket}{{{before}," if before else f"{bucket}{{"
         tail = '"} ' if not after else f'",{after}}} '
         cumulative = 0
         for bound, count, raw in zip(bounds, counts, raw_exemplars, strict=True):
             cumulative += count
-            line = f'{head}le="{bound}{tail}{_number(cumulative)}'
+            line = f'{head}le="{bound}{tail}{number(cumulative)}'
             if exemplars and raw is not None:
                 line += _exemplar(raw)
             out.append(line + "\n")
         labels = f"{{{_joined(pairs)}}}" if pairs else ""
-        out.append(f"{count_name}{labels} {_number(cumulative)}\n")
-        out.append(f"{sum_name}{labels} {_number(total)}\n")
+        out.append(f"{count_name}{labels} {number(cumulative)}\n")
+        out.append(f"{sum_name}{labels} {number(total)}\n")
 
 
 def _exemplar(raw: tuple[Any, float, float]) -> str:
     labels, value, timestamp = raw
-    joined = ",".join(f'{k}="{_escape_value(v)}"' for k, v in sorted(labels.items()))
-    return f" # {{{joined}}} {_go_float(value)} {timestamp}"
+    joined = ",".join(f'{k}="{escape_value(v)}"' for k, v in sorted(labels.items()))
+    return f" # {{{joined}}} {go_float(value)} {timestamp}"
 
 
 def _scalar_lines(family: _Family, sample_name: str, out: list[str]) -> None:
@@ -136,7 +114,7 @@ def _scalar_lines(family: _Family, sample_name: str, out: list[str]) -> None:
     for values, value in children:
         pairs = _label_pairs(labelnames, values)
         labels = f"{{{_joined(pairs)}}}" if pairs else ""
-        out.append(f"{sample_name}{labels} {_number(value)}\n")
+        out.append(f"{sample_name}{labels} {number(value)}\n")
 
 
 def _family_lines(family: _Family, out: list[str], *, open_metrics: bool) -> None:
@@ -148,7 +126,7 @@ def _family_lines(family: _Family, out: list[str], *, open_metrics: bool) -> Non
     else:
         exposed, kind = name, "histogram"
     doc = family.documentation
-    out.append(f"# HELP {exposed} {_help_openmetrics(doc) if open_metrics else _help_text(doc)}\n")
+    out.append(f"# HELP {exposed} {_help_openmetrics(doc) if open_metrics else help_text(doc)}\n")
     out.append(f"# TYPE {exposed} {kind}\n")
     if isinstance(family, HistogramFamily):
         _histogram_lines(family, out, exemplars=open_metrics)
@@ -185,10 +163,10 @@ def _render(registry: CollectorRegistry, delegate: Encoder, *, open_metrics: boo
             _family_lines(collector, out, open_metrics=open_metrics)
         elif type(collector) is MultiProcessCollector and not open_metrics:
             flush()
-            _multiprocess_lines(collector._path, out)
+            multiprocess_lines(collector._path, out)
         elif type(collector) is AggregateCollector and not open_metrics:
             flush()
-            lines, per_process = collector.text_lines(_multiprocess_lines)
+            lines, per_process = collector.text_lines(multiprocess_lines)
             out.extend(lines)
             pending.extend(per_process)
         else:
@@ -231,177 +209,3 @@ def encode(registry: Any, encoder: Encoder) -> bytes:
         return render_openmetrics(registry, escaping, keywords.get("version", "1.0.0"))
     body: bytes = encoder(registry)
     return body
-
-
-
-# -- multiprocess -------------------------------------------------------------------------------
-#
-# prometheus_client's MultiProcessCollector parses every key of every worker's file, builds a
-# Sample per value, merges them through nested defaultdicts and formats the result like any other
-# metric. Here each distinct key is parsed once per process (keys repeat in every worker's file
-# and from scrape to scrape), values are merged into flat dicts, and lines are formatted from
-# labels that are already sorted. The merge rules are prometheus_client's: counters, summaries
-# and histogram sums add up; buckets add up and accumulate by bound, ``_count`` being the total;
-# gauges follow their multiprocess mode (``all``/``liveall`` keep a ``pid`` label).
-
-#: Parsed keys: key -> (metric name, sample name, sorted labels, help). Bounded: cleared when full.
-_KEYS: dict[str, tuple[str, str, tuple[tuple[str, str], ...], str]] = {}
-_MAX_KEYS = 200_000
-_GAUGE_MODES = {
-    "min": "min", "livemin": "min", "max": "max", "livemax": "max", "sum": "sum",
-    "livesum": "sum", "mostrecent": "mostrecent", "livemostrecent": "mostrecent",
-}  # fmt: skip
-
-
-def _parse_key(key: str) -> tuple[str, str, tuple[tuple[str, str], ...], str]:
-    parsed = _KEYS.get(key)
-    if parsed is None:
-        metric_name, name, labels, help_text = json.loads(key)
-        parsed = (metric_name, name, tuple(sorted(labels.items())), help_text)
-        if len(_KEYS) >= _MAX_KEYS:
-            _KEYS.clear()
-        _KEYS[key] = parsed
-    return parsed
-
-
-class _Merged:
-    """One metric merged across the files of all workers."""
-
-    __slots__ = ("buckets", "help", "kind", "mode", "timestamps", "values")
-
-    def __init__(self, kind: str, help_text: str) -> None:
-        self.kind = kind
-        self.help = help_text
-        self.mode = ""
-        # (sample name, labels) -> value; buckets: labels without le -> {bound: value}
-        self.values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        self.buckets: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
-        self.timestamps: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-
-
-def _merge_files(files: Iterable[str]) -> dict[str, _Merged]:
-    from prometheus_client.mmap_dict import MmapedDict
-
-    merged: dict[str, _Merged] = {}
-    # Counters, summaries and histograms add up across workers: sum by raw key first (the
-    # inner loop is one dict update per value), then parse each distinct key once.
-    sums: dict[str, dict[str, float]] = {}
-    for path in files:
-        parts = os.path.basename(path).split("_")
-        kind = parts[0]
-        try:
-            entries = MmapedDict.read_all_values_from_file(path)  # type: ignore[no-untyped-call]
-        except FileNotFoundError:
-            if kind == "gauge" and parts[1].startswith("live"):
-                continue  # a worker marked dead between the listing and now
-            raise
-        if kind != "gauge":
-            acc = sums.setdefault(kind, {})
-            get = acc.get
-            for key, value, _, _ in entries:
-                acc[key] = get(key, 0.0) + value
-            continue
-        mode, pid = _GAUGE_MODES.get(parts[1], "all"), parts[2][:-3]
-        for key, value, timestamp, _ in entries:
-            metric_name, name, labels, help_text = _parse_key(key)
-            metric = merged.get(metric_name)
-            if metric is None:
-                metric = merged[metric_name] = _Merged(kind, help_text)
-            metric.mode = mode
-            _merge_gauge(metric, mode, (name, labels), pid, value, timestamp)
-    for kind, acc in sums.items():
-        for key, value in acc.items():
-            metric_name, name, labels, help_text = _parse_key(key)
-            metric = merged.get(metric_name)
-            if metric is None:
-                metric = merged[metric_name] = _Merged(kind, help_text)
-            if kind == "histogram" and name.endswith("_bucket"):
-                bound, rest = _bucket_of(key, labels)
-                by_bound = metric.buckets.setdefault(rest, {})
-                by_bound[bound] = by_bound.get(bound, 0.0) + value
-                metric.values.setdefault((metric_name + "_count", rest), 0.0)
-            else:
-                metric.values[(name, labels)] = metric.values.get((name, labels), 0.0) + value
-    return merged
-
-
-_BUCKETS: dict[str, tuple[float, tuple[tuple[str, str], ...]]] = {}
-
-
-def _bucket_of(
-    key: str, labels: tuple[tuple[str, str], ...]
-) -> tuple[float, tuple[tuple[str, str], ...]]:
-    """The bound and the other labels of a bucket key, parsed once per key."""
-    found = _BUCKETS.get(key)
-    if found is None:
-        bound = float(dict(labels)["le"])
-        found = (bound, tuple(pair for pair in labels if pair[0] != "le"))
-        if len(_BUCKETS) >= _MAX_KEYS:
-            _BUCKETS.clear()
-        _BUCKETS[key] = found
-    return found
-
-
-def _merge_gauge(
-    metric: _Merged,
-    mode: str,
-    sample: tuple[str, tuple[tuple[str, str], ...]],
-    pid: str,
-    value: float,
-    timestamp: float,
-) -> None:
-    values = metric.values
-    if mode == "all":
-        name, labels = sample
-        values[(name, tuple(sorted((*labels, ("pid", pid)))))] = value
-    elif mode == "sum":
-        values[sample] = values.get(sample, 0.0) + value
-    elif mode == "min":
-        values[sample] = min(values.get(sample, value), value)
-    elif mode == "max":
-        values[sample] = max(values.get(sample, value), value)
-    else:  # most recent
-        if metric.timestamps.get(sample, 0.0) < float(timestamp or 0):
-            values[sample] = value
-            metric.timestamps[sample] = float(timestamp or 0)
-
-
-def _labels_text(labels: tuple[tuple[str, str], ...]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape_value(v)}"' for k, v in labels) + "}"
-
-
-def _multiprocess_lines(directory: str, out: list[str]) -> None:
-    """The text format of every metric in *directory*'s ``.db`` files."""
-    merged = _merge_files(glob.glob(os.path.join(directory, "*.db")))
-    for metric_name, metric in merged.items():
-        kind = metric.kind
-        exposed = metric_name + "_total" if kind == "counter" else metric_name
-        out.append(f"# HELP {exposed} {_help_text(metric.help)}\n")
-        out.append(f"# TYPE {exposed} {kind}\n")
-        counts: dict[tuple[tuple[str, str], ...], float] = {}
-        bucket = metric_name + "_bucket"
-        for labels, by_bound in metric.buckets.items():
-            le_at = sum(1 for k, _ in labels if k < "le")
-            before = ",".join(f'{k}="{_escape_value(v)}"' for k, v in labels[:le_at])
-            after = ",".join(f'{k}="{_escape_value(v)}"' for k, v in labels[le_at:])
-            head = f"{bucket}{{{before}," if before else f"{bucket}{{"
-            tail = '"} ' if not after else f'",{after}}} '
-            total = 0.0
-            for bound in sorted(by_bound):
-                total += by_bound[bound]
-                out.append(f'{head}le="{_go_float(bound)}{tail}{_go_float(total)}\n')
-            counts[labels] = total
-        for (name, labels), value in metric.values.items():
-            if kind == "histogram" and name == metric_name + "_count":
-                value = counts.get(labels, value)
-            out.append(f"{name}{_labels_text(labels)} {_go_float(value)}\n")
-
-
-def render_multiprocess_text(directory: str) -> bytes:
-    """The text format of the ``.db`` files in *directory*, as ``MultiProcessCollector``
-    rendered by ``generate_latest`` gives it (same samples; lines may come in another order)."""
-    out: list[str] = []
-    _multiprocess_lines(directory, out)
-    return "".join(out).encode("utf-8")

@@ -15,7 +15,8 @@ The accounting, for each server:
 - what the killed worker had completed before it died is still counted (prometheus_client's
   multiprocess values live in shared memory-mapped files, not in the process).
 
-The figures of the run go to ``tests/integration/reliability-figures.json`` (README, "Reliability").
+The figures of the run go to ``build/reliability-figures.json``, or with ``OBS_RECORD_FIGURES=1`` to
+``tests/integration/reliability-figures.json`` (README, "Reliability").
 """
 
 from __future__ import annotations
