@@ -50,3 +50,27 @@ def test_quick_run_produces_the_obs_figures(tmp_path: Path) -> None:
     assert "| Target | Measured | Goal | Met |" in text
     assert text.count("<!-- bench:start -->") == 1
     assert "| Target |" in proc.stdout
+
+
+def test_profiling_bench_runs_end_to_end() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bench_profiling", "--rounds", "1", "--seconds", "1",
+         "--number", "1000"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split("  ")[0]: line for line in proc.stdout.splitlines()}
+    sampled = rows["served app, req/s while sampled at 100 Hz"]
+    assert int(sampled.split("samples per round")[0].split()[-1]) > 0
+    assert "throughput cost of sampling (median of pairs)" in rows
+    assert "obs profile options: defaults" in proc.stdout
+
+
+def test_the_confidence_interval_brackets_the_median() -> None:
+    from bench.bench_profiling import _median_ci
+
+    values = [float(v) for v in range(41)]
+    median, low, high = _median_ci(values)
+    assert median == 20.0
+    assert 12.0 <= low < 20.0 < high <= 28.0
+    assert _median_ci([5.0]) == (5.0, 5.0, 5.0)
