@@ -19,22 +19,19 @@ Run from the repository root: ``python -m bench.bench_profiling`` (``--help`` fo
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
-import re
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from bench.http_load import free_port, load_generator, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = b'{"status": "ok"}'
@@ -59,70 +56,10 @@ async def app(scope: dict[str, Any], receive: Callable[..., Any], send: Callable
     await send({"type": "http.response.body", "body": BODY})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_serving(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"the app did not start serving on port {port} within {timeout:.0f}s")
-
-
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of process *pid* so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def load(port: int, seconds: float, connections: int) -> tuple[float, int]:
-    """Requests per second and requests answered during *seconds* of GETs over *connections*
-    keep-alive connections: with wrk when installed, else from Python threads."""
-    if shutil.which("wrk"):
-        out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", f"http://127.0.0.1:{port}/"],
-            capture_output=True, text=True, check=True, timeout=seconds + 60,
-        ).stdout  # fmt: skip
-        rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-        total = re.search(r"(\d+) requests in", out)
-        if rps is None or total is None or "Non-2xx" in out or "Socket errors" in out:
-            raise SystemExit(f"wrk failed against the app:\n{out}")
-        return float(rps.group(1)), int(total.group(1))
-    counts: list[int] = []
-    errors: list[BaseException] = []
-    deadline = time.perf_counter() + seconds
-
-    def client() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        done = 0
-        try:
-            while time.perf_counter() < deadline:
-                conn.request("GET", "/")
-                conn.getresponse().read()
-                done += 1
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            conn.close()
-            counts.append(done)
-
-    threads = [threading.Thread(target=client) for _ in range(connections)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise SystemExit(f"load generator failed: {errors[0]!r}")
-    return sum(counts) / elapsed, sum(counts)
 
 
 def start_profile(pid: int, directory: str, extra: list[str]) -> subprocess.Popen[str]:
@@ -167,17 +104,19 @@ def bench_served(
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
+    _, load = load_generator()
+
     def measured() -> tuple[float, float]:
         cpu = cpu_seconds(server.pid)
-        rps, answered = load(port, seconds, connections)
-        return rps, (cpu_seconds(server.pid) - cpu) / max(answered, 1)
+        result = load(port, seconds, connections=connections, path="/")
+        return result["rps"], (cpu_seconds(server.pid) - cpu) / max(result["requests"], 1)
 
     plain: list[tuple[float, float]] = []
     sampled: list[tuple[float, float]] = []
     samples: list[int] = []
     try:
-        wait_until_serving(port)
-        load(port, 1.0, connections)  # warm up
+        wait_ready(port, path="/")
+        load(port, 1.0, connections=connections, path="/")  # warm up
         with tempfile.TemporaryDirectory() as tmp:
             time.sleep(SETTLE_SECONDS)
             plain.append(measured())
@@ -279,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<{width}}  {value:>12}  {note}")
     print(
         f"({args.rounds} sampled rounds of {args.seconds:g} s, each between two plain ones, over "
-        f"{args.connections} connections from {'wrk' if shutil.which('wrk') else 'Python'}, "
+        f"{args.connections} connections from {load_generator()[0]}, "
         f"medians; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; "
         f"obs profile options: {' '.join(extra) or 'defaults'})"
     )

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,7 +48,8 @@ WSGI_SERVERS = {
 }
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on the loopback address."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
@@ -66,9 +67,10 @@ def _command(server: str, target: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _ready(port: int, timeout: float = 30.0) -> None:
+def wait_ready(port: int, timeout: float = 30.0, path: str = MEASURED_PATH) -> None:
+    """Wait until the server on *port* answers ``GET path`` with a 200."""
     deadline = time.monotonic() + timeout
-    request = f"GET {MEASURED_PATH} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
     while time.monotonic() < deadline:
         try:
             with socket.create_connection((HOST, port), timeout=1) as sock:
@@ -83,13 +85,13 @@ def _ready(port: int, timeout: float = 30.0) -> None:
 
 @contextmanager
 def serving(server: str, target: str) -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "OBS_ACCESS_LOG": os.environ.get("OBS_ACCESS_LOG", "true")}
     proc = subprocess.Popen(
         _command(server, target, port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        _ready(port)
+        wait_ready(port)
         yield port
     finally:
         proc.terminate()
@@ -103,27 +105,50 @@ def serving(server: str, target: str) -> Iterator[int]:
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
 
 
-def _wrk(port: int, seconds: float) -> dict[str, float]:
+def _wrk(
+    port: int, seconds: float, connections: int = CONNECTIONS, path: str = MEASURED_PATH
+) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(int(seconds), 1)}s", "--latency",
-         f"http://{HOST}:{port}{MEASURED_PATH}"],
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(int(seconds), 1)}s", "--latency",
+         f"http://{HOST}:{port}{path}"],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    if rps is None or total is None or "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk failed against port {port}:\n{out}")
     latencies = {}
     for pct, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M):
         latencies[pct] = float(value) * _UNITS[unit]
-    return {"rps": rps, "p50_ms": latencies["50"], "p99_ms": latencies["99"]}
+    return {
+        "rps": float(rps.group(1)),
+        "requests": int(total.group(1)),
+        "p50_ms": latencies["50"],
+        "p99_ms": latencies["99"],
+    }
 
 
-def _python_loadgen(port: int, seconds: float) -> dict[str, float]:
+def _python_loadgen(
+    port: int, seconds: float, connections: int = CONNECTIONS, path: str = MEASURED_PATH
+) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.loadgen", HOST, str(port), MEASURED_PATH, str(seconds),
-         str(CONNECTIONS)],
+        [sys.executable, "-m", "bench.loadgen", HOST, str(port), path, str(seconds),
+         str(connections)],
         capture_output=True, text=True, check=True, timeout=seconds + 60,
     ).stdout  # fmt: skip
     result: dict[str, float] = json.loads(out)
     return result
+
+
+def load_generator() -> tuple[str, Callable[..., dict[str, float]]]:
+    """The load generator to use and its name: wrk when installed, else :mod:`bench.loadgen`.
+
+    Called as ``load(port, seconds, connections=..., path=...)``; returns ``rps``, ``requests``
+    and the ``p50_ms``/``p99_ms`` latencies.
+    """
+    if shutil.which("wrk"):
+        return "wrk", _wrk
+    return "python (bench.loadgen)", _python_loadgen
 
 
 def _measure(variants: dict[str, tuple[str, str, str]], seconds: float, rounds: int,
@@ -153,8 +178,7 @@ def _measure(variants: dict[str, tuple[str, str, str]], seconds: float, rounds: 
 
 def run(quick: bool) -> dict[str, Any]:
     seconds, rounds = (1.0, 1) if quick else (5.0, 3)
-    generator = "wrk" if shutil.which("wrk") else "python (bench.loadgen)"
-    load = _wrk if generator == "wrk" else _python_loadgen
+    generator, load = load_generator()
     skipped: dict[str, str] = {}
     return {
         "seconds": seconds,
