@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+import json
 import logging
 import os
 import socket
@@ -7,11 +9,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
+import obs
 from obs import _internal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +40,19 @@ def _reset_global_state() -> Iterator[None]:
 @pytest.fixture
 def registry() -> CollectorRegistry:
     return CollectorRegistry()
+
+
+@pytest.fixture
+def log() -> io.StringIO:
+    """obs's JSON log lines, captured."""
+    out = io.StringIO()
+    obs.configure_logging(service_name="t", log_format="json", stream=out)
+    return out
+
+
+def access(out: io.StringIO) -> list[dict[str, Any]]:
+    """The access-log lines among the JSON lines written to *out*."""
+    return [r for r in map(json.loads, out.getvalue().splitlines()) if r.get("event") == "request"]
 
 
 def free_port() -> int:

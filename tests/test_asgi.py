@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
-import obs
 from obs.asgi import ObservabilityMiddleware, make_metrics_app
 from obs.config import Settings
 from obs.redaction import MASK
 from tests.asgi_client import http_scope, request
+from tests.conftest import access
 
 DURATION = "http_server_request_duration_seconds"
 
@@ -34,19 +34,10 @@ def count(registry: CollectorRegistry, **labels: str) -> float:
     return total
 
 
-@pytest.fixture
-def log() -> io.StringIO:
-    out = io.StringIO()
-    obs.configure_logging(service_name="t", log_format="json", stream=out)
-    return out
-
 
 def lines(out: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
-
-def access(out: io.StringIO) -> list[dict[str, Any]]:
-    return [r for r in lines(out) if r["event"] == "request"]
 
 
 async def hello(request: Request) -> PlainTextResponse:

@@ -2,21 +2,19 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import django
-import pytest
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.test import AsyncClient, Client, override_settings
 from django.urls import path
 from prometheus_client import CollectorRegistry
 
-import obs
 from obs.config import Settings
 from obs.wsgi import ObservabilityMiddleware as WsgiMiddleware
+from tests.conftest import access
 
 DURATION = "http_server_request_duration_seconds"
 
@@ -65,15 +63,6 @@ def count(registry: CollectorRegistry, **labels: str) -> float:
     )
 
 
-@pytest.fixture
-def log() -> io.StringIO:
-    out = io.StringIO()
-    obs.configure_logging(service_name="t", log_format="json", stream=out)
-    return out
-
-
-def access(out: io.StringIO) -> list[dict[str, Any]]:
-    return [r for r in map(json.loads, out.getvalue().splitlines()) if r.get("event") == "request"]
 
 
 def observed(registry: CollectorRegistry) -> Any:

@@ -14,11 +14,11 @@ from flask import Flask, request
 from prometheus_client import CollectorRegistry
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-import obs
 from obs.config import Settings
 from obs.context import current_request_id
 from obs.integrations.flask import instrument
 from obs.wsgi import ROUTE_KEY, ObservabilityMiddleware, make_metrics_app
+from tests.conftest import access
 
 DURATION = "http_server_request_duration_seconds"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -37,15 +37,6 @@ def active(registry: CollectorRegistry) -> float:
     return registry.get_sample_value("http_server_active_requests", {"http_request_method": "GET"}) or 0.0
 
 
-@pytest.fixture
-def log() -> io.StringIO:
-    out = io.StringIO()
-    obs.configure_logging(service_name="t", log_format="json", stream=out)
-    return out
-
-
-def access(out: io.StringIO) -> list[dict[str, Any]]:
-    return [r for r in map(json.loads, out.getvalue().splitlines()) if r["event"] == "request"]
 
 
 def middleware(app: Any, registry: CollectorRegistry, **kw: Any) -> ObservabilityMiddleware:
