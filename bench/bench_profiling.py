@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.http_load import free_port, load_generator, wait_ready
+from obs.profiling.tree import descendants
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = b'{"status": "ok"}'
@@ -75,6 +76,17 @@ def start_profile(pid: int, directory: str, extra: list[str]) -> subprocess.Pope
     return proc
 
 
+def profiler_cpu_seconds(proc: subprocess.Popen[str]) -> float:
+    """CPU time so far of obs profile and of the py-spy processes it runs."""
+    total = 0.0
+    for pid in [proc.pid, *descendants(proc.pid)]:
+        try:
+            total += cpu_seconds(pid)
+        except OSError:  # ended meanwhile
+            pass
+    return total
+
+
 def stop_profile(proc: subprocess.Popen[str]) -> int:
     """Stop sampling (as Ctrl-C would) and return how many samples were taken."""
     proc.send_signal(signal.SIGINT)
@@ -114,6 +126,7 @@ def bench_served(
     plain: list[tuple[float, float]] = []
     sampled: list[tuple[float, float]] = []
     samples: list[int] = []
+    profiler_cpu: list[float] = []  # % of one core, steady state
     try:
         wait_ready(port, path="/")
         load(port, 1.0, connections=connections, path="/")  # warm up
@@ -123,7 +136,10 @@ def bench_served(
             for _ in range(rounds):
                 profile = start_profile(server.pid, tmp, extra)  # settles as long as below
                 try:
+                    cpu, started = profiler_cpu_seconds(profile), time.monotonic()
                     sampled.append(measured())
+                    cpu = profiler_cpu_seconds(profile) - cpu
+                    profiler_cpu.append(100.0 * cpu / (time.monotonic() - started))
                 finally:
                     samples.append(stop_profile(profile))
                 time.sleep(SETTLE_SECONDS)  # plain rounds start after the same pause
@@ -145,6 +161,7 @@ def bench_served(
         "cost_low": low,
         "cost_high": high,
         "samples": float(statistics.median(samples)),
+        "profiler_cpu_percent": statistics.median(profiler_cpu),
         "plain_cpu_us": 1e6 * statistics.median(c for _, c in plain),
         "sampled_cpu_us": 1e6 * statistics.median(c for _, c in sampled),
     }
@@ -204,6 +221,8 @@ def main(argv: list[str] | None = None) -> None:
          f"{served['samples']:.0f} samples per round"),
         ("throughput cost of sampling (median of pairs)", f"{served['cost_percent']:.2f} %",
          f"target < 2 %; 95 % CI {served['cost_low']:.1f} .. {served['cost_high']:.1f} %"),
+        ("CPU of obs profile and py-spy while sampling", f"{served['profiler_cpu_percent']:.1f} %",
+         "of one core, during the measured load"),
         ("server CPU per request without / while sampled",
          f"{served['plain_cpu_us']:.0f} / {served['sampled_cpu_us']:.0f} µs", ""),
         ("profiler.enabled check", f"{per_request['enabled_check']:.0f} ns", ""),

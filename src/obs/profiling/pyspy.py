@@ -16,9 +16,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from obs.exceptions import ProfilingError
 from obs.profiling.result import ProfileResult
+from obs.profiling.tree import SpyCommand, command_line, record_tree
 
 # Generous: py-spy needs a moment to attach before sampling and to write its output after.
 _GRACE_SECONDS = 30.0
@@ -50,15 +52,6 @@ def find_py_spy() -> str:
     raise ProfilingError(
         "py-spy is not installed; run: pip install py-spy (it ships the binary obs drives)."
     )
-
-
-def command_line(pid: int) -> str:
-    """The command line of *pid* as ``ps`` shows it, or ``""`` if it cannot be read."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return ""
-    return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
 
 
 def check_pid(pid: int) -> None:
@@ -121,8 +114,8 @@ def _env() -> dict[str, str]:
 
 
 def _spy_args(options: RecordOptions) -> list[str]:
+    # --subprocesses is never passed on: obs follows the process tree itself (obs.profiling.tree).
     flags = {
-        "--subprocesses": options.subprocesses,
         "--idle": options.idle,
         "--gil": options.gil,
         "--native": options.native,
@@ -132,7 +125,7 @@ def _spy_args(options: RecordOptions) -> list[str]:
 
 
 def record(pid: int, options: RecordOptions | None = None) -> ProfileResult:
-    """Sample process *pid* with py-spy and return the result.
+    """Sample process *pid* (and, with ``subprocesses``, its descendants) with py-spy.
 
     Ctrl-C (``KeyboardInterrupt``) stops sampling early; py-spy still writes what it has and the
     result covers the time sampled so far.
@@ -143,26 +136,50 @@ def record(pid: int, options: RecordOptions | None = None) -> ProfileResult:
     check_pid(pid)
     spy = find_py_spy()
     cmdline = command_line(pid)
-    with tempfile.TemporaryDirectory(prefix="obs-profile-") as tmp:
-        raw_path = Path(tmp) / "stacks.txt"
-        # py-spy counts whole seconds; round up so a short request is honoured.
-        seconds = max(1, int(-(-options.duration // 1)))
-        args = [spy, "record", "--pid", str(pid), "--duration", str(seconds)]
+    # py-spy counts whole seconds; round up so a short request is honoured.
+    seconds = max(1, int(-(-options.duration // 1)))
+
+    def command(target: int, duration: int, output: Path) -> list[str]:
+        args = [spy, "record", "--pid", str(target), "--duration", str(duration)]
         args += ["--rate", str(options.rate), "--format", "raw", "--function"]
-        args += ["--output", str(raw_path), *_spy_args(options)]
+        return [*args, "--output", str(output), *_spy_args(options)]
+
+    metadata = {"pid": pid, "rate": options.rate, "command_line": cmdline,
+                "name": f"pid {pid}: {cmdline}" if cmdline else f"pid {pid}"}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="obs-profile-") as tmp:
+        if options.subprocesses:
+            return _record_tree(pid, seconds, command, Path(tmp), metadata)
+        raw_path = Path(tmp) / "stacks.txt"
         started = time.monotonic()
-        stderr, returncode = _run_interruptibly(args, timeout=seconds + _GRACE_SECONDS)
+        stderr, returncode = _run_interruptibly(
+            command(pid, seconds, raw_path), timeout=seconds + _GRACE_SECONDS
+        )
         elapsed = time.monotonic() - started
         if not raw_path.exists():
             raise explain_failure(pid, stderr, returncode)
         text = raw_path.read_text(encoding="utf-8", errors="replace")
     return ProfileResult.from_collapsed(
-        text,
-        pid=pid,
-        duration=round(min(elapsed, float(seconds)), 3),
-        rate=options.rate,
-        command_line=cmdline,
-        name=f"pid {pid}: {cmdline}" if cmdline else f"pid {pid}",
+        text, duration=round(min(elapsed, float(seconds)), 3), **metadata
+    )
+
+
+def _record_tree(
+    pid: int, seconds: int, command: SpyCommand, directory: Path, metadata: dict[str, Any]
+) -> ProfileResult:
+    recording = record_tree(
+        pid, seconds, command, directory, env=_env(), grace=_GRACE_SECONDS
+    )
+    if not recording.stacks:
+        if recording.timed_out:
+            raise ProfilingError(
+                "py-spy did not finish in time; try again, or run py-spy record directly."
+            )
+        raise explain_failure(pid, recording.root_stderr, recording.root_returncode)
+    return ProfileResult.from_processes(
+        recording.stacks,
+        {p: recording.command_lines.get(p, "") for p in recording.stacks},
+        duration=round(min(recording.elapsed, float(seconds)), 3),
+        **metadata,
     )
 
 

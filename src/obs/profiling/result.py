@@ -127,6 +127,20 @@ class ProfileResult:
         stacks = tuple(StackSample(frames, count, pid) for (pid, frames), count in ordered)
         return cls(stacks=stacks, processes=processes, **metadata)
 
+    @classmethod
+    def from_processes(
+        cls, stacks: Mapping[int, str], processes: Mapping[int, str], **metadata: Any
+    ) -> ProfileResult:
+        """Merge collapsed stacks recorded one process at a time (*stacks* maps a pid to its
+        py-spy raw output; *processes* a pid to its command line) into one result."""
+        merged = [
+            sample
+            for pid, text in stacks.items()
+            for sample in cls.from_collapsed(text, pid=pid).stacks
+        ]
+        merged.sort(key=lambda s: (s.pid or 0, s.frames))
+        return cls(stacks=tuple(merged), processes=dict(processes), **metadata)
+
     # -- reading ----------------------------------------------------------------------------
 
     def function_stats(self) -> list[FunctionStat]:
