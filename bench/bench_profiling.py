@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     extra = args.profile_args.split()
+    # obs profile stops on SIGINT; started from a shell's background job this process would
+    # ignore SIGINT and pass that on, and no round would ever stop.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     served = bench_served(args.seconds, args.connections, args.rounds, extra)
     per_request = bench_unprofiled_request(args.number)
     rows = [

@@ -259,6 +259,30 @@ def test_flask_routes_survive_early_answers_and_blueprints(registry: CollectorRe
     assert count(registry, http_route="/private/<doc>", http_response_status_code="403") == 1
 
 
+def test_flask_keeps_the_apps_own_request_class(registry: CollectorRegistry) -> None:
+    from flask import Request
+
+    class ShopRequest(Request):
+        @property
+        def shop(self) -> str:
+            return "main street"
+
+    app = Flask(__name__)
+    app.request_class = ShopRequest
+    seen: list[tuple[bool, Any]] = []
+
+    @app.get("/shops/<int:shop_id>")
+    def shop(shop_id: int) -> str:
+        seen.append((isinstance(request._get_current_object(), ShopRequest), request.url_rule))  # type: ignore[attr-defined]
+        return request.shop  # type: ignore[attr-defined, no-any-return]
+
+    instrument(app, registry=registry, settings=Settings.from_env({}), metrics_path=None)
+    with app.test_client().get("/shops/1") as response:
+        assert response.text == "main street"
+    assert seen == [(True, app.url_map._rules_by_endpoint["shop"][0])]
+    assert count(registry, http_route="/shops/<int:shop_id>", http_response_status_code="200") == 1
+
+
 def test_mounted_flask_app_routes_are_relative_to_the_middleware(registry: CollectorRegistry) -> None:
     app = Flask(__name__)
     app.add_url_rule("/users/<name>", "user", lambda name: name)

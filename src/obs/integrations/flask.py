@@ -3,10 +3,17 @@
     from obs.integrations.flask import instrument
     instrument(app)            # request ids, access log, RED metrics, /metrics
 
-A ``teardown_request`` function hands the middleware the matched ``url_rule``
-(``/items/<item_id>``) and the exception Flask turned into its 500 response (so ``error_type``
-names the exception class instead of ``500``): Flask drops its request object from the environ
-before the middleware could read it. Also serves ``/metrics``.
+Flask drops its request object from the environ before the middleware could read it, so the
+integration hands the middleware what it needs on the way:
+
+- the matched ``url_rule`` (``/items/<item_id>``), noted when Flask matches the request, by a
+  subclass of the app's ``request_class`` (set ``app.request_class`` before ``instrument()``);
+- the exception Flask turned into its 500 response (so ``error_type`` names the exception class
+  instead of ``500``), from the ``got_request_exception`` signal.
+
+Both cost nothing that a teardown function would not cost more: Flask runs teardown functions
+through ``ensure_sync`` on every request, the signal is sent only for errors. Also serves
+``/metrics``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,23 @@ from obs.exposition import render
 from obs.wsgi import EXCEPTION_KEY, ROUTE_KEY, ObservabilityMiddleware
 
 __all__ = ["instrument"]
+
+
+class _RouteNoting:
+    """Mixed into the app's request class: the rule Flask matches goes to the environ too."""
+
+    _obs_url_rule: Any = None
+    environ: dict[str, Any]
+
+    @property
+    def url_rule(self) -> Any:
+        return self._obs_url_rule
+
+    @url_rule.setter
+    def url_rule(self, rule: Any) -> None:
+        self._obs_url_rule = rule
+        if rule is not None:
+            self.environ[ROUTE_KEY] = rule.rule
 
 
 def instrument(app: Any, *, metrics_path: str | None = "/metrics", **options: Any) -> Any:
@@ -31,18 +55,13 @@ def instrument(app: Any, *, metrics_path: str | None = "/metrics", **options: An
     except ImportError as exc:  # pragma: no cover - the caller has a Flask app
         raise ImportError("obs.integrations.flask needs Flask: pip install flask") from exc
 
-    def note_route_and_exception(exc: BaseException | None) -> None:
-        # Teardown runs before Flask drops its request from the environ, even after errors;
-        # *exc* is the exception Flask turned into its 500 response, if any.
-        request = flask.request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not two
-        environ = request.environ
-        rule = request.url_rule
-        if rule is not None:
-            environ[ROUTE_KEY] = rule.rule
-        if exc is not None:
-            environ[EXCEPTION_KEY] = exc
+    def note_exception(sender: Any, exception: BaseException, **extra: Any) -> None:
+        flask.request.environ[EXCEPTION_KEY] = exception
 
-    app.teardown_request(note_route_and_exception)
+    app.request_class = type(
+        app.request_class.__name__, (_RouteNoting, app.request_class), {"__module__": __name__}
+    )
+    flask.got_request_exception.connect(note_exception, app, weak=False)
     app.wsgi_app = ObservabilityMiddleware(app.wsgi_app, **options)
     if metrics_path is not None:
         registry = options.get("registry")
