@@ -63,6 +63,8 @@ def test_profiling_bench_runs_end_to_end() -> None:
     sampled = rows["served app, req/s while sampled at 100 Hz"]
     assert int(sampled.split("samples per round")[0].split()[-1]) > 0
     assert "throughput cost of sampling (median of pairs)" in rows
+    profiler_cpu = rows["CPU of obs profile and py-spy while sampling"].split(" %")[0].split()[-1]
+    assert float(profiler_cpu) > 0, rows  # py-spy's processes were found and measured
     assert "obs profile options: defaults" in proc.stdout
 
 
