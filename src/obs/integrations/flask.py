@@ -18,6 +18,7 @@ through ``ensure_sync`` on every request, the signal is sent only for errors. Al
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from obs.exposition import render
@@ -26,21 +27,25 @@ from obs.wsgi import EXCEPTION_KEY, ROUTE_KEY, ObservabilityMiddleware
 __all__ = ["instrument"]
 
 
-class _RouteNoting:
-    """Mixed into the app's request class: the rule Flask matches goes to the environ too."""
+def _note_rule(request: Any, rule: Any) -> None:
+    request._obs_url_rule = rule
+    if rule is not None:
+        request.environ[ROUTE_KEY] = rule.rule
 
-    _obs_url_rule: Any = None
-    environ: dict[str, Any]
 
-    @property
-    def url_rule(self) -> Any:
-        return self._obs_url_rule
+def _observed(request_class: type[Any]) -> type[Any]:
+    """A subclass of the app's *request_class* whose matched rule reaches the middleware.
 
-    @url_rule.setter
-    def url_rule(self, rule: Any) -> None:
-        self._obs_url_rule = rule
-        if rule is not None:
-            self.environ[ROUTE_KEY] = rule.rule
+    Flask writes ``url_rule`` once per request, when it matches the rule: the write also puts
+    the template in the environ. Flask reads it several times: the getter is C code
+    (``attrgetter``), so a read costs no Python call, and it is ``None`` until a rule matched.
+    """
+    namespace = {
+        "url_rule": property(operator.attrgetter("_obs_url_rule"), _note_rule),
+        "_obs_url_rule": None,
+        "__module__": __name__,
+    }
+    return type(request_class.__name__, (request_class,), namespace)
 
 
 def instrument(app: Any, *, metrics_path: str | None = "/metrics", **options: Any) -> Any:
@@ -58,9 +63,7 @@ def instrument(app: Any, *, metrics_path: str | None = "/metrics", **options: An
     def note_exception(sender: Any, exception: BaseException, **extra: Any) -> None:
         flask.request.environ[EXCEPTION_KEY] = exception
 
-    app.request_class = type(
-        app.request_class.__name__, (_RouteNoting, app.request_class), {"__module__": __name__}
-    )
+    app.request_class = _observed(app.request_class)
     flask.got_request_exception.connect(note_exception, app, weak=False)
     app.wsgi_app = ObservabilityMiddleware(app.wsgi_app, **options)
     if metrics_path is not None:
