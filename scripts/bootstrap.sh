@@ -2,7 +2,8 @@
 # Prepare everything the demo and the test suite need, on a fresh Debian machine with python3.
 # Idempotent and quiet when there is nothing to do.
 #   scripts/bootstrap.sh            virtualenv + obs with its test extra
-#   scripts/bootstrap.sh --system   also Debian's prometheus (promtool), wrk and the npm tools for tests
+#   scripts/bootstrap.sh --system   also Debian's prometheus (promtool), wrk, valgrind and the npm
+#                                   tools for tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +57,10 @@ if [ "${1:-}" = "--system" ]; then
   if ! command -v wrk >/dev/null 2>&1; then
     say "installing Debian's wrk (the load generator of the no-loss tests)"
     apt_install wrk
+  fi
+  if ! command -v valgrind >/dev/null 2>&1; then
+    say "installing Debian's valgrind (instruction counts: bench/instructions.py)"
+    apt_install valgrind
   fi
   # An unprivileged user for the test of `obs profile` on another user's process.
   if [ "$(id -u)" = 0 ] && ! id obsnobody >/dev/null 2>&1; then

@@ -76,3 +76,16 @@ def test_the_confidence_interval_brackets_the_median() -> None:
     assert median == 20.0
     assert 12.0 <= low < 20.0 < high <= 28.0
     assert _median_ci([5.0]) == (5.0, 5.0, 5.0)
+
+
+def test_instruction_counts_are_measured() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.instructions", "--requests", "50", "--variants", "flask (bare)"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("WSGI (Flask): instructions per request (50 requests")
+    (row,) = [line for line in proc.stdout.splitlines() if "flask (bare)" in line]
+    # A Flask request executes hundreds of thousands of instructions; start-up is excluded.
+    assert 50_000 < int(row.split()[-1].replace(",", "")) < 5_000_000, proc.stdout
+    assert "ASGI" not in proc.stdout
