@@ -1,11 +1,11 @@
 """Sampling a process and its descendants: one py-spy per process, the tree followed by obs.
 
 py-spy's own ``--subprocesses`` looks for new children by reading the ``stat`` file of every
-process on the machine ten times a second, which about doubles its CPU use on a busy server
-(``bench/bench_profiling.py`` measures what sampling costs). obs instead reads the ``children``
-files of the profiled tree once a second, starts one py-spy (without ``--subprocesses``) for
-each process it has not seen yet, and merges the per-process stacks: gunicorn and uvicorn
-workers started during the run, recycled ones included, are sampled from their first second.
+process on the machine ten times a second, which about doubled its CPU use on one busy process
+(README, "Profiling"). obs instead reads the ``children`` files of the profiled tree once a
+second, starts one py-spy (without ``--subprocesses``) for each process it has not seen yet,
+and merges the per-process stacks: gunicorn and uvicorn workers started during the run,
+recycled ones included, are sampled from their first second.
 """
 
 from __future__ import annotations
