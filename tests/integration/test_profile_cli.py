@@ -200,7 +200,9 @@ def children(pid: int) -> set[int]:
     return {int(p) for p in path.read_text().split()} if path.exists() else set()
 
 
-def test_gunicorn_master_profile_samples_its_workers(tmp_path: Path) -> None:
+@pytest.fixture
+def gunicorn_under_load(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], set[int]]]:
+    """A gunicorn master with 2 workers burning CPU under 4 client threads; its first workers."""
     (tmp_path / "burnapp.py").write_text(GUNICORN_APP)
     port = free_port()
     master = subprocess.Popen(
@@ -223,8 +225,7 @@ def test_gunicorn_master_profile_samples_its_workers(tmp_path: Path) -> None:
         clients = [threading.Thread(target=load, daemon=True) for _ in range(4)]
         for client in clients:
             client.start()
-        out = tmp_path / "gunicorn.svg"
-        result = run_obs("profile", str(master.pid), "--duration", "3", "--output", str(out))
+        yield master, workers
     finally:
         stop_load.set()
         master.send_signal(signal.SIGTERM)
@@ -235,15 +236,52 @@ def test_gunicorn_master_profile_samples_its_workers(tmp_path: Path) -> None:
             master.wait()
         if master.stderr is not None:
             master.stderr.close()
+
+
+def sampled_pids(stdout: str) -> set[int]:
+    sampled = re.search(r"pids sampled: (.*)$", stdout, re.M)
+    assert sampled, stdout
+    return {int(p) for p in sampled[1].split(", ")}
+
+
+def test_gunicorn_master_profile_samples_its_workers(
+    gunicorn_under_load: tuple[subprocess.Popen[str], set[int]], tmp_path: Path
+) -> None:
+    master, workers = gunicorn_under_load
+    out = tmp_path / "gunicorn.svg"
+    result = run_obs("profile", str(master.pid), "--duration", "3", "--output", str(out))
     assert result.returncode == 0, result.stderr
-    sampled = re.search(r"pids sampled: (.*)$", result.stdout, re.M)
-    assert sampled, result.stdout
-    pids = {int(p) for p in sampled[1].split(", ")}
-    assert workers <= pids, f"workers {workers} not all in sampled pids {pids}"
+    assert workers <= sampled_pids(result.stdout), result.stdout
     document = validate_speedscope(out.with_name("gunicorn.speedscope.json"))
     assert "burn_cpu_in_worker" in speedscope_frame_names(document)
     profile_names = {p["name"].split(":")[0] for p in document["profiles"]}
     assert {f"pid {w}" for w in workers} <= profile_names
+
+
+def test_a_worker_started_during_the_run_is_sampled_too(
+    gunicorn_under_load: tuple[subprocess.Popen[str], set[int]], tmp_path: Path
+) -> None:
+    master, workers = gunicorn_under_load
+    out = tmp_path / "recycled.txt"
+    profile = subprocess.Popen(
+        [*OBS, "profile", str(master.pid), "--duration", "6", "--format", "collapsed",
+         "--output", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.5)
+    retired = min(workers)
+    os.kill(retired, signal.SIGTERM)  # gunicorn replaces a worker that exits
+    deadline = time.monotonic() + 10
+    while not (replacements := children(master.pid) - workers):
+        assert time.monotonic() < deadline, "gunicorn did not replace the worker in 10 s"
+        time.sleep(0.1)
+    stdout, stderr = profile.communicate(timeout=60)
+    assert profile.returncode == 0, stderr
+    pids = sampled_pids(stdout)
+    assert replacements & pids, f"replacement {replacements} not among sampled pids {pids}"
+    assert workers - {retired} <= pids
+    stacks = ProfileResult.from_collapsed(out.read_text())
+    assert {s.pid for s in stacks.stacks if "burn_cpu_in_worker" in ";".join(s.frames)} & replacements
 
 
 def _answers(port: int) -> bool:
