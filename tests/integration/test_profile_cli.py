@@ -164,7 +164,10 @@ def test_collapsed_output_parses_and_top_function_is_the_busy_one(
     assert parsed.top_own(1)[0].frame.startswith("obs_busy_function (busy.py:")
 
 
-def test_ctrl_c_stops_early_and_still_writes(busy: subprocess.Popen[str], workdir: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_early_and_still_writes(
+    busy: subprocess.Popen[str], workdir: Path, stop: signal.Signals
+) -> None:
     out = workdir / "interrupted.svg"
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -176,13 +179,16 @@ def test_ctrl_c_stops_early_and_still_writes(busy: subprocess.Popen[str], workdi
     assert proc.stderr is not None
     assert proc.stderr.readline().startswith(f"Sampling pid {busy.pid}")
     time.sleep(1.5)
-    proc.send_signal(signal.SIGINT)
+    spies = children(proc.pid)
+    assert spies, "obs profile runs py-spy"
+    proc.send_signal(stop)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     assert time.monotonic() - started < 15
     assert out.exists() and out.with_name("interrupted.speedscope.json").exists()
     assert "obs_busy_function" in out.read_text()
     assert re.search(r"^\d+ samples over", stdout, re.M), stdout
+    assert not any(Path(f"/proc/{spy}").exists() for spy in spies)  # no py-spy left behind
 
 
 def test_dump_shows_the_current_stack(busy: subprocess.Popen[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def write_outputs(result: ProfileResult, paths: dict[str, Path]) -> None:
     default=30.0,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
-    help="Seconds to sample; Ctrl-C stops early and still writes the result.",
+    help="Seconds to sample; Ctrl-C (or SIGTERM) stops early and still writes the result.",
 )
 @click.option(
     "--rate", default=100, show_default=True, type=click.IntRange(min=1), help="Samples per second."
@@ -116,12 +117,22 @@ def profile_command(
         f"{'' if nonblocking else ', pausing it for each sample'}; Ctrl-C stops early.",
         err=True,
     )
-    result = record(pid, options)
+    # SIGTERM (kill, a container stopping) ends the run as Ctrl-C does: py-spy stops, the
+    # files are written, and no py-spy is left behind sampling for the rest of the duration.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = record(pid, options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     write_outputs(result, paths)
     for path in paths.values():
         click.echo(f"Wrote {path}")
     click.echo(_VIEW_HINTS[fmt or "svg"])
     click.echo(render_summary(result), nl=False)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command("dump")
