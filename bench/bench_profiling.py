@@ -10,7 +10,10 @@ Run from the repository root: ``python -m bench.bench_profiling`` (``--help`` fo
     a cost of one or two. Target: under 2% fewer requests/s. On a 2-core machine the load
     generator, the server and py-spy share the cores, so py-spy's own CPU is part of the cost.
     obs profile reads stacks without pausing the process by default (py-spy --nonblocking);
-    ``--profile-args=--blocking`` measures the mode that pauses it for every sample.
+    ``--profile-args=--blocking`` measures the mode that pauses it for every sample. Also
+    reported: the CPU that obs profile and its py-spy processes use while the load runs, and the
+    CPU per request with that share included, which is what sampling costs a machine with no
+    idle CPU at all.
 (b) Nanoseconds per request spent by profiling when it is enabled (a token is configured) but
     the request does not ask for a profile: the ``enabled`` check plus ``start(None, rid)``.
     Target: under 1 µs.
