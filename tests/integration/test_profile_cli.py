@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from obs.profiling.result import ProfileResult
+from obs.profiling.tree import children
 from tests.conftest import free_port
 from tests.profiling.conftest import speedscope_frame_names, validate_speedscope
 
@@ -201,11 +202,6 @@ def test_dump_shows_the_current_stack(busy: subprocess.Popen[str]) -> None:
 # -- gunicorn ------------------------------------------------------------------------------------
 
 
-def children(pid: int) -> set[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return {int(p) for p in path.read_text().split()} if path.exists() else set()
-
-
 @pytest.fixture
 def gunicorn_under_load(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], set[int]]]:
     """A gunicorn master with 2 workers burning CPU under 4 client threads; its first workers."""
@@ -219,7 +215,7 @@ def gunicorn_under_load(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str],
     stop_load = threading.Event()
     try:
         deadline = time.monotonic() + 20
-        while len(workers := children(master.pid)) < 2 or not _answers(port):
+        while len(workers := set(children(master.pid))) < 2 or not _answers(port):
             assert master.poll() is None, master.stderr.read() if master.stderr else ""
             assert time.monotonic() < deadline, "gunicorn did not start 2 workers in 20 s"
             time.sleep(0.1)
@@ -278,7 +274,7 @@ def test_a_worker_started_during_the_run_is_sampled_too(
     retired = min(workers)
     os.kill(retired, signal.SIGTERM)  # gunicorn replaces a worker that exits
     deadline = time.monotonic() + 10
-    while not (replacements := children(master.pid) - workers):
+    while not (replacements := set(children(master.pid)) - workers):
         assert time.monotonic() < deadline, "gunicorn did not replace the worker in 10 s"
         time.sleep(0.1)
     stdout, stderr = profile.communicate(timeout=60)
