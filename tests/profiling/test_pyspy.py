@@ -3,12 +3,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from obs.exceptions import ProfilingError
 from obs.profiling import pyspy
 from obs.profiling.pyspy import RecordOptions, check_pid, explain_failure, find_py_spy
+from obs.profiling.tree import SpyCommand, TreeRecording
 
 
 def test_py_spy_is_found_next_to_the_interpreter() -> None:
@@ -72,13 +74,15 @@ def test_check_pid_accepts_this_process() -> None:
 def test_record_passes_the_options_to_py_spy(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
 
-    def fake_run(args: list[str], *, timeout: float) -> tuple[str, int]:
+    def fake_record_tree(
+        root: int, seconds: int, command: SpyCommand, directory: Path, **kw: Any
+    ) -> TreeRecording:
+        assert kw["follow"] is False  # --no-subprocesses: the tree is not followed
+        args = command(root, seconds, directory / "out.txt")
         seen.append(args)
-        out = Path(args[args.index("--output") + 1])
-        out.write_text("main (app.py:1);work (app.py:5) 3\n")
-        return "", 0
+        return TreeRecording(stacks={root: "main (app.py:1);work (app.py:5) 3\n"})
 
-    monkeypatch.setattr(pyspy, "_run_interruptibly", fake_run)
+    monkeypatch.setattr(pyspy, "record_tree", fake_record_tree)
     options = RecordOptions(duration=2.5, rate=50, subprocesses=False, idle=True, gil=True,
                             native=True, nonblocking=True)  # fmt: skip
     result = pyspy.record(os.getpid(), options)

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from obs.exceptions import ProfilingError
 from obs.profiling.result import ProfileResult
-from obs.profiling.tree import SpyCommand, command_line, record_tree
+from obs.profiling.tree import command_line, record_tree
 
 # Generous: py-spy needs a moment to attach before sampling and to write its output after.
 _GRACE_SECONDS = 30.0
@@ -144,31 +141,11 @@ def record(pid: int, options: RecordOptions | None = None) -> ProfileResult:
         args += ["--rate", str(options.rate), "--format", "raw", "--function"]
         return [*args, "--output", str(output), *_spy_args(options)]
 
-    metadata = {"pid": pid, "rate": options.rate, "command_line": cmdline,
-                "name": f"pid {pid}: {cmdline}" if cmdline else f"pid {pid}"}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="obs-profile-") as tmp:
-        if options.subprocesses:
-            return _record_tree(pid, seconds, command, Path(tmp), metadata)
-        raw_path = Path(tmp) / "stacks.txt"
-        started = time.monotonic()
-        stderr, returncode = _run_interruptibly(
-            command(pid, seconds, raw_path), timeout=seconds + _GRACE_SECONDS
-        )
-        elapsed = time.monotonic() - started
-        if not raw_path.exists():
-            raise explain_failure(pid, stderr, returncode)
-        text = raw_path.read_text(encoding="utf-8", errors="replace")
-    return ProfileResult.from_collapsed(
-        text, duration=round(min(elapsed, float(seconds)), 3), **metadata
-    )
-
-
-def _record_tree(
-    pid: int, seconds: int, command: SpyCommand, directory: Path, metadata: dict[str, Any]
-) -> ProfileResult:
-    recording = record_tree(
-        pid, seconds, command, directory, env=_env(), grace=_GRACE_SECONDS
-    )
+        recording = record_tree(
+            pid, seconds, command, Path(tmp),
+            env=_env(), grace=_GRACE_SECONDS, follow=options.subprocesses,
+        )  # fmt: skip
     if not recording.stacks:
         if recording.timed_out:
             raise ProfilingError(
@@ -177,33 +154,14 @@ def _record_tree(
         raise explain_failure(pid, recording.root_stderr, recording.root_returncode)
     return ProfileResult.from_processes(
         recording.stacks,
-        {p: recording.command_lines.get(p, "") for p in recording.stacks},
+        # Without subprocesses there is one process: its stacks need no process frame.
+        recording.command_lines if options.subprocesses else {},
+        pid=pid,
         duration=round(min(recording.elapsed, float(seconds)), 3),
-        **metadata,
+        rate=options.rate,
+        command_line=cmdline,
+        name=f"pid {pid}: {cmdline}" if cmdline else f"pid {pid}",
     )
-
-
-def _run_interruptibly(args: list[str], *, timeout: float) -> tuple[str, int]:
-    """Run py-spy; on Ctrl-C pass SIGINT on and wait for it to write its output."""
-    with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, env=_env()
-        )
-        try:
-            try:
-                proc.wait(timeout=timeout)
-            except KeyboardInterrupt:
-                # In a terminal py-spy got the SIGINT too; a signal sent to obs alone did not.
-                proc.send_signal(signal.SIGINT)
-                proc.wait(timeout=_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise ProfilingError(
-                "py-spy did not finish in time; try again, or run py-spy record directly."
-            ) from None
-        errors.seek(0)
-        return errors.read().decode("utf-8", "replace"), proc.returncode
 
 
 def dump(

@@ -109,8 +109,10 @@ def record_tree(
     *,
     env: dict[str, str],
     grace: float,
+    follow: bool = True,
 ) -> TreeRecording:
-    """Sample *root* and every descendant that appears within *seconds* (whole seconds).
+    """Sample *root* and, if *follow*, every descendant that appears within *seconds* (whole
+    seconds).
 
     Ctrl-C (``KeyboardInterrupt``) stops every py-spy early; each still writes what it has.
     """
@@ -134,7 +136,7 @@ def record_tree(
             start(root, seconds)
             while True:
                 remaining = deadline - time.monotonic()
-                if remaining >= 1.0:  # py-spy samples whole seconds
+                if follow and remaining >= 1.0:  # py-spy samples whole seconds
                     ours = {os.getpid()} | {spy.proc.pid for spy in spies.values()}
                     for pid in descendants(root):
                         if pid not in spies and pid not in ours:
