@@ -27,12 +27,15 @@ def hot_sync_handler_work(seconds: float = 0.15) -> int:
     return total
 
 
-async def hot_async_handler_work(seconds: float = 0.15) -> int:
+async def hot_async_handler_work(seconds: float = 0.15, min_rounds: int = 100) -> int:
+    # A wall-clock deadline alone can pass while a stalled VM or the other requests hold the
+    # CPU, leaving the profiled task next to no samples: some rounds of work always run.
     deadline = time.perf_counter() + seconds
-    total = 0
-    while time.perf_counter() < deadline:
+    total = rounds = 0
+    while time.perf_counter() < deadline or rounds < min_rounds:
         for _ in range(50):
             total += sum(range(200))
+        rounds += 1
         await asyncio.sleep(0)  # let other requests run now and then
     return total
 
