@@ -2,7 +2,7 @@
 
 50 routes x 5 methods x 5 statuses, each label set observed a few times with request-id
 exemplars. Single process: plain prometheus_client (its own ``Histogram`` and
-``generate_latest``) against obs (its store and :func:`obs.exposition.render`), text and
+``generate_latest``) against obs (its store and :func:`obs.prometheus.exposition.render`), text and
 OpenMetrics. Multiprocess: four worker processes write their ``.db`` files under
 ``PROMETHEUS_MULTIPROC_DIR``, then one process renders them through prometheus_client's
 ``MultiProcessCollector`` and through obs. The obs output is parsed and compared with what
@@ -106,7 +106,7 @@ def single_process(rounds: int) -> dict[str, Any]:
     from prometheus_client.exposition import generate_latest
     from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-    from obs.exposition import render
+    from obs.prometheus.exposition import render
 
     plain, ours = _plain_registry(), _obs_registry()
     batches = {
@@ -146,8 +146,8 @@ def _mp_measure(directory: str, rounds: int) -> dict[str, Any]:
     from prometheus_client.exposition import generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    from obs.exposition import render
-    from obs.multiprocess import scrape_registry
+    from obs.prometheus.exposition import render
+    from obs.prometheus.multiprocess import scrape_registry
 
     plain = CollectorRegistry()
     MultiProcessCollector(plain, path=directory)
@@ -167,7 +167,7 @@ def _mp_measure(directory: str, rounds: int) -> dict[str, Any]:
         "label_sets": ROUTES * len(METHODS) * len(STATUSES),
         "ms": {name: measured.figure(name) for name in batches},
         "same_samples": {"text": same},
-        "renderer": "obs.exposition.render of obs.multiprocess.scrape_registry (exemplars, "
+        "renderer": "obs.prometheus.exposition.render of obs.prometheus.multiprocess.scrape_registry (exemplars, "
         "per-process metrics) vs prometheus_client's MultiProcessCollector",
     }
 

@@ -16,7 +16,8 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 import obs
-from obs import _internal
+from obs import selfreport
+from obs.metrics import ACTIVE_REQUESTS, REQUEST_DURATION
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +35,7 @@ def _reset_global_state() -> Iterator[None]:
     for handler in handlers:
         root.addHandler(handler)
     root.setLevel(level)
-    _internal.reset_reports()
+    selfreport.reset_reports()
 
 
 @pytest.fixture
@@ -50,9 +51,53 @@ def log() -> io.StringIO:
     return out
 
 
+def count(registry: CollectorRegistry, **labels: str) -> float:
+    """Requests recorded in the duration histogram whose labels include *labels*."""
+    return sum(
+        s.value
+        for metric in registry.collect()
+        for s in metric.samples
+        if s.name == REQUEST_DURATION + "_count"
+        and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def active(registry: CollectorRegistry, method: str = "GET") -> float:
+    """The active-requests gauge of *method*."""
+    value = registry.get_sample_value(ACTIVE_REQUESTS, {"http_request_method": method})
+    return value or 0.0
+
+
 def access(out: io.StringIO) -> list[dict[str, Any]]:
     """The access-log lines among the JSON lines written to *out*."""
     return [r for r in map(json.loads, out.getvalue().splitlines()) if r.get("event") == "request"]
+
+
+def resolve(dotted: str) -> object:
+    """The object a dotted name such as ``package.module.Class.attribute`` stands for."""
+    import importlib
+
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            target: object = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attribute in parts[split:]:
+            target = getattr(target, attribute)
+        return target
+    raise ImportError(dotted)
+
+
+def assert_private_names_exist(names: tuple[tuple[str, str], ...], library: str, version: str) -> None:
+    """Each compat module's :data:`PRIVATE_NAMES` still exist in the installed *library*."""
+    missing = []
+    for dotted, purpose in names:
+        try:
+            resolve(dotted)
+        except (ImportError, AttributeError):
+            missing.append(f"{dotted} (used for {purpose})")
+    assert not missing, f"{library} {version} no longer has: " + "; ".join(missing)
 
 
 def free_port() -> int:

@@ -16,23 +16,10 @@ from starlette.routing import Mount, Route
 
 from obs.asgi import ObservabilityMiddleware, make_metrics_app
 from obs.config import Settings
-from obs.redaction import MASK
+from obs.logs.redaction import MASK
+from obs.metrics import REQUEST_DURATION
 from tests.asgi_client import http_scope, request
-from tests.conftest import access
-
-DURATION = "http_server_request_duration_seconds"
-
-
-def count(registry: CollectorRegistry, **labels: str) -> float:
-    total = 0.0
-    for metric in registry.collect():
-        for sample in metric.samples:
-            if sample.name == DURATION + "_count" and all(
-                sample.labels.get(k) == v for k, v in labels.items()
-            ):
-                total += sample.value
-    return total
-
+from tests.conftest import access, count
 
 
 def lines(out: io.StringIO) -> list[dict[str, Any]]:
@@ -225,7 +212,7 @@ def test_clock_covers_streaming_but_not_background_work(registry: CollectorRegis
     app = ObservabilityMiddleware(streaming_then_background, registry=registry, settings=settings())
     request(app, "/s")
     total = registry.get_sample_value(
-        DURATION + "_sum",
+        REQUEST_DURATION + "_sum",
         {"http_request_method": "GET", "http_route": "_unmatched", "http_response_status_code": "200", "error_type": ""},
     )
     assert total is not None and 0.14 <= total < 0.3
@@ -247,10 +234,10 @@ def test_cardinality_is_capped_even_with_raw_path_routes(registry: CollectorRegi
     for i in range(50):
         request(app, f"/u/{i}", method="GET" if i % 2 else "BREW")
     routes = {
-        s.labels["http_route"] for m in registry.collect() for s in m.samples if s.name == DURATION + "_count"
+        s.labels["http_route"] for m in registry.collect() for s in m.samples if s.name == REQUEST_DURATION + "_count"
     }
     methods = {
-        s.labels["http_request_method"] for m in registry.collect() for s in m.samples if s.name == DURATION + "_count"
+        s.labels["http_request_method"] for m in registry.collect() for s in m.samples if s.name == REQUEST_DURATION + "_count"
     }
     assert routes == {"/u/0", "/u/1", "/u/2", "_overflow"}
     assert methods == {"GET", "_OTHER"}

@@ -15,26 +15,13 @@ from prometheus_client import CollectorRegistry
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from obs.config import Settings
-from obs.context import current_request_id
 from obs.integrations.flask import instrument
+from obs.logs.context import current_request_id
 from obs.wsgi import ROUTE_KEY, ObservabilityMiddleware, make_metrics_app
-from tests.conftest import access
+from tests.conftest import access, active, count
 
-DURATION = "http_server_request_duration_seconds"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
-
-def count(registry: CollectorRegistry, **labels: str) -> float:
-    return sum(
-        s.value
-        for metric in registry.collect()
-        for s in metric.samples
-        if s.name == DURATION + "_count" and all(s.labels.get(k) == v for k, v in labels.items())
-    )
-
-
-def active(registry: CollectorRegistry) -> float:
-    return registry.get_sample_value("http_server_active_requests", {"http_request_method": "GET"}) or 0.0
 
 
 

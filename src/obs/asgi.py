@@ -10,15 +10,16 @@ The middleware keeps no per-request state on ``self``.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Unpack
 
 from prometheus_client import CollectorRegistry
 
-from obs._http import HttpObserver, ObserverOptions, RequestObservation
-from obs._internal import report_internal_error
-from obs.exposition import (
+from obs.http.describe import describe_scope
+from obs.http.observation import RequestObservation
+from obs.http.observer import HttpObserver, ObserverOptions
+from obs.integrations.asgi_routes import route_template
+from obs.prometheus.exposition import (
     UNAUTHORIZED_HEADERS,
     authorized,
     basic_authorization,
@@ -36,90 +37,12 @@ RouteGetter = Callable[[Scope, str], "str | None"]
 __all__ = ["MetricsApp", "ObservabilityMiddleware", "make_metrics_app", "route_template", "start_metrics_server"]
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
-_perf_counter = time.perf_counter
-
-
-def route_template(scope: Scope, root_path: str) -> str | None:
-    """The matched route template of a routed scope, or ``None`` when nothing matched.
-
-    *root_path* is the scope's ``root_path`` as the middleware received it, so prefixes added
-    by mounted sub-applications are kept and a proxy's prefix is not.
-    """
-    route = scope.get("route")
-    if route is None:
-        template = scope.get("path_template")  # Litestar
-        if isinstance(template, str) and template:
-            return template
-        handler = scope.get("route_handler")  # Litestar mounts leave the template empty
-        if handler is not None:
-            paths = getattr(handler, "paths", None)
-            return min(paths) if paths else None
-        endpoint, router = scope.get("endpoint"), scope.get("router")
-        if endpoint is None or router is None:
-            return None
-        # FastAPI sets ``route`` for its own routes only; find a plain route by its endpoint.
-        route = _route_of_endpoint(router, endpoint)
-        if route is None:
-            return None
-    current_root = scope.get("root_path", "")
-    prefix = "" if current_root == root_path else str(current_root)[len(root_path) :]
-    key = (id(route), prefix) if prefix else id(route)  # a plain int in the usual case
-    cached = _templates.get(key)
-    if cached is not None and cached[0] is route:
-        return cached[1]
-    template = _template_of(route, prefix)
-    if len(_templates) < 4096:
-        _templates[key] = (route, template)
-    return template
-
-
-# Starlette routes are unhashable (they define __eq__): cached by id, checked by identity.
-_templates: dict[int | tuple[int, str], tuple[Any, str | None]] = {}
-
-
-def _template_of(route: Any, prefix: str) -> str | None:
-    path = getattr(route, "path", None)
-    if not isinstance(path, str):
-        return None
-    if hasattr(route, "routes"):  # a Mount that is itself the endpoint (e.g. static files)
-        return prefix + "/{path}"
-    return prefix + path
-
-
-_endpoint_routes: dict[tuple[int, int], Any] = {}
-
-
-def _route_of_endpoint(router: Any, endpoint: Any) -> Any:
-    key = (id(router), id(endpoint))
-    route = _endpoint_routes.get(key)
-    if route is not None and _serves(route, endpoint):
-        return route
-    for route in getattr(router, "routes", ()):
-        if _serves(route, endpoint):
-            if len(_endpoint_routes) < 1024:
-                _endpoint_routes[key] = route
-            return route
-    return None
-
-
-def _serves(route: Any, endpoint: Any) -> bool:
-    return getattr(route, "endpoint", None) is endpoint or getattr(route, "app", None) is endpoint
-
-
-def _safe_route(getter: RouteGetter, scope: Scope, root_path: str, registry: Any) -> str | None:
-    """The route template, or ``None`` if the getter fails: a route must never fail a request."""
-    try:
-        return getter(scope, root_path)
-    except Exception as exc:
-        report_internal_error("route template", exc, registry)
-        return None
-
 
 class ObservabilityMiddleware:
     """Observe every HTTP request of an ASGI app; other scope types pass straight through.
 
     Options (``registry``, ``settings``, ``record_body_sizes``, ``max_routes``, ``access_log``,
-    ``request_ids``, ``profiler``) are those of :class:`obs._http.ObserverOptions`;
+    ``request_ids``, ``profiler``) are those of :class:`obs.http.observer.ObserverOptions`;
     *route_getter* reads the route template from a scope after the app ran.
     """
 
@@ -137,13 +60,13 @@ class ObservabilityMiddleware:
         wanted = set()
         if self.observer.request_ids:
             wanted |= {b"x-request-id", b"traceparent"}
-        if self.observer.access_log:
+        if self.observer.access_log is not None:
             wanted.add(b"user-agent")
         if self.observer.profiler is not None:
             wanted.add(b"x-obs-profile")
         self._wanted_headers = frozenset(wanted)
         # Bytes in and out are counted only where they are reported.
-        self._count_bytes = self.observer.access_log or self.observer.record_body_sizes
+        self._count_bytes = self.observer.access_log is not None or self.observer.record_body_sizes
 
     def _begin(self, scope: Scope) -> tuple[RequestObservation, list[tuple[bytes, bytes]] | None]:
         """Start observing a request whose headers matter; the headers to add to its response."""
@@ -152,38 +75,38 @@ class ObservabilityMiddleware:
         for name, value in scope["headers"]:
             if name in wanted:
                 found[name] = value
-        obs = RequestObservation(
+        observation = RequestObservation(
             self.observer,
             scope["method"],
             scope["path"],
             found.get(b"x-request-id"),
             found.get(b"traceparent"),
         )
-        if self.observer.access_log:
-            _describe(obs, scope, found.get(b"user-agent"))
-        request_id = obs.request_id
+        if self.observer.access_log is not None:
+            describe_scope(observation, scope, found.get(b"user-agent"))
+        request_id = observation.request_id
         if request_id is None:
-            return obs, None
+            return observation, None
         extra_headers = [(b"x-request-id", request_id.encode())]
         profile_token = found.get(b"x-obs-profile")
         if profile_token is not None:
-            profile_id = obs.start_profile(profile_token.decode("latin-1"))
+            profile_id = observation.start_profile(profile_token.decode("latin-1"))
             if profile_id is not None:
                 extra_headers.append((b"x-obs-profile-id", profile_id.encode("ascii")))
-        return obs, extra_headers
+        return observation, extra_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if self._wanted_headers:
-            obs, extra_headers = self._begin(scope)
+            observation, extra_headers = self._begin(scope)
         else:  # bare metrics: nothing to read from the request
-            obs = RequestObservation(self.observer, scope["method"], scope["path"])
+            observation = RequestObservation(self.observer, scope["method"], scope["path"])
             extra_headers = None
         count_bytes_out = self._count_bytes
         if count_bytes_out:
-            receive = _counting_receive(obs, receive)
+            receive = _counting_receive(observation, receive)
         root_path: str = scope.get("root_path", "")
         route_getter = self.route_getter
 
@@ -191,21 +114,15 @@ class ObservabilityMiddleware:
             kind = message["type"]
             if kind == "http.response.body":
                 if count_bytes_out:
-                    obs.bytes_out += len(message.get("body", b""))
+                    observation.bytes_out += len(message.get("body", b""))
                 await send(message)
-                if not message.get("more_body"):
-                    # The clock stops at the last body byte; a 5xx is finished when the app
-                    # returns or raises, so an exception that follows its 500 is recorded too.
-                    obs.end = _perf_counter()
-                    if obs.status >= 500:
-                        return
-                    try:
-                        obs.route = route_getter(scope, root_path)
-                    except Exception as exc:  # a route must never fail a request
-                        report_internal_error("route template", exc, obs.observer.registry)
-                    obs.finish()
+                # The clock stops at the last body byte; a 5xx is finished when the app
+                # returns or raises, so an exception that follows its 500 is recorded too.
+                if not message.get("more_body") and observation.complete():
+                    observation.read_route(route_getter, scope, root_path)
+                    observation.finish()
             elif kind == "http.response.start":
-                obs.status = message["status"]
+                observation.status = message["status"]
                 if extra_headers is not None:  # a copy: the app may reuse its message or list
                     message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
                 await send(message)
@@ -215,44 +132,32 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, observed_send)
         except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
-            obs.cancel(exc)
+            observation.cancel(exc)
             raise
         except BaseException as exc:
-            started = obs.status != 0
-            obs.fail(exc)
+            started = observation.status != 0
+            observation.fail(exc)
             if not started:
                 await _send_error_response(observed_send)
             raise
         finally:
-            if not obs.finished:
-                obs.route = _safe_route(route_getter, scope, root_path, obs.observer.registry)
-                obs.finish()
-            if obs.id_token is not None:
-                obs.unbind()
+            if not observation.finished:
+                observation.read_route(route_getter, scope, root_path)
+                observation.finish()
+            if observation.tokens is not None:
+                observation.unbind()
 
 
-def _counting_receive(obs: RequestObservation, receive: Receive) -> Receive:
-    """*receive*, counting the request body's bytes into *obs*."""
+def _counting_receive(observation: RequestObservation, receive: Receive) -> Receive:
+    """*receive*, counting the request body's bytes into *observation*."""
 
     async def counted() -> Message:
         message = await receive()
         if message["type"] == "http.request":
-            obs.bytes_in += len(message.get("body", b""))
+            observation.bytes_in += len(message.get("body", b""))
         return message
 
     return counted
-
-
-def _describe(obs: RequestObservation, scope: Scope, user_agent: bytes | None) -> None:
-    """Fill in what the access line says about the request."""
-    query = scope.get("query_string")
-    if query:
-        obs.query = query.decode("latin-1")
-    client = scope.get("client")
-    if client:
-        obs.client = f"{client[0]}:{client[1]}"
-    if user_agent is not None:
-        obs.user_agent = user_agent.decode("latin-1")
 
 
 async def _send_error_response(send: Send) -> None:

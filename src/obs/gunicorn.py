@@ -37,8 +37,8 @@ from typing import Any  # noqa: E402
 
 from gunicorn.glogging import Logger  # noqa: E402
 
-from obs import multiprocess  # noqa: E402
 from obs.logs import configure_logging  # noqa: E402
+from obs.prometheus import multiprocess  # noqa: E402
 
 multiprocess.ensure_multiprocess_values()
 

@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from obs.store import CounterFamily, GaugeFamily, HistogramFamily
+from obs import selfreport
+from obs.prometheus.families import CounterFamily, GaugeFamily, HistogramFamily
 
 # Label names.
 METHOD = "http_request_method"
@@ -42,6 +43,9 @@ DURATION_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 #: Body-size buckets in bytes: 100 B to 100 MB by powers of ten.
 SIZE_BUCKETS: tuple[float, ...] = (100.0, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8)
+
+#: OpenMetrics: an exemplar's label names and values together are at most this many characters.
+EXEMPLAR_MAX_CHARS = 128
 
 #: The value of ``http_route`` for requests no route matched.
 UNMATCHED_ROUTE = "_unmatched"
@@ -125,7 +129,7 @@ class ObsMetrics:
 
     Build it with :func:`get_metrics`, which returns the same instance for the same registry:
     frameworks that rebuild their middleware stack must not register anything twice. In a single
-    process the families come from :mod:`obs.store` (lean, no per-value locks); with
+    process the families come from :mod:`obs.prometheus.families` (lean, no per-value locks); with
     ``PROMETHEUS_MULTIPROC_DIR`` set they are prometheus_client's, which share values between
     worker processes through files.
     """
@@ -134,7 +138,7 @@ class ObsMetrics:
         self.registry = registry
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         if self.multiprocess:
-            from obs.multiprocess import ensure_multiprocess_values
+            from obs.prometheus.multiprocess import ensure_multiprocess_values
 
             ensure_multiprocess_values()
         self.request_duration = self._histogram(REQUEST_DURATION, duration_buckets)
@@ -149,7 +153,9 @@ class ObsMetrics:
     def _histogram(self, name: str, buckets: tuple[float, ...]) -> Any:
         row = spec(name)
         if self.multiprocess:
-            from obs.multiprocess import exemplar_histogram  # keeps exemplars across workers
+            from obs.prometheus.multiprocess import (
+                exemplar_histogram,  # keeps exemplars across workers
+            )
 
             histogram = Histogram(name, row.help, row.labels, registry=self.registry, buckets=buckets)
             return exemplar_histogram(histogram, buckets)
@@ -197,3 +203,10 @@ def get_metrics(
             metrics = ObsMetrics(registry, duration_buckets)
             _instances[registry] = metrics
         return metrics
+
+
+def _count_internal_error(component: str, registry: CollectorRegistry | None) -> None:
+    get_metrics(registry).internal_errors.labels(component).inc()
+
+
+selfreport.count_with(_count_internal_error)

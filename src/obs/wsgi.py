@@ -4,7 +4,7 @@
     obs.integrations.flask.instrument(app)                 # Flask: adds route templates
     MIDDLEWARE = ["obs.django.ObservabilityMiddleware", ...]  # Django
 
-The same behaviour as :mod:`obs.asgi`, through the same core (:mod:`obs._http`). A request is
+The same behaviour as :mod:`obs.asgi`, through the same core (:mod:`obs.http`). A request is
 timed until its body is exhausted and finished when the server closes the response iterable, so
 streaming bodies count in full; the inner iterable's ``close()`` is always called.
 
@@ -27,10 +27,10 @@ from typing import Any, Unpack
 
 from prometheus_client import CollectorRegistry
 
-from obs._http import HttpObserver, ObserverOptions, RequestObservation
-from obs._internal import report_internal_error
-from obs.context import REQUEST_ID, TRACE_ID
-from obs.exposition import (
+from obs.http.describe import cgi_path, describe_cgi, header_bytes
+from obs.http.observation import RequestObservation
+from obs.http.observer import HttpObserver, ObserverOptions
+from obs.prometheus.exposition import (
     UNAUTHORIZED_HEADERS,
     authorized,
     basic_authorization,
@@ -59,7 +59,7 @@ __all__ = [
 ROUTE_KEY = "obs.route"
 #: Environ key where integrations put an exception the framework turned into a 500 response.
 EXCEPTION_KEY = "obs.exception"
-#: Environ key holding the request's :class:`~obs._http.RequestObservation` while it runs.
+#: Environ key holding the request's :class:`~obs.http.observation.RequestObservation` while it runs.
 OBSERVATION_KEY = "obs.observation"
 
 
@@ -85,7 +85,7 @@ class ObservabilityMiddleware:
     """Observe every request of a WSGI app.
 
     Options (``registry``, ``settings``, ``record_body_sizes``, ``max_routes``, ``access_log``,
-    ``request_ids``, ``profiler``) are those of :class:`obs._http.ObserverOptions`;
+    ``request_ids``, ``profiler``) are those of :class:`obs.http.observer.ObserverOptions`;
     *route_getter* reads the route template from the environ after the app ran.
     """
 
@@ -102,60 +102,37 @@ class ObservabilityMiddleware:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         get = environ.get
-        request_id = get("HTTP_X_REQUEST_ID")
-        traceparent = get("HTTP_TRACEPARENT")
         script_name: str = get("SCRIPT_NAME", "")
-        path = script_name + get("PATH_INFO", "")
-        if not path.isascii():  # WSGI strings carry the raw bytes as latin-1
-            path = path.encode("latin-1", "replace").decode("utf-8", "replace")
-        obs = RequestObservation(
+        observation = RequestObservation(
             self.observer,
             environ["REQUEST_METHOD"],
-            path or "/",
-            raw_request_id=None if request_id is None else request_id.encode("latin-1", "replace"),
-            traceparent=None if traceparent is None else traceparent.encode("latin-1", "replace"),
+            cgi_path(environ),
+            header_bytes(get("HTTP_X_REQUEST_ID")),
+            header_bytes(get("HTTP_TRACEPARENT")),
         )
-        response = ObservedResponse(obs, start_response, environ, self.route_getter, script_name)
+        response = ObservedResponse(
+            observation, start_response, environ, self.route_getter, script_name
+        )
         try:
-            _describe(obs, environ)
-            environ[OBSERVATION_KEY] = obs
-            if obs.request_id is not None:
-                response.extra_headers.append(("X-Request-ID", obs.request_id))
+            if self.observer.access_log is not None:
+                describe_cgi(observation, environ)
+            environ[OBSERVATION_KEY] = observation
+            if observation.request_id is not None:
+                response.extra_headers.append(("X-Request-ID", observation.request_id))
                 token = get("HTTP_X_OBS_PROFILE")
                 if token is not None:
-                    profile_id = obs.start_profile(token)
+                    profile_id = observation.start_profile(token)
                     if profile_id is not None:
                         response.extra_headers.append(("X-Obs-Profile-Id", profile_id))
             response.body = self.app(environ, response.start_response)
         except BaseException as exc:
             response.failed(exc)
             response.settle()
-            obs.finish()
+            observation.finish()
             raise
         finally:
-            obs.unbind()
+            observation.unbind()
         return response.wrapped_body()
-
-
-def _describe(obs: RequestObservation, environ: Environ) -> None:
-    """Fill in what the access line says about the request; cheap, and only when logged."""
-    if not obs.observer.access_log:
-        return
-    get = environ.get
-    query = get("QUERY_STRING")
-    if query:
-        obs.query = query
-    client = get("REMOTE_ADDR")
-    if client:
-        port = get("REMOTE_PORT")
-        obs.client = f"{client}:{port}" if port else client
-    obs.user_agent = get("HTTP_USER_AGENT")
-    length = get("CONTENT_LENGTH")
-    if length:
-        try:
-            obs.bytes_in = max(int(length), 0)  # what the client announced
-        except ValueError:
-            pass
 
 
 class ObservedResponse:
@@ -173,19 +150,19 @@ class ObservedResponse:
         "body",
         "chunks",
         "extra_headers",
-        "obs",
+        "observation",
         "sent",
     )
 
     def __init__(
         self,
-        obs: RequestObservation,
+        observation: RequestObservation,
         start_response: StartResponse,
         environ: Environ,
         route_getter: RouteGetter,
         script_name: str,
     ) -> None:
-        self.obs = obs
+        self.observation = observation
         self._server_start_response = start_response
         self._server_write: Write | None = None
         self._environ = environ
@@ -206,9 +183,9 @@ class ObservedResponse:
         else:  # the server re-raises if the headers are already out
             write = self._server_start_response(status, headers, exc_info)
         try:
-            self.obs.status = int(status[:3])
+            self.observation.status = int(status[:3])
         except ValueError:
-            self.obs.status = 500
+            self.observation.status = 500
         self._server_write = write
         return self.write
 
@@ -216,30 +193,27 @@ class ObservedResponse:
         """The legacy ``write()`` callable of PEP 3333, counted."""
         if data:
             self.sent = True
-            self.obs.bytes_out += len(data)
+            self.observation.bytes_out += len(data)
         assert self._server_write is not None
         return self._server_write(data)
 
     def failed(self, exc: BaseException) -> None:
-        obs = self.obs
+        observation = self.observation
         if not self.sent:
-            obs.status = 0  # nothing went out: the server answers 500
+            observation.status = 0  # nothing went out: the server answers 500
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
-            obs.cancel(exc)
+            observation.cancel(exc)
         else:
-            obs.fail(exc)
+            observation.fail(exc)
 
     def settle(self) -> None:
         """Read the route and any exception the framework handled; never raises."""
-        obs = self.obs
+        observation = self.observation
         environ = self._environ
-        try:
-            obs.route = self._route_getter(environ, self._script_name)
-        except Exception as exc:
-            report_internal_error("route template", exc, obs.observer.registry)
+        observation.read_route(self._route_getter, environ, self._script_name)
         handled = environ.get(EXCEPTION_KEY)
-        if handled is not None and obs.exception is None and obs.status >= 500:
-            obs.fail(handled)
+        if handled is not None and observation.exception is None and observation.status >= 500:
+            observation.fail(handled)
         environ.pop(OBSERVATION_KEY, None)
 
     def wrapped_body(self) -> Iterable[bytes]:
@@ -258,37 +232,37 @@ class ObservedResponse:
     def __iter__(self) -> Iterator[bytes]:
         body = self.body
         if type(body) is list or type(body) is tuple:  # nothing of the app runs: no rebinding
-            obs = self.obs
+            observation = self.observation
             for chunk in body:
-                obs.bytes_out += len(chunk)
-            self.sent = obs.bytes_out > 0
+                observation.bytes_out += len(chunk)
+            self.sent = observation.bytes_out > 0
             return iter(body)  # the clock stops at close(), right after the server wrote it
         self.chunks = self._stream(body)
         return self.chunks
 
     def _stream(self, body: Iterable[bytes]) -> Generator[bytes, None, None]:
         """The app's chunks, counted, with the request's ids bound while the app makes them."""
-        obs = self.obs
-        tokens = _bind(obs)
+        observation = self.observation
+        tokens = observation.bind()
         try:
             for chunk in body:
                 if chunk:
                     self.sent = True
-                    obs.bytes_out += len(chunk)
+                    observation.bytes_out += len(chunk)
                 yield chunk
-            obs.complete()
+            observation.complete()
         except GeneratorExit:  # the server stopped early (client gone); close() follows
             raise
         except BaseException as exc:
             self.failed(exc)
             raise
         finally:
-            _unbind(tokens)
+            observation.restore(tokens)
 
     def close(self) -> None:
         """Called by the server once: close the app's iterable (always), then finish."""
-        obs = self.obs
-        tokens = _bind(obs)
+        observation = self.observation
+        tokens = observation.bind()
         try:
             if self.chunks is not None:
                 self.chunks.close()
@@ -296,16 +270,16 @@ class ObservedResponse:
             if close is not None:
                 close()
         except BaseException as exc:
-            if obs.exception is None:
+            if observation.exception is None:
                 self.failed(exc)
             raise
         finally:
-            if not obs.finished:
-                if obs.status == 0:  # never started: what the server sends is a 500
-                    obs.status = 500
+            if not observation.finished:
+                if observation.status == 0:  # never started: what the server sends is a 500
+                    observation.status = 500
                 self.settle()
-                obs.finish()
-            _unbind(tokens)
+                observation.finish()
+            observation.restore(tokens)
 
 
 class ObservedFile:
@@ -317,13 +291,13 @@ class ObservedFile:
         self._response = response
         try:
             remaining = os.fstat(filelike.fileno()).st_size - filelike.tell()
-            response.obs.bytes_out += max(remaining, 0)
+            response.observation.bytes_out += max(remaining, 0)
         except Exception:  # not a real file: counted as it is read
             self.read = self._counted_read
 
     def _counted_read(self, *args: Any) -> Any:
         data = self._filelike.read(*args)
-        self._response.obs.bytes_out += len(data)
+        self._response.observation.bytes_out += len(data)
         return data
 
     def __getattr__(self, name: str) -> Any:
@@ -331,24 +305,6 @@ class ObservedFile:
 
     def close(self) -> None:
         self._response.close()
-
-
-def _bind(obs: RequestObservation) -> tuple[Any, Any] | None:
-    if obs.request_id is None:
-        return None
-    trace = None if obs.trace_id is None else TRACE_ID.set(obs.trace_id)
-    return REQUEST_ID.set(obs.request_id), trace
-
-
-def _unbind(tokens: tuple[Any, Any] | None) -> None:
-    if tokens is None:
-        return
-    try:
-        REQUEST_ID.reset(tokens[0])
-        if tokens[1] is not None:
-            TRACE_ID.reset(tokens[1])
-    except ValueError:  # finalised in another context: nothing of ours is bound there
-        pass
 
 
 class MetricsApp:

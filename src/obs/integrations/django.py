@@ -6,7 +6,7 @@
 Routes come from the URL resolver (``/polls/<int:question_id>/``), view exceptions from
 ``process_exception`` (recorded only when they end in a 5xx, so ``Http404`` is no error), and a
 request is finished when Django's server closes its response. Options go in the
-``OBS_MIDDLEWARE`` setting, a dict of :class:`obs._http.HttpObserver` keywords. Inside
+``OBS_MIDDLEWARE`` setting, a dict of :class:`obs.http.observer.HttpObserver` keywords. Inside
 :class:`obs.wsgi.ObservabilityMiddleware` the middleware only reports the route and the
 exception to it, so a request is never counted twice.
 """
@@ -18,8 +18,10 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
-from obs._http import HttpObserver, RequestObservation
-from obs.exposition import render
+from obs.http.describe import describe_cgi, header_bytes
+from obs.http.observation import RequestObservation
+from obs.http.observer import HttpObserver
+from obs.prometheus.exposition import render
 from obs.wsgi import EXCEPTION_KEY, OBSERVATION_KEY, ROUTE_KEY
 
 __all__ = ["ObservabilityMiddleware", "metrics_view", "route_template"]
@@ -59,27 +61,27 @@ class ObservabilityMiddleware:
             response = self.get_response(request)
             _report_to_wsgi(request, response)
             return response
-        obs = self._begin(request)
+        observation = self._begin(request)
         try:
             response = self.get_response(request)
         except BaseException as exc:
-            _abandon(obs, request, exc)
+            _abandon(observation, request, exc)
             raise
         finally:
-            obs.unbind()
-        self._observe_response(obs, request, response)
+            observation.unbind()
+        self._observe_response(observation, request, response)
         return response
 
     async def __acall__(self, request: Any) -> Any:
-        obs = self._begin(request)
+        observation = self._begin(request)
         try:
             response = await self.get_response(request)
         except BaseException as exc:
-            _abandon(obs, request, exc)
+            _abandon(observation, request, exc)
             raise
         finally:
-            obs.unbind()
-        self._observe_response(obs, request, response)
+            observation.unbind()
+        self._observe_response(observation, request, response)
         return response
 
     def process_exception(self, request: Any, exception: BaseException) -> None:
@@ -87,61 +89,53 @@ class ObservabilityMiddleware:
 
     def _begin(self, request: Any) -> RequestObservation:
         meta = request.META
-        request_id = meta.get("HTTP_X_REQUEST_ID")
-        traceparent = meta.get("HTTP_TRACEPARENT")
-        obs = RequestObservation(
+        observation = RequestObservation(
             self.observer,
             request.method or "GET",
             request.path,
-            raw_request_id=None if request_id is None else request_id.encode("latin-1", "replace"),
-            traceparent=None if traceparent is None else traceparent.encode("latin-1", "replace"),
+            header_bytes(meta.get("HTTP_X_REQUEST_ID")),
+            header_bytes(meta.get("HTTP_TRACEPARENT")),
         )
-        if self.observer.access_log:
-            obs.query = meta.get("QUERY_STRING", "")
-            obs.client = meta.get("REMOTE_ADDR") or None
-            obs.user_agent = meta.get("HTTP_USER_AGENT")
-            try:
-                obs.bytes_in = max(int(meta.get("CONTENT_LENGTH") or 0), 0)
-            except ValueError:
-                pass
-        return obs
+        if self.observer.access_log is not None:
+            describe_cgi(observation, meta)
+        return observation
 
-    def _observe_response(self, obs: RequestObservation, request: Any, response: Any) -> None:
-        obs.status = response.status_code
-        if obs.request_id is not None:
-            response["X-Request-ID"] = obs.request_id
-        _note_exception(obs, request)
-        obs.route = route_template(request)
+    def _observe_response(self, observation: RequestObservation, request: Any, response: Any) -> None:
+        observation.status = response.status_code
+        if observation.request_id is not None:
+            response["X-Request-ID"] = observation.request_id
+        _note_exception(observation, request)
+        observation.route = route_template(request)
         length = response.get("Content-Length")
         if length is not None and length.isdigit():
-            obs.bytes_out = int(length)
+            observation.bytes_out = int(length)
         elif not response.streaming:
-            obs.bytes_out = len(response.content)
+            observation.bytes_out = len(response.content)
         elif getattr(response, "is_async", False):
-            response.streaming_content = _count_async(response.streaming_content, obs)
+            response.streaming_content = _count_async(response.streaming_content, observation)
         else:
-            response.streaming_content = _count(response.streaming_content, obs)
+            response.streaming_content = _count(response.streaming_content, observation)
         close = response.close
 
         def close_and_finish() -> None:
             try:
                 close()
             finally:
-                obs.finish()
+                observation.finish()
 
         response.close = close_and_finish
 
 
-def _note_exception(obs: RequestObservation, request: Any) -> None:
+def _note_exception(observation: RequestObservation, request: Any) -> None:
     exception = getattr(request, _EXCEPTION_ATTR, None)
-    if exception is not None and obs.status >= 500:
-        obs.fail(exception)
+    if exception is not None and observation.status >= 500:
+        observation.fail(exception)
 
 
-def _abandon(obs: RequestObservation, request: Any, exc: BaseException) -> None:
-    obs.fail(exc)
-    obs.route = route_template(request)
-    obs.finish()
+def _abandon(observation: RequestObservation, request: Any, exc: BaseException) -> None:
+    observation.fail(exc)
+    observation.route = route_template(request)
+    observation.finish()
 
 
 def _report_to_wsgi(request: Any, response: Any) -> None:
@@ -152,15 +146,15 @@ def _report_to_wsgi(request: Any, response: Any) -> None:
         meta[EXCEPTION_KEY] = exception
 
 
-def _count(chunks: Iterable[bytes], obs: RequestObservation) -> Iterator[bytes]:
+def _count(chunks: Iterable[bytes], observation: RequestObservation) -> Iterator[bytes]:
     for chunk in chunks:
-        obs.bytes_out += len(chunk)
+        observation.bytes_out += len(chunk)
         yield chunk
 
 
-async def _count_async(chunks: AsyncIterator[bytes], obs: RequestObservation) -> AsyncIterator[bytes]:
+async def _count_async(chunks: AsyncIterator[bytes], observation: RequestObservation) -> AsyncIterator[bytes]:
     async for chunk in chunks:
-        obs.bytes_out += len(chunk)
+        observation.bytes_out += len(chunk)
         yield chunk
 
 

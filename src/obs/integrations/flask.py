@@ -21,7 +21,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from obs.exposition import render
+from obs.prometheus.exposition import render
 from obs.wsgi import EXCEPTION_KEY, ROUTE_KEY, ObservabilityMiddleware
 
 __all__ = ["instrument"]

@@ -17,9 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from obs._internal import report_internal_error
 from obs.profiling.session import with_records, write_session
 from obs.profiling.storage import safe_stem, unique_stem
+from obs.selfreport import report_internal_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 

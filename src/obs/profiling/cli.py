@@ -10,18 +10,10 @@ import click
 
 from obs.exceptions import ProfilingError
 from obs.profiling.pyspy import RecordOptions, check_pid, dump, record
-from obs.profiling.renderers import FORMATS, SUFFIXES, render, render_summary
+from obs.profiling.renderers import FORMATS, SUFFIXES, render, render_summary, renderer
 from obs.profiling.result import ProfileResult
 
 DEFAULT_DIRECTORY = "profiles"
-
-_VIEW_HINTS = {
-    "svg": "Open the .svg in a browser (hover for numbers); the .speedscope.json opens at "
-    "https://www.speedscope.app",
-    "speedscope": "Open the file at https://www.speedscope.app",
-    "collapsed": "Collapsed stacks: feed them to flamegraph.pl or open at https://www.speedscope.app",
-}
-
 
 def output_paths(pid: int, fmt: str | None, output: str | None) -> dict[str, Path]:
     """Where each format is written: ``--output`` or a timestamped file under ``./profiles/``.
@@ -127,7 +119,7 @@ def profile_command(
     write_outputs(result, paths)
     for path in paths.values():
         click.echo(f"Wrote {path}")
-    click.echo(_VIEW_HINTS[fmt or "svg"])
+    click.echo(renderer(fmt or "svg").view_hint)
     click.echo(render_summary(result), nl=False)
 
 

@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from obs._internal import report_internal_error
 from obs.profiling.session import with_records, write_session
 from obs.profiling.storage import safe_stem, unique_stem
 from obs.profiling.threads import ThreadSampler
+from obs.selfreport import report_internal_error
 
 if TYPE_CHECKING:
     from obs.config import Settings

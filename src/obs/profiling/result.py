@@ -16,35 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from obs.exceptions import ProfilingError
+from obs.profiling.frames import Frame
 
 # py-spy marks each process of a ``--subprocesses`` profile with a root frame of this form.
 _PROCESS_FRAME = re.compile(r'^process (?P<pid>\d+):"(?P<cmdline>.*)"$')
-# A py-spy frame: ``function (file.py:12)``; the location is absent for some native frames.
-_FRAME = re.compile(r"^(?P<name>.*?) \((?P<file>.*):(?P<line>\d+)\)$")
 
 FORMAT_VERSION = 1
 
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One function in a stack: its name and where it is defined."""
-
-    name: str
-    file: str | None = None
-    line: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Frame:
-        """Read a collapsed-stack frame such as ``handler (app.py:12)``."""
-        match = _FRAME.match(text)
-        if match is None:
-            return cls(text)
-        return cls(match["name"], match["file"], int(match["line"]))
-
-    def __str__(self) -> str:
-        if self.file is None:
-            return self.name
-        return f"{self.name} ({self.file}:{self.line})"
+__all__ = ["FORMAT_VERSION", "Frame", "FunctionStat", "ProfileResult", "StackSample"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ import threading
 import time
 from types import FrameType
 
+from obs.profiling._compat import frame_identifier, root_identifier
+
 FrameRecord = tuple[list[str], float]
 
 
@@ -34,10 +36,10 @@ def frame_stack(frame: FrameType | None, thread_name: str, ident: int) -> list[s
     while frame is not None:
         code = frame.f_code
         stack.append(
-            f"{code.co_qualname}\x00{code.co_filename}\x00{code.co_firstlineno}\x01l{frame.f_lineno}"
+            frame_identifier(code.co_qualname, code.co_filename, code.co_firstlineno, frame.f_lineno)
         )
         frame = frame.f_back
-    stack.append(f"{thread_name}\x00<thread>\x00{ident}")
+    stack.append(root_identifier(thread_name, "<thread>", ident))
     stack.reverse()
     return stack
 

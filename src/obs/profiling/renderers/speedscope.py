@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from obs.profiling.result import Frame
+from obs.profiling.frames import Frame
 
 if TYPE_CHECKING:
     from obs.profiling.result import ProfileResult, StackSample

@@ -1,0 +1,96 @@
+"""The access line: one structured line per request, its fields, sampling and query masking."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+from obs.logs.emitter import EventEmitter
+from obs.logs.redaction import RedactSecrets
+
+if TYPE_CHECKING:
+    from obs.http.observation import RequestObservation
+
+#: Successful requests slower than this are always logged, whatever the sampling rate.
+SLOW_REQUEST_SECONDS = 1.0
+#: The logger name of access lines.
+ACCESS_LOGGER = "obs.access"
+
+#: Every key of the access line, each holding a value obs itself made (scalars; the query
+#: already masked): the redaction step checks only the keys that come from elsewhere, like
+#: bound context. ``exc_info`` is rendered by the exception step, as in every other line.
+ACCESS_KEYS = frozenset(
+    {
+        "event", "http_request_method", "http_route", "path", "status", "duration_ms",
+        "bytes_in", "bytes_out", "request_id", "query", "client_addr", "user_agent",
+        "trace_id", "profile", "error_type", "exc_info",
+        "level", "logger", "service", "timestamp",
+    }
+)  # fmt: skip
+
+
+class AccessLog:
+    """Writes the access line of finished requests, unless excluded or sampled out."""
+
+    def __init__(
+        self, redactor: RedactSecrets, exclude_paths: frozenset[str], sample_rate: float
+    ) -> None:
+        self.exclude_paths = exclude_paths
+        self.sample_rate = sample_rate
+        self._redactor = redactor
+        self._emitter = EventEmitter(ACCESS_LOGGER, ACCESS_KEYS)
+
+    def write(self, observation: RequestObservation, route: str, duration: float) -> None:
+        """Log *observation*, finished after *duration* seconds, labelled *route*."""
+        if observation.path in self.exclude_paths:
+            return
+        status = observation.status
+        if (
+            self.sample_rate < 1.0
+            and status < 400
+            and duration < SLOW_REQUEST_SECONDS
+            and random.random() >= self.sample_rate
+        ):
+            return
+        fields: dict[str, Any] = {
+            "event": "request",
+            "http_request_method": observation.raw_method,
+            "http_route": route,
+            "path": observation.path,
+            "status": status,
+            "duration_ms": round(duration * 1_000_000.0) / 1000,  # 3 decimals, cheaper
+            "bytes_in": observation.bytes_in,
+            "bytes_out": observation.bytes_out,
+        }
+        if observation.request_id is not None:
+            fields["request_id"] = observation.request_id
+        if observation.query:
+            fields["query"] = self.redact_query(observation.query)
+        if observation.client is not None:
+            fields["client_addr"] = observation.client
+        if observation.user_agent is not None:
+            fields["user_agent"] = observation.user_agent
+        if observation.trace_id is not None:
+            fields["trace_id"] = observation.trace_id
+        if observation.profile_path is not None:
+            fields["profile"] = observation.profile_path
+        if observation.error_type:
+            fields["error_type"] = observation.error_type
+        if observation.exception is not None:
+            fields["exc_info"] = observation.exception
+        if status >= 500:
+            self._emitter.emit("error", logging.ERROR, fields)
+        elif status >= 400:
+            self._emitter.emit("warning", logging.WARNING, fields)
+        else:
+            self._emitter.emit("info", logging.INFO, fields)
+
+    def redact_query(self, query: str) -> str:
+        """The query string with the values of secret parameters masked."""
+        parts = query.split("&")
+        for i, part in enumerate(parts):
+            name, sep, _ = part.partition("=")
+            if sep and self._redactor.is_secret(name):
+                parts[i] = f"{name}={self._redactor.mask}"
+        return "&".join(parts)

@@ -1,0 +1,239 @@
+"""One logging pipeline for the whole process.
+
+:func:`configure_logging` sets up structlog and the standard library together, so the app's
+structlog loggers, plain :mod:`logging` loggers and the servers' own loggers (uvicorn, gunicorn)
+all come out as the same JSON lines (or the same coloured console lines on a terminal).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from typing import IO, Any
+
+import structlog
+from prometheus_client import CollectorRegistry
+from structlog.typing import Processor
+
+from obs.config import Settings
+from obs.logs.fast import JsonLine
+from obs.logs.processors import (
+    AddStandardFields,
+    RenderExceptions,
+    merge_contextvars,
+    render_json,
+)
+from obs.logs.redaction import RedactSecrets
+from obs.logs.sink import LineSink
+from obs.logs.state import LogState
+from obs.selfreport import report_internal_error
+
+#: Loggers that servers set up with handlers of their own; obs routes them through its pipeline.
+SERVER_LOGGERS: tuple[str, ...] = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "gunicorn",
+    "gunicorn.error",
+    "gunicorn.access",
+    "hypercorn.error",
+    "hypercorn.access",
+)
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's coloured duplicate of the message
+}
+
+
+class SinkLogger:
+    """The logger structlog wraps: it hands the rendered line to the current sink."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def msg(self, line: str | bytes) -> None:
+        LogState.sink.write(line)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
+class SinkLoggerFactory:
+    """Names a logger after its first argument or after the calling module."""
+
+    def __call__(self, *args: Any) -> SinkLogger:
+        if args and isinstance(args[0], str):
+            return SinkLogger(args[0])
+        return SinkLogger(_caller_module())
+
+
+def _caller_module() -> str:
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if not (name.startswith("structlog") or name == __name__):
+            return str(name) or "app"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "app"
+
+
+# -- processors ---------------------------------------------------------------------------------
+
+
+def build_processors(
+    settings: Settings, *, json: bool, registry: CollectorRegistry | None = None
+) -> tuple[list[Processor], JsonLine | None]:
+    """The processor chain shared by structlog loggers and standard-library records, and, for
+    the JSON format, the same chain fused into one call for obs's access line."""
+    standard = AddStandardFields(settings.service_name, registry)
+    redact = RedactSecrets(settings.redact_keys)
+    chain: list[Processor] = [merge_contextvars, standard, redact]
+    if not json:
+        chain.append(structlog.dev.ConsoleRenderer(colors=_wants_colour(LogState.sink.stream)))
+        return chain, None
+    exceptions = RenderExceptions()
+    chain += [exceptions, render_json]
+    return chain, JsonLine(standard, redact, exceptions)
+
+
+def _wants_colour(stream: IO[str]) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def resolve_format(log_format: str, stream: IO[str]) -> str:
+    """``auto`` means console on a terminal and JSON everywhere else."""
+    if log_format != "auto":
+        return log_format
+    isatty = getattr(stream, "isatty", None)
+    return "console" if isatty and isatty() else "json"
+
+
+# -- standard library bridge --------------------------------------------------------------------
+
+
+class _RecordLogger:
+    """Stands in for the wrapped logger when a standard-library record runs the chain."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class StructlogHandler(logging.Handler):
+    """Runs standard-library records through the same processors as structlog events."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event_dict: dict[str, Any] = {"event": record.getMessage()}
+            for key, value in record.__dict__.items():
+                if key not in _RECORD_ATTRS and not key.startswith("_"):
+                    event_dict[key] = value
+            if record.exc_info:
+                event_dict["exc_info"] = record.exc_info
+            if record.stack_info:
+                event_dict["stack"] = record.stack_info
+            method = record.levelname.lower()
+            rendered: Any = event_dict
+            logger = _RecordLogger(record.name)
+            for processor in LogState.processors:
+                rendered = processor(logger, method, rendered)
+            LogState.sink.write(rendered)
+        except structlog.DropEvent:
+            pass
+        except Exception as exc:
+            report_internal_error("logging", exc)
+
+
+def _install_stdlib(level: int) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(StructlogHandler())
+    root.setLevel(level)
+    for name in SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        if not server_logger.handlers:
+            # No handlers and no propagation is how servers switch a logger off
+            # (uvicorn --no-access-log): leave that choice alone.
+            continue
+        for handler in list(server_logger.handlers):
+            server_logger.removeHandler(handler)
+        server_logger.propagate = True
+
+
+def _line_buffer(stream: IO[str]) -> None:
+    """Make stdout/stderr line-buffered, so print() output never sits half-written between
+    log lines, and log lines need no flush of their own."""
+    if stream in (sys.stdout, sys.stderr) and not getattr(stream, "line_buffering", True):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(line_buffering=True)
+            except (ValueError, OSError):  # detached or closed: keep flushing per line
+                pass
+
+
+def configure_logging(
+    *,
+    service_name: str | None = None,
+    level: str | None = None,
+    log_format: str | None = None,
+    redact_keys: Iterable[str] | None = None,
+    stream: IO[str] | None = None,
+    registry: CollectorRegistry | None = None,
+    settings: Settings | None = None,
+) -> Settings:
+    """Configure structlog and the standard library so every log line has one format.
+
+    Arguments override ``OBS_*`` environment variables (``OBS_SERVICE_NAME``, ``OBS_LOG_LEVEL``,
+    ``OBS_LOG_FORMAT``, ``OBS_REDACT_KEYS``). Safe to call more than once: the last call wins
+    and no handler or line is duplicated. Returns the settings in force.
+    """
+    if settings is None:
+        settings = Settings.from_env(
+            service_name=service_name,
+            log_level=level,
+            log_format=log_format,
+            redact_keys=None if redact_keys is None else tuple(redact_keys),
+        )
+    target = sys.stdout if stream is None else stream
+    _line_buffer(target)
+    with LogState.lock:
+        LogState.sink = LineSink(target)
+        fmt = resolve_format(settings.log_format, target)
+        # Mutated in place: loggers cached before a reconfiguration see the new chain.
+        chain, json_line = build_processors(settings, json=fmt == "json", registry=registry)
+        LogState.processors[:] = chain
+        LogState.json_line = json_line
+        numeric_level = _LEVELS[settings.log_level]
+        LogState.min_level = numeric_level
+        structlog.configure(
+            processors=LogState.processors,
+            wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+            logger_factory=SinkLoggerFactory(),
+            context_class=dict,
+            cache_logger_on_first_use=True,
+        )
+        _install_stdlib(numeric_level)
+    return settings
+
+
+def get_logger(name: str | None = None, **initial_values: Any) -> Any:
+    """Return a structlog logger named *name* (default: the calling module)."""
+    return structlog.get_logger(name or _caller_module(), **initial_values)

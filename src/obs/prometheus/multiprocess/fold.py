@@ -1,0 +1,86 @@
+# mypy: disable-error-code="no-untyped-call"
+# (prometheus_client's multiprocess helpers carry no annotations)
+"""Folding dead workers: gunicorn's ``child_exit`` adds a dead worker's counters and histograms to
+``*_aggregate.db`` files and deletes its own, so recycled workers never make the directory, or
+the scrape, grow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from prometheus_client.multiprocess import mark_process_dead
+
+from obs.prometheus import _compat
+from obs.prometheus.multiprocess.exemplars import exemplar_row, merge_exemplars
+from obs.prometheus.multiprocess.files import (
+    AGGREGATE,
+    SIDE_PREFIX,
+    directory,
+    locked,
+    read_side_files,
+    write_json,
+)
+
+# How a dead worker's values join the aggregate, by file kind (the file name before the pid).
+_FOLD: dict[str, Callable[[tuple[float, float], tuple[float, float]], tuple[float, float]]] = {
+    "counter": lambda a, b: (a[0] + b[0], max(a[1], b[1])),
+    "histogram": lambda a, b: (a[0] + b[0], max(a[1], b[1])),
+    "summary": lambda a, b: (a[0] + b[0], max(a[1], b[1])),
+    "gauge_sum": lambda a, b: (a[0] + b[0], max(a[1], b[1])),
+    "gauge_max": lambda a, b: a if a[0] >= b[0] else b,
+    "gauge_min": lambda a, b: a if a[0] <= b[0] else b,
+    "gauge_mostrecent": lambda a, b: a if a[1] >= b[1] else b,
+}
+
+
+
+def fold_dead_worker(pid: int, path: str | None = None) -> None:
+    """Fold the files of the dead process *pid* into the aggregate files, then delete them.
+
+    Counts are never lost: counters, histograms and summaries are added, ``sum``/``max``/``min``
+    /``mostrecent`` gauges combined by their mode, ``live*`` gauges dropped
+    (``mark_process_dead``), exemplars merged (latest wins). Gauges in prometheus_client's
+    default ``all`` mode keep their per-pid files, as that mode promises.
+    """
+    path = path or directory()
+    if not path or not os.path.isdir(path):
+        return
+    with locked(path, exclusive=True):
+        mark_process_dead(pid, path)
+        suffix = f"_{pid}.db"
+        for name in os.listdir(path):
+            if not name.endswith(suffix):
+                continue
+            kind = name[: -len(suffix)]
+            combine = _FOLD.get(kind)
+            if combine is not None:
+                _fold_file(
+                    os.path.join(path, name), os.path.join(path, f"{kind}_{AGGREGATE}.db"), combine
+                )
+        side = os.path.join(path, f"{SIDE_PREFIX}{pid}.json")
+        if os.path.exists(side):
+            aggregate = os.path.join(path, f"{SIDE_PREFIX}{AGGREGATE}.json")
+            merged = merge_exemplars(read_side_files([aggregate, side]))
+            write_json(aggregate, {"exemplars": [exemplar_row(k, v) for k, v in merged.items()]})
+            os.remove(side)
+
+
+def _fold_file(
+    source: str,
+    target: str,
+    combine: Callable[[tuple[float, float], tuple[float, float]], tuple[float, float]],
+) -> None:
+    aggregate = _compat.MmapedDict(target)
+    try:
+        current = {key: (value, ts) for key, value, ts in aggregate.read_all_values()}
+        for key, value, ts, _ in _compat.MmapedDict.read_all_values_from_file(source):
+            old = current.get(key)
+            new = (value, ts) if old is None else combine(old, (value, ts))
+            aggregate.write_value(key, new[0], new[1])
+            current[key] = new
+    finally:
+        aggregate.close()
+    os.remove(source)
+

@@ -1,0 +1,181 @@
+"""Multiprocess mode: the ``.db`` files of every worker, merged and written as the text format.
+
+prometheus_client's MultiProcessCollector parses every key of every worker's file, builds a
+Sample per value, merges them through nested defaultdicts and formats the result like any other
+metric. Here each distinct key is parsed once per process (keys repeat in every worker's file
+and from scrape to scrape), values are merged into flat dicts, and lines are formatted from
+labels that are already sorted. The merge rules are prometheus_client's: counters, summaries
+and histogram sums add up; buckets add up and accumulate by bound, ``_count`` being the total;
+gauges follow their multiprocess mode (``all``/``liveall`` keep a ``pid`` label).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Iterable
+
+from obs.prometheus.textformat import escape_value, go_float, help_text
+
+#: Parsed keys: key -> (metric name, sample name, sorted labels, help). Bounded: cleared when full.
+_KEYS: dict[str, tuple[str, str, tuple[tuple[str, str], ...], str]] = {}
+_MAX_KEYS = 200_000
+_GAUGE_MODES = {
+    "min": "min", "livemin": "min", "max": "max", "livemax": "max", "sum": "sum",
+    "livesum": "sum", "mostrecent": "mostrecent", "livemostrecent": "mostrecent",
+}  # fmt: skip
+
+
+def _parse_key(key: str) -> tuple[str, str, tuple[tuple[str, str], ...], str]:
+    parsed = _KEYS.get(key)
+    if parsed is None:
+        metric_name, name, labels, help_text = json.loads(key)
+        parsed = (metric_name, name, tuple(sorted(labels.items())), help_text)
+        if len(_KEYS) >= _MAX_KEYS:
+            _KEYS.clear()
+        _KEYS[key] = parsed
+    return parsed
+
+
+class _Merged:
+    """One metric merged across the files of all workers."""
+
+    __slots__ = ("buckets", "help", "kind", "mode", "timestamps", "values")
+
+    def __init__(self, kind: str, help_text: str) -> None:
+        self.kind = kind
+        self.help = help_text
+        self.mode = ""
+        # (sample name, labels) -> value; buckets: labels without le -> {bound: value}
+        self.values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self.buckets: dict[tuple[tuple[str, str], ...], dict[float, float]] = {}
+        self.timestamps: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+
+
+def _merge_files(files: Iterable[str]) -> dict[str, _Merged]:
+    from obs.prometheus._compat import MmapedDict
+
+    merged: dict[str, _Merged] = {}
+    # Counters, summaries and histograms add up across workers: sum by raw key first (the
+    # inner loop is one dict update per value), then parse each distinct key once.
+    sums: dict[str, dict[str, float]] = {}
+    for path in files:
+        parts = os.path.basename(path).split("_")
+        kind = parts[0]
+        try:
+            entries = MmapedDict.read_all_values_from_file(path)
+        except FileNotFoundError:
+            if kind == "gauge" and parts[1].startswith("live"):
+                continue  # a worker marked dead between the listing and now
+            raise
+        if kind != "gauge":
+            acc = sums.setdefault(kind, {})
+            get = acc.get
+            for key, value, _, _ in entries:
+                acc[key] = get(key, 0.0) + value
+            continue
+        mode, pid = _GAUGE_MODES.get(parts[1], "all"), parts[2][:-3]
+        for key, value, timestamp, _ in entries:
+            metric_name, name, labels, help_text = _parse_key(key)
+            metric = merged.get(metric_name)
+            if metric is None:
+                metric = merged[metric_name] = _Merged(kind, help_text)
+            metric.mode = mode
+            _merge_gauge(metric, mode, (name, labels), pid, value, timestamp)
+    for kind, acc in sums.items():
+        for key, value in acc.items():
+            metric_name, name, labels, help_text = _parse_key(key)
+            metric = merged.get(metric_name)
+            if metric is None:
+                metric = merged[metric_name] = _Merged(kind, help_text)
+            if kind == "histogram" and name.endswith("_bucket"):
+                bound, rest = _bucket_of(key, labels)
+                by_bound = metric.buckets.setdefault(rest, {})
+                by_bound[bound] = by_bound.get(bound, 0.0) + value
+                metric.values.setdefault((metric_name + "_count", rest), 0.0)
+            else:
+                metric.values[(name, labels)] = metric.values.get((name, labels), 0.0) + value
+    return merged
+
+
+_BUCKETS: dict[str, tuple[float, tuple[tuple[str, str], ...]]] = {}
+
+
+def _bucket_of(
+    key: str, labels: tuple[tuple[str, str], ...]
+) -> tuple[float, tuple[tuple[str, str], ...]]:
+    """The bound and the other labels of a bucket key, parsed once per key."""
+    found = _BUCKETS.get(key)
+    if found is None:
+        bound = float(dict(labels)["le"])
+        found = (bound, tuple(pair for pair in labels if pair[0] != "le"))
+        if len(_BUCKETS) >= _MAX_KEYS:
+            _BUCKETS.clear()
+        _BUCKETS[key] = found
+    return found
+
+
+def _merge_gauge(
+    metric: _Merged,
+    mode: str,
+    sample: tuple[str, tuple[tuple[str, str], ...]],
+    pid: str,
+    value: float,
+    timestamp: float,
+) -> None:
+    values = metric.values
+    if mode == "all":
+        name, labels = sample
+        values[(name, tuple(sorted((*labels, ("pid", pid)))))] = value
+    elif mode == "sum":
+        values[sample] = values.get(sample, 0.0) + value
+    elif mode == "min":
+        values[sample] = min(values.get(sample, value), value)
+    elif mode == "max":
+        values[sample] = max(values.get(sample, value), value)
+    else:  # most recent
+        if metric.timestamps.get(sample, 0.0) < float(timestamp or 0):
+            values[sample] = value
+            metric.timestamps[sample] = float(timestamp or 0)
+
+
+def _labels_text(labels: tuple[tuple[str, str], ...]) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{escape_value(v)}"' for k, v in labels) + "}"
+
+
+def multiprocess_lines(directory: str, out: list[str]) -> None:
+    """The text format of every metric in *directory*'s ``.db`` files."""
+    merged = _merge_files(glob.glob(os.path.join(directory, "*.db")))
+    for metric_name, metric in merged.items():
+        kind = metric.kind
+        exposed = metric_name + "_total" if kind == "counter" else metric_name
+        out.append(f"# HELP {exposed} {help_text(metric.help)}\n")
+        out.append(f"# TYPE {exposed} {kind}\n")
+        counts: dict[tuple[tuple[str, str], ...], float] = {}
+        bucket = metric_name + "_bucket"
+        for labels, by_bound in metric.buckets.items():
+            le_at = sum(1 for k, _ in labels if k < "le")
+            before = ",".join(f'{k}="{escape_value(v)}"' for k, v in labels[:le_at])
+            after = ",".join(f'{k}="{escape_value(v)}"' for k, v in labels[le_at:])
+            head = f"{bucket}{{{before}," if before else f"{bucket}{{"
+            tail = '"} ' if not after else f'",{after}}} '
+            total = 0.0
+            for bound in sorted(by_bound):
+                total += by_bound[bound]
+                out.append(f'{head}le="{go_float(bound)}{tail}{go_float(total)}\n')
+            counts[labels] = total
+        for (name, labels), value in metric.values.items():
+            if kind == "histogram" and name == metric_name + "_count":
+                value = counts.get(labels, value)
+            out.append(f"{name}{_labels_text(labels)} {go_float(value)}\n")
+
+
+def render_multiprocess_text(directory: str) -> bytes:
+    """The text format of the ``.db`` files in *directory*, as ``MultiProcessCollector``
+    rendered by ``generate_latest`` gives it (same samples; lines may come in another order)."""
+    out: list[str] = []
+    multiprocess_lines(directory, out)
+    return "".join(out).encode("utf-8")

@@ -1,0 +1,75 @@
+"""The framework-neutral core (:mod:`obs.http.observation`): the access line's keys and redaction."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+import structlog
+from prometheus_client import CollectorRegistry
+
+from obs import configure_logging
+from obs.http.access_line import ACCESS_KEYS
+from obs.http.observation import RequestObservation
+from obs.http.observer import HttpObserver
+from obs.logs.redaction import MASK
+
+
+def _every_field(observer: HttpObserver) -> Any:
+    """A finished 500 with every optional field of the access line set."""
+    observation = RequestObservation(
+        observer, "POST", "/items/1", b"rid-1", b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"
+    )
+    observation.status = 500
+    observation.route = "/items/{item_id}"
+    observation.query = "token=abc&page=2"
+    observation.client = "127.0.0.1:5000"
+    observation.user_agent = "test/1.0"
+    observation.profile_path = "/tmp/profile.html"
+    try:
+        raise ValueError("boom")
+    except ValueError as exc:
+        observation.fail(exc)
+    return observation
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_the_access_line_has_only_keys_obs_vouches_for(
+    registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch, log_format: str
+) -> None:
+    stream = io.StringIO()
+    configure_logging(service_name="svc", log_format=log_format, stream=stream, registry=registry)
+    observer = HttpObserver(registry=registry)
+    seen: list[dict[str, Any]] = []
+    assert observer.access_log is not None
+    emitter = observer.access_log._emitter
+    real_emit = emitter.emit
+    monkeypatch.setattr(emitter, "emit", lambda m, lv, d: (seen.append(dict(d)), real_emit(m, lv, d)))
+    observation = _every_field(observer)
+    observation.finish()
+    observation.unbind()
+    (fields,) = seen
+    assert {"query", "client_addr", "user_agent", "trace_id", "profile", "error_type",
+            "exc_info", "request_id"} <= fields.keys() <= ACCESS_KEYS  # fmt: skip
+    assert "abc" not in stream.getvalue() and "token=" in stream.getvalue()
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_secrets_bound_in_the_context_are_masked_in_the_access_line(
+    registry: CollectorRegistry, log_format: str
+) -> None:
+    stream = io.StringIO()
+    configure_logging(service_name="svc", log_format=log_format, stream=stream, registry=registry)
+    observer = HttpObserver(registry=registry)
+    structlog.contextvars.bind_contextvars(api_key="sk-live-123", tenant="t1")
+    observation = RequestObservation(observer, "GET", "/", None, None)
+    observation.status = 200
+    observation.finish()
+    observation.unbind()
+    output = stream.getvalue()
+    assert "sk-live-123" not in output and MASK in output and "t1" in output
+    if log_format == "json":
+        line = json.loads(output)
+        assert line["api_key"] == MASK and line["tenant"] == "t1" and line["event"] == "request"

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import pytest
+import structlog
+from prometheus_client import CollectorRegistry
+
+from obs import configure_logging, get_logger
+from obs.exceptions import ConfigError
+from obs.logs.pipeline import resolve_format
+from obs.logs.redaction import MASK
+
+COMMON_KEYS = {"timestamp", "level", "logger", "event", "service"}
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line]
+
+
+def configure(stream: io.StringIO, registry: CollectorRegistry | None = None, **kw: Any) -> None:
+    configure_logging(
+        service_name="svc", log_format="json", stream=stream, registry=registry, **kw
+    )
+
+
+def test_structlog_and_stdlib_share_one_json_format(registry: CollectorRegistry) -> None:
+    out = io.StringIO()
+    configure(out, registry)
+    get_logger("app.orders").info("order placed", order_id=7)
+    logging.getLogger("thirdparty.lib").warning("disk at %d%%", 91)
+    first, second = lines(out)
+    assert first.keys() >= COMMON_KEYS and second.keys() >= COMMON_KEYS
+    assert first["logger"] == "app.orders" and first["order_id"] == 7
+    assert first["level"] == "info"
+    assert second == second | {"logger": "thirdparty.lib", "event": "disk at 91%", "level": "warning"}
+    assert first["service"] == second["service"] == "svc"
+    assert first["timestamp"].endswith("Z")
+
+
+def test_contextvars_reach_both_kinds_of_logger(registry: CollectorRegistry) -> None:
+    out = io.StringIO()
+    configure(out, registry)
+    structlog.contextvars.bind_contextvars(request_id="r-1")
+    get_logger("a").info("one")
+    logging.getLogger("b").error("two")
+    assert [line["request_id"] for line in lines(out)] == ["r-1", "r-1"]
+
+
+def test_stdlib_extra_fields_are_kept(registry: CollectorRegistry) -> None:
+    out = io.StringIO()
+    configure(out, registry)
+    logging.getLogger("x").info("hello", extra={"user_id": 3})
+    assert lines(out)[0]["user_id"] == 3
+
+
+def test_exceptions_are_structured_in_json(registry: CollectorRegistry) -> None:
+    out = io.StringIO()
+    configure(out, registry)
+    try:
+        raise KeyError("missing")
+    except KeyError:
+        get_logger("a").exception("lookup failed")
+        logging.getLogger("b").exception("also failed")
+    for line in lines(out):
+        (exc,) = line["exception"]
+        assert exc["exc_type"] == "KeyError"
+        assert exc["exc_value"] == "'missing'"
+        assert exc["frames"][-1]["name"] == "test_exceptions_are_structured_in_json"
+        assert "locals" not in exc["frames"][-1]  # locals could carry secrets
+
+
+def test_console_format_renders_readable_traceback(registry: CollectorRegistry) -> None:
+    out = io.StringIO()
+    configure_logging(service_name="svc", log_format="console", stream=out, registry=registry)
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        get_logger("a").exception("boom")
+    text = out.getvalue()
+    assert "boom" in text and "ZeroDivisionError" in text and "Traceback" in text
+    assert not text.lstrip().startswith("{")
+
+
+def test_secrets_are_masked_in_output(registry: CollectorRegistry) -> None:
+    out = io.StringIO()
+    configure(out, registry)
+    get_logger("a").info("call", headers={"Authorization": "Bearer s3cr3t"}, password="pw")
+    logging.getLogger("b").info("call", extra={"api_key": "k-9"})
+    text = out.getvalue()
+    assert "s3cr3t" not in text and "k-9" not in text and '"pw"' not in text
+    assert lines(out)[0]["headers"]["Authorization"] == MASK
+
+
+def test_level_filters_both_pipelines(registry: CollectorRegistry) -> None:
+    out = io.StringIO()
+    configure(out, registry, level="warning")
+    get_logger("a").info("hidden")
+    logging.getLogger("b").info("hidden too")
+    get_logger("a").warning("shown")
+    assert [line["event"] for line in lines(out)] == ["shown"]
+
+
+def test_configuring_twice_duplicates_nothing(registry: CollectorRegistry) -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure(first, registry)
+    configure(second, registry)
+    logging.getLogger("x").warning("once")
+    get_logger("y").warning("once")
+    assert first.getvalue() == ""
+    assert len(lines(second)) == 2
+    assert len(logging.getLogger().handlers) == 1
+
+
+def test_cached_logger_follows_reconfiguration(registry: CollectorRegistry) -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure(first, registry)
+    log = get_logger("kept")
+    log.info("a")
+    configure(second, registry, redact_keys=["order_id"])
+    log.info("b", order_id=5)
+    assert [line["event"] for line in lines(first)] == ["a"]
+    assert lines(second)[0]["order_id"] == MASK
+
+
+def test_log_events_are_counted_by_level(registry: CollectorRegistry) -> None:
+    configure(io.StringIO(), registry)
+    get_logger("a").info("x")
+    get_logger("a").error("y")
+    logging.getLogger("b").error("z")
+    assert registry.get_sample_value("obs_log_events_total", {"level": "error"}) == 2
+    assert registry.get_sample_value("obs_log_events_total", {"level": "info"}) == 1
+
+
+def test_server_loggers_are_routed_through_obs(registry: CollectorRegistry) -> None:
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    uvicorn_error.addHandler(logging.StreamHandler(io.StringIO()))
+    uvicorn_error.propagate = False
+    out = io.StringIO()
+    configure(out, registry)
+    uvicorn_error.info("Started server process [1]")
+    assert lines(out)[0]["logger"] == "uvicorn.error"
+    assert uvicorn_error.handlers == []
+
+
+def test_unserialisable_values_do_not_break_logging(registry: CollectorRegistry) -> None:
+    out = io.StringIO()
+    configure(out, registry)
+    get_logger("a").info("odd", obj=object(), big=2**80, s={"b", "a"}, surrogate="\ud800")
+    (line,) = lines(out)
+    assert line["obj"].startswith("<object object")
+    assert line["big"] == 2**80
+
+
+def test_invalid_format_raises_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OBS_LOG_FORMAT", "xml")
+    with pytest.raises(ConfigError, match="OBS_LOG_FORMAT='xml' is invalid"):
+        configure_logging()
+
+
+def test_auto_format_picks_console_only_on_a_terminal() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert resolve_format("auto", Tty()) == "console"
+    assert resolve_format("auto", io.StringIO()) == "json"
+    assert resolve_format("json", Tty()) == "json"

@@ -1,0 +1,159 @@
+"""Multiprocess metrics, in fresh interpreters (prometheus_client reads the directory at import)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from tests.conftest import run_python
+
+FORKED_WORKERS = textwrap.dedent(
+    """
+    import os, sys, time
+    from obs.prometheus import multiprocess
+    from obs.prometheus.exposition import render
+    from obs.metrics import get_metrics
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse
+
+    multiprocess.prepare()
+    OM = "application/openmetrics-text; version=1.0.0"
+
+    def totals():
+        body, _ = render(None, OM)
+        families = {f.name: f for f in parse(body.decode())}
+        samples = families["http_server_request_duration_seconds"].samples
+        count = sum(s.value for s in samples if s.name.endswith("_count"))
+        ids = {s.exemplar.labels["request_id"] for s in samples if s.exemplar}
+        errors = sum(s.value for s in families["http_server_exceptions"].samples)
+        return count, ids, errors, families
+
+    def worker(n, tag):
+        metrics = get_metrics()
+        child = metrics.request_duration.labels("GET", "/r", "200", "")
+        for i in range(n):
+            child.observe(0.001, {"request_id": f"{tag}-{i}"})
+        metrics.exceptions.labels("/r", "E").inc(n)
+        metrics.active_requests.labels("GET").inc()
+        multiprocess.write_side_file()
+
+    pids = []
+    for tag, n in (("a", 3), ("b", 5)):
+        pid = os.fork()
+        if pid == 0:
+            worker(n, tag)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        pids.append(pid)
+
+    count, ids, errors, families = totals()
+    assert count == 8 and errors == 8, (count, errors)
+    assert ids == {"b-4"}, ids  # one bucket, latest wins across workers
+    assert "python_gc_collections" not in families  # both workers are dead
+
+    path = multiprocess.directory()
+    for pid in pids:
+        multiprocess.fold_dead_worker(pid)
+    names = sorted(os.listdir(path))
+    assert not [n for n in names if any(n.endswith(f"_{p}.db") or n.endswith(f"_{p}.json") for p in pids)], names
+    assert "counter_aggregate.db" in names and "histogram_aggregate.db" in names, names
+    count, ids, errors, families = totals()
+    assert count == 8 and errors == 8 and ids == {"b-4"}, (count, errors, ids)
+    assert "http_server_active_requests" not in families  # live-sum files of the dead: gone
+
+    # Folding again (a second child_exit) must not count twice.
+    multiprocess.fold_dead_worker(pids[0])
+    assert totals()[0] == 8
+
+    # A live process shows up with its process and GC metrics, labelled by pid.
+    multiprocess.start_side_file()
+    multiprocess.write_side_file()
+    families = totals()[3]
+    assert {s.labels["pid"] for s in families["process_cpu_seconds"].samples} == {str(os.getpid())}
+    assert {s.labels["pid"] for s in families["python_gc_collections"].samples} == {str(os.getpid())}
+    print("ok")
+    """
+)
+
+
+def test_workers_add_up_exemplars_survive_and_dead_workers_fold(tmp_path: Path) -> None:
+    proc = run_python(FORKED_WORKERS, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("ok")
+
+
+def test_prepare_empties_the_directory_but_keeps_its_own_files(tmp_path: Path) -> None:
+    for name in ("counter_1.db", "histogram_aggregate.db", "obs_2.json", "x.json.3.tmp", "keep.txt"):
+        (tmp_path / name).write_text("")
+    code = textwrap.dedent(
+        """
+        import os, pathlib, sys
+        own = pathlib.Path(sys.argv[-1] if False else os.environ["PROMETHEUS_MULTIPROC_DIR"])
+        (own / f"counter_{os.getpid()}.db").write_text("")
+        from obs.prometheus import multiprocess
+        multiprocess.prepare()
+        print(sorted(os.listdir(own)) == sorted(["keep.txt", f"counter_{os.getpid()}.db"]))
+        """
+    )
+    proc = run_python(code, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert proc.stdout.strip() == "True", proc.stderr
+
+
+def test_prometheus_client_imported_first_still_writes_files(tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import os
+        import prometheus_client  # before the directory is known
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["DIR"]
+        from obs.metrics import get_metrics
+        get_metrics().exceptions.labels("/r", "E").inc()
+        print(sorted(os.listdir(os.environ["DIR"])))
+        """
+    )
+    proc = run_python(code, env={"DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert "counter_" in proc.stdout
+
+
+FAST_TEXT_MATCHES_COLLECT = textwrap.dedent(
+    """
+    import os
+    from obs.prometheus import multiprocess
+    from obs.prometheus.exposition import render
+    from obs.metrics import get_metrics
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families as parse
+
+    multiprocess.prepare()
+    for tag, n in (("a", 30), ("b", 50), ("c", 7)):
+        pid = os.fork()
+        if pid == 0:
+            metrics = get_metrics()
+            for i in range(n):
+                route = f"/r/{i % 5}"
+                metrics.request_duration.labels("GET", route, "200", "").observe(i / 100)
+                metrics.exceptions.labels(route, "E").inc()
+            metrics.active_requests.labels("GET").inc()
+            os._exit(0)
+        os.waitpid(pid, 0)
+    registry = multiprocess.scrape_registry()
+
+    def samples(text):
+        return sorted(
+            (s.name, tuple(sorted(s.labels.items())), s.value)
+            for f in parse(text) for s in f.samples
+            if not f.name.startswith(("process_", "python_gc"))
+        )
+
+    fast, _ = render(registry, None)  # obs's text path
+    slow = generate_latest(registry)  # prometheus_client over the same collector
+    assert samples(fast.decode()) == samples(slow.decode())
+    assert len(samples(fast.decode())) > 50
+    print("ok")
+    """
+)
+
+
+def test_fast_text_scrape_of_worker_files_matches_prometheus_client(tmp_path: Path) -> None:
+    proc = run_python(FAST_TEXT_MATCHES_COLLECT, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
