@@ -89,7 +89,9 @@ def resolve(dotted: str) -> object:
     raise ImportError(dotted)
 
 
-def assert_private_names_exist(names: tuple[tuple[str, str], ...], library: str, version: str) -> None:
+def assert_private_names_exist(
+    names: tuple[tuple[str, str], ...], library: str, version: str
+) -> None:
     """Each compat module's :data:`PRIVATE_NAMES` still exist in the installed *library*."""
     missing = []
     for dotted, purpose in names:

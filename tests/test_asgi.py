@@ -26,7 +26,6 @@ def lines(out: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-
 async def hello(request: Request) -> PlainTextResponse:
     structlog.get_logger("handler").info("inside")
     return PlainTextResponse("hi")
@@ -51,7 +50,9 @@ def settings(**kw: Any) -> Settings:
     return Settings.from_env({}, service_name="t", **kw)
 
 
-def test_route_templates_mounts_and_unmatched(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_route_templates_mounts_and_unmatched(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     app = ObservabilityMiddleware(starlette_app(), registry=registry, settings=settings())
     assert request(app, "/items/1").status == 200
     assert request(app, "/items/2").status == 200
@@ -62,7 +63,9 @@ def test_route_templates_mounts_and_unmatched(registry: CollectorRegistry, log: 
     assert count(registry, http_route="_unmatched", http_response_status_code="404") == 1
 
 
-def test_proxy_root_path_is_not_part_of_the_route(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_proxy_root_path_is_not_part_of_the_route(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     app = ObservabilityMiddleware(starlette_app(), registry=registry, settings=settings())
     assert request(app, "/prefix/api/users/bo", root_path="/prefix").status == 200
     assert count(registry, http_route="/api/users/{name}") == 1
@@ -92,7 +95,9 @@ def test_building_twice_on_one_registry_is_fine(registry: CollectorRegistry) -> 
     ObservabilityMiddleware(starlette_app(), registry=registry)
 
 
-def test_request_id_generated_bound_and_returned(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_request_id_generated_bound_and_returned(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     app = ObservabilityMiddleware(starlette_app(), registry=registry, settings=settings())
     exchange = request(app, "/items/5")
     request_id = exchange.headers[b"x-request-id"].decode()
@@ -119,7 +124,9 @@ def test_unsafe_request_ids_are_replaced(
     incoming: bytes, registry: CollectorRegistry, log: io.StringIO
 ) -> None:
     app = ObservabilityMiddleware(starlette_app(), registry=registry, settings=settings())
-    returned = request(app, "/items/1", headers=[(b"x-request-id", incoming)]).headers[b"x-request-id"]
+    returned = request(app, "/items/1", headers=[(b"x-request-id", incoming)]).headers[
+        b"x-request-id"
+    ]
     assert returned != incoming and len(returned) == 32
 
 
@@ -148,12 +155,18 @@ def test_exception_before_response_is_500_recorded_and_reraised(
     assert isinstance(exchange.raised, ValueError)
     assert exchange.status == 500 and b"x-request-id" in exchange.headers
     assert count(registry, http_response_status_code="500", error_type="ValueError") == 1
-    assert registry.get_sample_value(
-        "http_server_exceptions_total", {"http_route": "_unmatched", "error_type": "ValueError"}
-    ) == 1
+    assert (
+        registry.get_sample_value(
+            "http_server_exceptions_total", {"http_route": "_unmatched", "error_type": "ValueError"}
+        )
+        == 1
+    )
     (line,) = access(log)
     assert line["level"] == "error" and line["exception"][0]["exc_type"] == "ValueError"
-    assert registry.get_sample_value("http_server_active_requests", {"http_request_method": "GET"}) == 0
+    assert (
+        registry.get_sample_value("http_server_active_requests", {"http_request_method": "GET"})
+        == 0
+    )
 
 
 def test_exception_after_response_started_keeps_the_status(
@@ -171,7 +184,9 @@ def test_exception_after_response_started_keeps_the_status(
     assert count(registry, http_response_status_code="200", error_type="RuntimeError") == 1
 
 
-def test_5xx_without_exception_is_labelled_by_status(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_5xx_without_exception_is_labelled_by_status(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     async def unavailable(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 503, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -180,7 +195,9 @@ def test_5xx_without_exception_is_labelled_by_status(registry: CollectorRegistry
     assert count(registry, http_response_status_code="503", error_type="503") == 1
 
 
-def test_cancellation_is_499_and_active_goes_back_down(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_cancellation_is_499_and_active_goes_back_down(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     async def slow(scope: Any, receive: Any, send: Any) -> None:
         await asyncio.sleep(10)
 
@@ -200,7 +217,9 @@ def test_cancellation_is_499_and_active_goes_back_down(registry: CollectorRegist
     assert count(registry, http_response_status_code="499", error_type="CancelledError") == 1
 
 
-def test_clock_covers_streaming_but_not_background_work(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_clock_covers_streaming_but_not_background_work(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     async def streaming_then_background(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for _ in range(3):
@@ -213,13 +232,20 @@ def test_clock_covers_streaming_but_not_background_work(registry: CollectorRegis
     request(app, "/s")
     total = registry.get_sample_value(
         REQUEST_DURATION + "_sum",
-        {"http_request_method": "GET", "http_route": "_unmatched", "http_response_status_code": "200", "error_type": ""},
+        {
+            "http_request_method": "GET",
+            "http_route": "_unmatched",
+            "http_response_status_code": "200",
+            "error_type": "",
+        },
     )
     assert total is not None and 0.14 <= total < 0.3
     assert access(log)[0]["bytes_out"] == 3
 
 
-def test_cardinality_is_capped_even_with_raw_path_routes(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_cardinality_is_capped_even_with_raw_path_routes(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     async def ok(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
@@ -234,22 +260,34 @@ def test_cardinality_is_capped_even_with_raw_path_routes(registry: CollectorRegi
     for i in range(50):
         request(app, f"/u/{i}", method="GET" if i % 2 else "BREW")
     routes = {
-        s.labels["http_route"] for m in registry.collect() for s in m.samples if s.name == REQUEST_DURATION + "_count"
+        s.labels["http_route"]
+        for m in registry.collect()
+        for s in m.samples
+        if s.name == REQUEST_DURATION + "_count"
     }
     methods = {
-        s.labels["http_request_method"] for m in registry.collect() for s in m.samples if s.name == REQUEST_DURATION + "_count"
+        s.labels["http_request_method"]
+        for m in registry.collect()
+        for s in m.samples
+        if s.name == REQUEST_DURATION + "_count"
     }
     assert routes == {"/u/0", "/u/1", "/u/2", "_overflow"}
     assert methods == {"GET", "_OTHER"}
 
 
-def test_a_failing_route_getter_does_not_break_the_request(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_a_failing_route_getter_does_not_break_the_request(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     def broken(scope: Any, root: str) -> str:
         raise KeyError("router internals changed")
 
-    app = ObservabilityMiddleware(starlette_app(), registry=registry, settings=settings(), route_getter=broken)
+    app = ObservabilityMiddleware(
+        starlette_app(), registry=registry, settings=settings(), route_getter=broken
+    )
     assert request(app, "/items/1").body == b"hi"
-    assert registry.get_sample_value("obs_internal_errors_total", {"component": "route template"}) == 1
+    assert (
+        registry.get_sample_value("obs_internal_errors_total", {"component": "route template"}) == 1
+    )
 
 
 def test_excluded_paths_sampling_and_levels(registry: CollectorRegistry, log: io.StringIO) -> None:
@@ -270,7 +308,9 @@ def test_excluded_paths_sampling_and_levels(registry: CollectorRegistry, log: io
     assert count(registry) == 4  # excluded and sampled-out requests are still measured
 
 
-def test_access_line_fields_and_query_redaction(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_access_line_fields_and_query_redaction(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     app = ObservabilityMiddleware(starlette_app(), registry=registry, settings=settings())
     request(
         app,
@@ -280,22 +320,28 @@ def test_access_line_fields_and_query_redaction(registry: CollectorRegistry, log
     )
     (line,) = access(log)
     assert line["query"] == f"page=2&token={MASK}&API_KEY={MASK}"
-    assert line | {
-        "http_request_method": "GET",
-        "http_route": "/items/{item_id:int}",
-        "path": "/items/9",
-        "status": 200,
-        "bytes_out": 2,
-        "client_addr": "127.0.0.1:5000",
-        "user_agent": "curl/8",
-        "logger": "obs.access",
-        "service": "t",
-    } == line
+    assert (
+        line
+        | {
+            "http_request_method": "GET",
+            "http_route": "/items/{item_id:int}",
+            "path": "/items/9",
+            "status": 200,
+            "bytes_out": 2,
+            "client_addr": "127.0.0.1:5000",
+            "user_agent": "curl/8",
+            "logger": "obs.access",
+            "service": "t",
+        }
+        == line
+    )
     assert "zzz" not in log.getvalue() and "s3cret" not in log.getvalue()
     assert line["duration_ms"] > 0
 
 
-def test_body_sizes_are_opt_in_and_count_real_bytes(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_body_sizes_are_opt_in_and_count_real_bytes(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     async def echo(scope: Any, receive: Any, send: Any) -> None:
         body = b""
         while True:
@@ -306,22 +352,32 @@ def test_body_sizes_are_opt_in_and_count_real_bytes(registry: CollectorRegistry,
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body * 2})
 
-    app = ObservabilityMiddleware(echo, registry=registry, settings=settings(), record_body_sizes=True)
+    app = ObservabilityMiddleware(
+        echo, registry=registry, settings=settings(), record_body_sizes=True
+    )
     request(app, "/echo", method="POST", body=[b"abc", b"de"])
-    labels = {"http_request_method": "POST", "http_route": "_unmatched", "http_response_status_code": "200"}
+    labels = {
+        "http_request_method": "POST",
+        "http_route": "_unmatched",
+        "http_response_status_code": "200",
+    }
     assert registry.get_sample_value("http_server_request_body_size_bytes_sum", labels) == 5
     assert registry.get_sample_value("http_server_response_body_size_bytes_sum", labels) == 10
     assert access(log)[0]["bytes_in"] == 5
 
 
-def test_metrics_app_negotiates_openmetrics_with_exemplars(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_metrics_app_negotiates_openmetrics_with_exemplars(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     app = ObservabilityMiddleware(starlette_app(), registry=registry, settings=settings())
     rid = request(app, "/items/3").headers[b"x-request-id"].decode()
     metrics = make_metrics_app(registry)
     plain = request(metrics, "/metrics")
     assert plain.headers[b"content-type"].startswith(b"text/plain")
     assert b"# EOF" not in plain.body
-    om = request(metrics, "/metrics", headers=[(b"accept", b"application/openmetrics-text; version=1.0.0")])
+    om = request(
+        metrics, "/metrics", headers=[(b"accept", b"application/openmetrics-text; version=1.0.0")]
+    )
     assert om.headers[b"content-type"].startswith(b"application/openmetrics-text")
     exemplars = [
         s.exemplar
@@ -335,5 +391,7 @@ def test_metrics_app_negotiates_openmetrics_with_exemplars(registry: CollectorRe
 
 
 def test_build_info_names_the_service(registry: CollectorRegistry) -> None:
-    ObservabilityMiddleware(starlette_app(), registry=registry, settings=settings(service_version="1.2"))
+    ObservabilityMiddleware(
+        starlette_app(), registry=registry, settings=settings(service_version="1.2")
+    )
     assert registry.get_sample_value("obs_build_info", {"service": "t", "version": "1.2"}) == 1

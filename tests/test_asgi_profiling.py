@@ -55,7 +55,9 @@ async def get(app: Any, path: str, token: str | None) -> httpx.Response:
         return await c.get(path, headers=headers)
 
 
-def test_right_token_profiles_async_and_sync_handlers(tmp_path: Path, registry: CollectorRegistry) -> None:
+def test_right_token_profiles_async_and_sync_handlers(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
     out = io.StringIO()
     obs.configure_logging(log_format="json", stream=out, registry=registry)
     app = make(tmp_path, registry)
@@ -72,7 +74,9 @@ def test_right_token_profiles_async_and_sync_handlers(tmp_path: Path, registry: 
     assert TOKEN not in out.getvalue()
 
 
-def test_wrong_or_missing_token_is_a_normal_request(tmp_path: Path, registry: CollectorRegistry) -> None:
+def test_wrong_or_missing_token_is_a_normal_request(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
     obs.configure_logging(log_format="json", stream=io.StringIO(), registry=registry)
     app = make(tmp_path, registry)
     for token in (None, "wrong", TOKEN + "x", ""):
@@ -81,7 +85,9 @@ def test_wrong_or_missing_token_is_a_normal_request(tmp_path: Path, registry: Co
     assert not (tmp_path / "profiles").exists() or not any((tmp_path / "profiles").iterdir())
 
 
-def test_concurrent_profiled_requests_get_one_profile(tmp_path: Path, registry: CollectorRegistry) -> None:
+def test_concurrent_profiled_requests_get_one_profile(
+    tmp_path: Path, registry: CollectorRegistry
+) -> None:
     obs.configure_logging(log_format="json", stream=io.StringIO(), registry=registry)
     app = make(tmp_path, registry)
 

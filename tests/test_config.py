@@ -46,10 +46,18 @@ def test_otel_service_name_is_a_fallback() -> None:
 @pytest.mark.parametrize(
     ("var", "value", "expected"),
     [
-        ("OBS_LOG_FORMAT", "xml", "OBS_LOG_FORMAT='xml' is invalid; use one of: json, console, auto."),
+        (
+            "OBS_LOG_FORMAT",
+            "xml",
+            "OBS_LOG_FORMAT='xml' is invalid; use one of: json, console, auto.",
+        ),
         ("OBS_LOG_LEVEL", "loud", "OBS_LOG_LEVEL='loud' is invalid; use one of: debug, info"),
         ("OBS_ACCESS_LOG", "maybe", "OBS_ACCESS_LOG='maybe' is not a boolean"),
-        ("OBS_ACCESS_LOG_SAMPLE", "2", "OBS_ACCESS_LOG_SAMPLE='2' is invalid; use a number from 0 to 1."),
+        (
+            "OBS_ACCESS_LOG_SAMPLE",
+            "2",
+            "OBS_ACCESS_LOG_SAMPLE='2' is invalid; use a number from 0 to 1.",
+        ),
         ("OBS_SERVICE_NAME", "  ", "OBS_SERVICE_NAME is set but empty"),
     ],
 )

@@ -157,7 +157,9 @@ def test_private_names_stay_in_their_package() -> None:
                 continue
             if not module.startswith(owner + "."):
                 what = f"{target}.{name}" if name else target
-                violations.append(f"{MODULES[module].relative_to(SRC)}:{line}: {module} imports {what}")
+                violations.append(
+                    f"{MODULES[module].relative_to(SRC)}:{line}: {module} imports {what}"
+                )
     assert not violations, "private names used outside their package:\n" + "\n".join(violations)
 
 

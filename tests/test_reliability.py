@@ -114,7 +114,9 @@ def test_a_full_disk_for_logs_costs_no_request(
 ) -> None:
     with open("/dev/full", "w") as full:  # every write fails with ENOSPC
         obs.configure_logging(log_format="json", stream=full, registry=registry)
-        before = REGISTRY.get_sample_value("obs_internal_errors_total", {"component": "log sink"}) or 0
+        before = (
+            REGISTRY.get_sample_value("obs_internal_errors_total", {"component": "log sink"}) or 0
+        )
         middleware = observed(registry)
         for _ in range(20):
             assert request(middleware, "/text").body == b"hello"
@@ -124,7 +126,9 @@ def test_a_full_disk_for_logs_costs_no_request(
     assert err.count("obs: log sink failed (OSError: [Errno 28] No space left on device)") == 1
 
 
-def test_a_raising_metric_costs_no_request(registry: CollectorRegistry, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_raising_metric_costs_no_request(
+    registry: CollectorRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
     obs.configure_logging(log_format="json", stream=io.StringIO(), registry=registry)
     middleware = observed(registry)
     request(middleware, "/text")  # create the child, then break it
@@ -152,13 +156,21 @@ def test_a_closed_log_stream_costs_no_request(registry: CollectorRegistry) -> No
     assert request(observed(registry), "/text").body == b"hello"
 
 
-def test_long_request_ids_never_break_the_openmetrics_exposition(registry: CollectorRegistry) -> None:
+def test_long_request_ids_never_break_the_openmetrics_exposition(
+    registry: CollectorRegistry,
+) -> None:
     obs.configure_logging(log_format="json", stream=io.StringIO(), registry=registry)
     middleware = observed(registry)
     for length in (32, 64, 78, 79, 100, 118, 119, 128):
         trace = f"00-{'ab' * 16}-{'cd' * 8}-01".encode()
-        request(middleware, "/text", headers=[(b"x-request-id", b"r" * length), (b"traceparent", trace)])
-        body = request(make_metrics_app(registry), "/metrics", headers=[(b"accept", b"application/openmetrics-text")]).body
+        request(
+            middleware, "/text", headers=[(b"x-request-id", b"r" * length), (b"traceparent", trace)]
+        )
+        body = request(
+            make_metrics_app(registry),
+            "/metrics",
+            headers=[(b"accept", b"application/openmetrics-text")],
+        ).body
         for family in parse_om(body.decode()):
             for sample in family.samples:
                 if sample.exemplar is not None:
@@ -166,14 +178,20 @@ def test_long_request_ids_never_break_the_openmetrics_exposition(registry: Colle
                     assert size <= 128
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(request_id=st.binary(max_size=300), traceparent=st.binary(max_size=120))
-def test_hostile_ids_never_reach_headers_or_logs_unescaped(request_id: bytes, traceparent: bytes) -> None:
+def test_hostile_ids_never_reach_headers_or_logs_unescaped(
+    request_id: bytes, traceparent: bytes
+) -> None:
     registry = CollectorRegistry()
     out = io.StringIO()
     obs.configure_logging(log_format="json", stream=out, registry=registry)
     exchange = request(
-        observed(registry), "/text", headers=[(b"x-request-id", request_id), (b"traceparent", traceparent)]
+        observed(registry),
+        "/text",
+        headers=[(b"x-request-id", request_id), (b"traceparent", traceparent)],
     )
     returned = exchange.headers[b"x-request-id"]
     assert returned == request_id or HEX32.match(returned.decode())
@@ -281,6 +299,10 @@ def test_profiles_are_never_served_over_http(registry: CollectorRegistry, tmp_pa
     profiled = request(middleware, "/text", headers=[(b"x-obs-profile", b"s3cret-token")])
     profile_id = profiled.headers[b"x-obs-profile-id"].decode()
     assert (tmp_path / f"{profile_id}.html").stat().st_mode & 0o777 == 0o600
-    for path in (f"/{profile_id}.html", f"/profiles/{profile_id}.html", f"/{tmp_path}/{profile_id}.html"):
+    for path in (
+        f"/{profile_id}.html",
+        f"/profiles/{profile_id}.html",
+        f"/{tmp_path}/{profile_id}.html",
+    ):
         exchange = request(middleware, path)
         assert exchange.status == 404 and profile_id.encode() not in exchange.body

@@ -23,9 +23,6 @@ from tests.conftest import access, active, count
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
-
-
-
 def middleware(app: Any, registry: CollectorRegistry, **kw: Any) -> ObservabilityMiddleware:
     return ObservabilityMiddleware(app, registry=registry, settings=Settings.from_env({}), **kw)
 
@@ -40,7 +37,9 @@ class Call:
         self.headers: dict[str, str] = {}
         self.result = app(self.environ, self.start_response)
 
-    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
         self.status, self.headers = status, dict(headers)
         return lambda data: None
 
@@ -132,13 +131,23 @@ def test_exception_before_start_response_is_a_500_and_reraised(
 
     with pytest.raises(RuntimeError):
         Call(middleware(app, registry))
-    assert count(registry, http_response_status_code="500", error_type="RuntimeError", http_route="_unmatched") == 1
+    assert (
+        count(
+            registry,
+            http_response_status_code="500",
+            error_type="RuntimeError",
+            http_route="_unmatched",
+        )
+        == 1
+    )
     (line,) = access(log)
     assert line["level"] == "error" and line["exception"][0]["exc_type"] == "RuntimeError"
     assert current_request_id() is None and active(registry) == 0
 
 
-def test_exception_after_start_response_but_before_the_body_is_a_500(registry: CollectorRegistry) -> None:
+def test_exception_after_start_response_but_before_the_body_is_a_500(
+    registry: CollectorRegistry,
+) -> None:
     def app(environ: Any, start_response: Any) -> Iterable[bytes]:
         start_response("200 OK", [])
         raise ValueError("late")
@@ -199,7 +208,9 @@ def test_plain_apps_get_a_bounded_route(registry: CollectorRegistry) -> None:
     assert count(registry, http_route="_unmatched") == 50
 
 
-def test_flask_route_templates_exceptions_and_metrics(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_flask_route_templates_exceptions_and_metrics(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     app = Flask(__name__)
 
     @app.get("/items/<item_id>")
@@ -218,8 +229,16 @@ def test_flask_route_templates_exceptions_and_metrics(registry: CollectorRegistr
         assert response.status_code == 500
     client.get("/missing").close()
     assert count(registry, http_route="/items/<item_id>", http_response_status_code="200") == 1
-    assert count(registry, http_route="/boom", http_response_status_code="500", error_type="RuntimeError") == 1
-    assert count(registry, http_route="_unmatched", http_response_status_code="404", error_type="") == 1
+    assert (
+        count(
+            registry, http_route="/boom", http_response_status_code="500", error_type="RuntimeError"
+        )
+        == 1
+    )
+    assert (
+        count(registry, http_route="_unmatched", http_response_status_code="404", error_type="")
+        == 1
+    )
 
 
 def test_flask_routes_survive_early_answers_and_blueprints(registry: CollectorRegistry) -> None:
@@ -242,7 +261,10 @@ def test_flask_routes_survive_early_answers_and_blueprints(registry: CollectorRe
     client.get("/shop/carts/3").close()
     with client.get("/private/x") as response:
         assert response.status_code == 403
-    assert count(registry, http_route="/shop/carts/<int:cart_id>", http_response_status_code="200") == 1
+    assert (
+        count(registry, http_route="/shop/carts/<int:cart_id>", http_response_status_code="200")
+        == 1
+    )
     assert count(registry, http_route="/private/<doc>", http_response_status_code="403") == 1
 
 
@@ -270,7 +292,9 @@ def test_flask_keeps_the_apps_own_request_class(registry: CollectorRegistry) -> 
     assert count(registry, http_route="/shops/<int:shop_id>", http_response_status_code="200") == 1
 
 
-def test_mounted_flask_app_routes_are_relative_to_the_middleware(registry: CollectorRegistry) -> None:
+def test_mounted_flask_app_routes_are_relative_to_the_middleware(
+    registry: CollectorRegistry,
+) -> None:
     app = Flask(__name__)
     app.add_url_rule("/users/<name>", "user", lambda name: name)
     instrument(app, registry=registry, settings=Settings.from_env({}), metrics_path=None)
@@ -284,6 +308,7 @@ def test_file_wrapper_keeps_the_server_path(registry: CollectorRegistry, log: io
     with tempfile.NamedTemporaryFile(delete=False) as handle:
         handle.write(b"z" * 1000)
     try:
+
         def app(environ: Any, start_response: Any) -> Iterable[bytes]:
             start_response("200 OK", [])
             return environ["wsgi.file_wrapper"](open(handle.name, "rb"), 256)  # type: ignore[no-any-return]

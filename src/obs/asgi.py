@@ -34,9 +34,16 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RouteGetter = Callable[[Scope, str], "str | None"]
 
-__all__ = ["MetricsApp", "ObservabilityMiddleware", "make_metrics_app", "route_template", "start_metrics_server"]
+__all__ = [
+    "MetricsApp",
+    "ObservabilityMiddleware",
+    "make_metrics_app",
+    "route_template",
+    "start_metrics_server",
+]
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
+
 
 class ObservabilityMiddleware:
     """Observe every HTTP request of an ASGI app; other scope types pass straight through.
@@ -203,14 +210,18 @@ class MetricsApp:
             elif name == b"authorization":
                 authorization = value
         if not authorized(self._expected_authorization, authorization):
-            await send({"type": "http.response.start", "status": 401, "headers": UNAUTHORIZED_HEADERS})
+            await send(
+                {"type": "http.response.start", "status": 401, "headers": UNAUTHORIZED_HEADERS}
+            )
             await send({"type": "http.response.body", "body": b"authentication required\n"})
             return
         # Rendering is CPU work that can take milliseconds: keep it off the event loop.
         body, headers = await asyncio.to_thread(render, self.registry, accept, accept_encoding)
         raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers]
         await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
 
 
 def make_metrics_app(

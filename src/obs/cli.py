@@ -51,11 +51,23 @@ def config_command() -> None:
 
 
 @cli.command("demo")
-@click.option("--duration", default=20.0, show_default=True, type=click.FloatRange(min=2),
-              help="Seconds of generated traffic.")
-@click.option("--port", type=click.IntRange(1, 65535), help="Port of the demo service [default: a free one].")
-@click.option("--out", default="obs-demo", show_default=True, type=click.Path(file_okay=False),
-              help="Where the flame graph, logs, metrics and dashboards are written.")
+@click.option(
+    "--duration",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(min=2),
+    help="Seconds of generated traffic.",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), help="Port of the demo service [default: a free one]."
+)
+@click.option(
+    "--out",
+    default="obs-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the flame graph, logs, metrics and dashboards are written.",
+)
 def demo_command(duration: float, port: int | None, out: str) -> None:
     """Run an instrumented FastAPI service under load and show its metrics, logs and profile."""
     from pathlib import Path

@@ -1,6 +1,6 @@
 """Django integration; see :mod:`obs.integrations.django`.
 
-    MIDDLEWARE = ["obs.django.ObservabilityMiddleware", ...]
+MIDDLEWARE = ["obs.django.ObservabilityMiddleware", ...]
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ __all__ = [
     "worker_exit",
 ]
 
+
 class ObsLogger(Logger):  # type: ignore[misc]
     """gunicorn's logger, with its error (and, if enabled, access) log routed through obs."""
 

@@ -78,9 +78,7 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         (METHOD, ROUTE, STATUS, ERROR_TYPE),
         "Duration of HTTP server requests, until the last body byte was sent.",
     ),
-    MetricSpec(
-        ACTIVE_REQUESTS, "gauge", (METHOD,), "Number of HTTP server requests in flight."
-    ),
+    MetricSpec(ACTIVE_REQUESTS, "gauge", (METHOD,), "Number of HTTP server requests in flight."),
     MetricSpec(
         REQUEST_BODY_SIZE,
         "histogram",
@@ -157,7 +155,9 @@ class ObsMetrics:
                 exemplar_histogram,  # keeps exemplars across workers
             )
 
-            histogram = Histogram(name, row.help, row.labels, registry=self.registry, buckets=buckets)
+            histogram = Histogram(
+                name, row.help, row.labels, registry=self.registry, buckets=buckets
+            )
             return exemplar_histogram(histogram, buckets)
         family = HistogramFamily(name, row.help, row.labels, buckets)
         self.registry.register(family)

@@ -1,6 +1,6 @@
 """Multiprocess metrics, public entry point: see :mod:`obs.prometheus.multiprocess`.
 
-    obs.multiprocess.fold_dead_worker(pid)   # from a server's child-exit hook of your own
+obs.multiprocess.fold_dead_worker(pid)   # from a server's child-exit hook of your own
 """
 
 from __future__ import annotations

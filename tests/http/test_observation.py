@@ -46,7 +46,9 @@ def test_the_access_line_has_only_keys_obs_vouches_for(
     assert observer.access_log is not None
     emitter = observer.access_log._emitter
     real_emit = emitter.emit
-    monkeypatch.setattr(emitter, "emit", lambda m, lv, d: (seen.append(dict(d)), real_emit(m, lv, d)))
+    monkeypatch.setattr(
+        emitter, "emit", lambda m, lv, d: (seen.append(dict(d)), real_emit(m, lv, d))
+    )
     observation = _every_field(observer)
     observation.finish()
     observation.unbind()

@@ -22,7 +22,9 @@ from typing import Any
 
 FIGURES = Path(__file__).resolve().parent / "reliability-figures.json"
 LAST_RUN = Path(__file__).resolve().parents[2] / "build" / "reliability-figures.json"
-COMMAND = ".venv/bin/python -m pytest tests/integration/test_load_no_loss.py tests/test_reliability.py"
+COMMAND = (
+    ".venv/bin/python -m pytest tests/integration/test_load_no_loss.py tests/test_reliability.py"
+)
 
 
 def in_process_cases() -> dict[str, Any]:
@@ -33,7 +35,10 @@ def in_process_cases() -> dict[str, Any]:
     examples = fuzzed._hypothesis_internal_use_settings.max_examples  # type: ignore[attr-defined]
     # Requests each fault test sends through the broken part (see the tests themselves).
     faults = {
-        "log stream on a full disk (ENOSPC)": (cases.test_a_full_disk_for_logs_costs_no_request, 20),
+        "log stream on a full disk (ENOSPC)": (
+            cases.test_a_full_disk_for_logs_costs_no_request,
+            20,
+        ),
         "metrics that raise": (cases.test_a_raising_metric_costs_no_request, 5),
         "closed log stream": (cases.test_a_closed_log_stream_costs_no_request, 1),
     }
@@ -63,8 +68,12 @@ def record(server: str, figures: dict[str, Any], path: Path | None = None) -> No
     data["totals"] = {
         "requests_held": sum(run["requests_completed"] for run in load.values()),
         "workers_sigkilled_and_respawned": len(load),
-        "access_lines_lost": sum(run["requests_completed"] - run["access_lines"] for run in load.values()),
-        "counts_lost": sum(run["requests_completed"] - run["counter_total"] for run in load.values()),
+        "access_lines_lost": sum(
+            run["requests_completed"] - run["access_lines"] for run in load.values()
+        ),
+        "counts_lost": sum(
+            run["requests_completed"] - run["counter_total"] for run in load.values()
+        ),
         "torn_lines": sum(run["torn_lines"] for run in load.values()),
     }
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -129,7 +138,11 @@ def readme_section(data: dict[str, Any]) -> str:
 
 def _fill(text: str, subsequent_indent: str = "") -> str:
     return textwrap.fill(
-        text, 100, subsequent_indent=subsequent_indent, break_long_words=False, break_on_hyphens=False
+        text,
+        100,
+        subsequent_indent=subsequent_indent,
+        break_long_words=False,
+        break_on_hyphens=False,
     )
 
 

@@ -95,7 +95,9 @@ def serve(
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"server not ready in {timeout}s: {err.read_text()[-3000:]}") from None
+                    raise AssertionError(
+                        f"server not ready in {timeout}s: {err.read_text()[-3000:]}"
+                    ) from None
                 time.sleep(0.05)
         yield server
     finally:

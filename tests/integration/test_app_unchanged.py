@@ -24,7 +24,9 @@ REQUESTS = [
 ]
 
 
-def run(module_app: str, marker: Path) -> tuple[list[tuple[int, dict[str, str], bytes]], list[str], list[str]]:
+def run(
+    module_app: str, marker: Path
+) -> tuple[list[tuple[int, dict[str, str], bytes]], list[str], list[str]]:
     port = free_port()
     argv = ["uvicorn", module_app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     answers = []
@@ -52,7 +54,11 @@ def test_behind_obs_everything_but_the_request_id_is_unchanged(tmp_path: Path) -
     assert wrapped == bare
     assert wrapped_ws == bare_ws == ["ONE", "TWO"]
     assert bare[4][2] == b"8388608"  # the 8 MiB upload arrived whole
-    assert (tmp_path / "wrapped").read_text() == (tmp_path / "bare").read_text() == "startup\nshutdown\n"
+    assert (
+        (tmp_path / "wrapped").read_text()
+        == (tmp_path / "bare").read_text()
+        == "startup\nshutdown\n"
+    )
     access = [json.loads(line) for line in lines if '"obs.access"' in line]
     by_path = {(a["http_request_method"], a["path"]): a for a in access}
     assert by_path[("POST", "/upload")]["bytes_in"] == 8 * 1024 * 1024

@@ -23,7 +23,15 @@ UNKNOWN_PATHS = 10_000
 
 
 def uvicorn(module: str, port: int) -> list[str]:
-    return ["uvicorn", f"{module}:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    return [
+        "uvicorn",
+        f"{module}:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
 
 
 async def hammer_unknown_paths(base_url: str, count: int, concurrency: int = 16) -> None:
@@ -111,10 +119,17 @@ def test_metrics_logs_and_ids_through_a_real_server(server: Server) -> None:
     routes = {s.labels["http_route"] for s in samples}
     expected = {"/items/{item_id}", "/api/users/{name}", "/boom", "/stream", "/metrics"}
     assert routes == expected | {"_unmatched"}  # 10,000 unknown paths added one value
-    assert count_by(samples, http_route="_unmatched", http_response_status_code="404") == UNKNOWN_PATHS
+    assert (
+        count_by(samples, http_route="_unmatched", http_response_status_code="404") == UNKNOWN_PATHS
+    )
     assert count_by(samples, http_route="/items/{item_id}", http_response_status_code="200") == 9
     error_type = "RuntimeError" if PROPAGATES[server.name] else "500"
-    assert count_by(samples, http_route="/boom", http_response_status_code="500", error_type=error_type) == 1
+    assert (
+        count_by(
+            samples, http_route="/boom", http_response_status_code="500", error_type=error_type
+        )
+        == 1
+    )
 
     stream_sum = next(
         s.value for s in samples if s.name.endswith("_sum") and s.labels["http_route"] == "/stream"
@@ -127,7 +142,11 @@ def test_metrics_logs_and_ids_through_a_real_server(server: Server) -> None:
 
     parse_text(plain_text)  # the classic format parses too
     check = subprocess.run(
-        ["promtool", "check", "metrics"], input=plain_text, capture_output=True, text=True, timeout=30
+        ["promtool", "check", "metrics"],
+        input=plain_text,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert check.returncode == 0, check.stdout + check.stderr
 

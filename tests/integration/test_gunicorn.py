@@ -78,7 +78,13 @@ def counts(families: dict[str, Any]) -> Counter[tuple[str, str, str]]:
     out: Counter[tuple[str, str, str]] = Counter()
     for s in families["http_server_request_duration_seconds"].samples:
         if s.name.endswith("_count") and s.labels["http_route"] != "/metrics":
-            out[(s.labels["http_route"], s.labels["http_response_status_code"], s.labels["error_type"])] += int(s.value)
+            out[
+                (
+                    s.labels["http_route"],
+                    s.labels["http_response_status_code"],
+                    s.labels["error_type"],
+                )
+            ] += int(s.value)
     return out
 
 
@@ -142,7 +148,9 @@ def _check_access_log(server: Server, sent: dict[str, tuple[str, int]]) -> None:
 def test_recycled_workers_lose_nothing_and_stay_flat(tmp_path: Path) -> None:
     directory = tmp_path / "multiproc"
     port = free_port()
-    argv = gunicorn("flask_app:app", port, 2, "--max-requests", "10", "--max-requests-jitter", "0", "--preload")
+    argv = gunicorn(
+        "flask_app:app", port, 2, "--max-requests", "10", "--max-requests-jitter", "0", "--preload"
+    )
     env = {"PROMETHEUS_MULTIPROC_DIR": str(directory), "OBS_ACCESS_LOG": "false"}
     with serve(argv, port, env=env) as server:
         first = plan("flask", 200)  # 20 recycles

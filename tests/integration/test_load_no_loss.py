@@ -56,7 +56,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 @pytest.fixture(autouse=True)
 def _needs_wrk() -> None:
     if shutil.which("wrk") is None:  # fail, never skip: CI must run these
-        pytest.fail("the load tests need wrk: run bash scripts/bootstrap.sh --system (apt-get install wrk)")
+        pytest.fail(
+            "the load tests need wrk: run bash scripts/bootstrap.sh --system (apt-get install wrk)"
+        )
 
 
 @dataclass
@@ -101,7 +103,13 @@ def test_uvicorn_three_workers_one_killed_loses_nothing(tmp_path: Path) -> None:
 
 
 def _run(
-    name: str, argv: list[str], port: int, env: dict[str, str], multiproc: Path, *, in_flight_bound: int
+    name: str,
+    argv: list[str],
+    port: int,
+    env: dict[str, str],
+    multiproc: Path,
+    *,
+    in_flight_bound: int,
 ) -> dict[str, Any]:
     started = time.monotonic()
     ids_dir = multiproc.parent / "client-ids"
@@ -126,7 +134,9 @@ def _run(
     access = [
         r
         for r in records
-        if r.get("event") == "request" and r.get("logger") == "obs.access" and r["path"] != TAIL_PATH
+        if r.get("event") == "request"
+        and r.get("logger") == "obs.access"
+        and r["path"] != TAIL_PATH
     ]
     answered = _client_responses(ids_dir)
     errors = client["connect_errors"] + client["read_errors"] + client["write_errors"]
@@ -247,9 +257,13 @@ class _Wrk:
         deadline = time.monotonic() + timeout
         while self.done < self.threads:
             assert self.process.poll() is None, f"wrk exited early: {''.join(self.stderr)[-2000:]}"
-            assert time.monotonic() < deadline, f"wrk: {self.done}/{self.threads} threads done in {timeout}s"
+            assert time.monotonic() < deadline, (
+                f"wrk: {self.done}/{self.threads} threads done in {timeout}s"
+            )
             time.sleep(0.1)
-        self.process.send_signal(signal.SIGINT)  # ends wrk's sleep: it joins the threads, runs done()
+        self.process.send_signal(
+            signal.SIGINT
+        )  # ends wrk's sleep: it joins the threads, runs done()
         out, _ = self.process.communicate(timeout=30)
         summary = out.strip().splitlines()[-1]
         result: dict[str, Any] = json.loads(summary)
@@ -275,7 +289,9 @@ def _kill_one_worker_mid_run(server: Server, workers: list[int], multiproc: Path
     return Kill(serving[0], server.stdout_lines)
 
 
-def _wait_for_respawn(master: int, original: set[int], killed: int, timeout: float = 30) -> tuple[int, float]:
+def _wait_for_respawn(
+    master: int, original: set[int], killed: int, timeout: float = 30
+) -> tuple[int, float]:
     """Wait until the master has replaced *killed*; return the new worker's pid and how long it took."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
@@ -329,7 +345,8 @@ def _counted_requests(base_url: str, expected: int, timeout: float = 15) -> tupl
                     sum(
                         s.value
                         for s in family.samples
-                        if s.name.endswith("_count") and s.labels["http_route"] not in UNCOUNTED_ROUTES
+                        if s.name.endswith("_count")
+                        and s.labels["http_route"] not in UNCOUNTED_ROUTES
                     )
                 )
             elif family.name == "http_server_active_requests":

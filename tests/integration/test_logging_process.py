@@ -33,7 +33,10 @@ def test_one_json_format_for_the_whole_process() -> None:
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["event"] for r in records] == [
-        "from stdlib args", "from structlog", "bare structlog", "failed"
+        "from stdlib args",
+        "from structlog",
+        "bare structlog",
+        "failed",
     ]
     for record in records:
         assert {"timestamp", "level", "logger", "event", "service"} <= record.keys()

@@ -283,7 +283,9 @@ def test_a_worker_started_during_the_run_is_sampled_too(
     assert replacements & pids, f"replacement {replacements} not among sampled pids {pids}"
     assert workers - {retired} <= pids
     stacks = ProfileResult.from_collapsed(out.read_text())
-    assert {s.pid for s in stacks.stacks if "burn_cpu_in_worker" in ";".join(s.frames)} & replacements
+    assert {
+        s.pid for s in stacks.stacks if "burn_cpu_in_worker" in ";".join(s.frames)
+    } & replacements
 
 
 def _answers(port: int) -> bool:

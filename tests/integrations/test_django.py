@@ -52,10 +52,6 @@ urlpatterns = [
 ]
 
 
-
-
-
-
 def observed(registry: CollectorRegistry) -> Any:
     return override_settings(
         MIDDLEWARE=["obs.django.ObservabilityMiddleware"],
@@ -63,7 +59,9 @@ def observed(registry: CollectorRegistry) -> Any:
     )
 
 
-def test_wsgi_handler_routes_exceptions_and_streaming(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_wsgi_handler_routes_exceptions_and_streaming(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     with observed(registry):
         client = Client(raise_request_exception=False)
         response = client.get("/polls/7/")
@@ -72,9 +70,19 @@ def test_wsgi_handler_routes_exceptions_and_streaming(registry: CollectorRegistr
         assert client.get("/missing").status_code == 404
         assert client.get("/nowhere/12345").status_code == 404
         assert b"".join(client.get("/stream").streaming_content) == b"abcde"  # type: ignore[attr-defined]
-    assert count(registry, http_route="/polls/<int:question_id>/", http_response_status_code="200") == 1
-    assert count(registry, http_route="/boom", http_response_status_code="500", error_type="RuntimeError") == 1
-    assert count(registry, http_route="/missing", http_response_status_code="404", error_type="") == 1
+    assert (
+        count(registry, http_route="/polls/<int:question_id>/", http_response_status_code="200")
+        == 1
+    )
+    assert (
+        count(
+            registry, http_route="/boom", http_response_status_code="500", error_type="RuntimeError"
+        )
+        == 1
+    )
+    assert (
+        count(registry, http_route="/missing", http_response_status_code="404", error_type="") == 1
+    )
     assert count(registry, http_route="_unmatched", http_response_status_code="404") == 1
     lines = access(log)
     assert len(lines) == 5
@@ -90,7 +98,10 @@ def test_asgi_handler(registry: CollectorRegistry, log: io.StringIO) -> None:
 
     with observed(registry):
         asyncio.run(run())
-    assert count(registry, http_route="/polls/<int:question_id>/", http_response_status_code="200") == 1
+    assert (
+        count(registry, http_route="/polls/<int:question_id>/", http_response_status_code="200")
+        == 1
+    )
     assert count(registry, http_route="/boom", error_type="RuntimeError") == 1
 
 

@@ -22,9 +22,7 @@ def lines(stream: io.StringIO) -> list[dict[str, Any]]:
 
 
 def configure(stream: io.StringIO, registry: CollectorRegistry | None = None, **kw: Any) -> None:
-    configure_logging(
-        service_name="svc", log_format="json", stream=stream, registry=registry, **kw
-    )
+    configure_logging(service_name="svc", log_format="json", stream=stream, registry=registry, **kw)
 
 
 def test_structlog_and_stdlib_share_one_json_format(registry: CollectorRegistry) -> None:
@@ -36,7 +34,11 @@ def test_structlog_and_stdlib_share_one_json_format(registry: CollectorRegistry)
     assert first.keys() >= COMMON_KEYS and second.keys() >= COMMON_KEYS
     assert first["logger"] == "app.orders" and first["order_id"] == 7
     assert first["level"] == "info"
-    assert second == second | {"logger": "thirdparty.lib", "event": "disk at 91%", "level": "warning"}
+    assert second == second | {
+        "logger": "thirdparty.lib",
+        "event": "disk at 91%",
+        "level": "warning",
+    }
     assert first["service"] == second["service"] == "svc"
     assert first["timestamp"].endswith("Z")
 

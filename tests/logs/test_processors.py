@@ -61,7 +61,9 @@ def test_merge_contextvars_matches_structlogs() -> None:
     structlog.contextvars.unbind_contextvars("user")
     structlog.contextvars.bind_contextvars(tenant="t1")
     ours = merge_contextvars(None, "info", {"event": "x", "tenant": "explicit"})
-    theirs = structlog.contextvars.merge_contextvars(None, "info", {"event": "x", "tenant": "explicit"})
+    theirs = structlog.contextvars.merge_contextvars(
+        None, "info", {"event": "x", "tenant": "explicit"}
+    )
     assert ours == theirs == {"event": "x", "tenant": "explicit", "request_id": "r-9"}
     structlog.contextvars.clear_contextvars()
 
@@ -133,4 +135,6 @@ def test_only_the_json_chain_is_fused() -> None:
     chain, fused = build_processors(Settings.from_env(), json=True, registry=CollectorRegistry())
     assert fused is not None
     # The fused line is built from the chain's own processor objects, not copies of them.
-    assert fused._standard is chain[1] and fused._redact is chain[2] and fused._exceptions is chain[3]
+    assert (
+        fused._standard is chain[1] and fused._redact is chain[2] and fused._exceptions is chain[3]
+    )

@@ -18,9 +18,7 @@ def test_sink_writes_whole_lines_to_a_file_descriptor(tmp_path: Any) -> None:
     assert path.read_text() == '{"a":1}\n{"b": 2}\n'
 
 
-def test_sink_failure_is_reported_not_raised(
-    capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_sink_failure_is_reported_not_raised(capsys: pytest.CaptureFixture[str]) -> None:
     stream = io.StringIO()
     sink = LineSink(stream)
     stream.close()

@@ -82,7 +82,13 @@ def test_workers_add_up_exemplars_survive_and_dead_workers_fold(tmp_path: Path) 
 
 
 def test_prepare_empties_the_directory_but_keeps_its_own_files(tmp_path: Path) -> None:
-    for name in ("counter_1.db", "histogram_aggregate.db", "obs_2.json", "x.json.3.tmp", "keep.txt"):
+    for name in (
+        "counter_1.db",
+        "histogram_aggregate.db",
+        "obs_2.json",
+        "x.json.3.tmp",
+        "keep.txt",
+    ):
         (tmp_path / name).write_text("")
     code = textwrap.dedent(
         """

@@ -100,7 +100,9 @@ class ObservabilityMiddleware:
             describe_cgi(observation, meta)
         return observation
 
-    def _observe_response(self, observation: RequestObservation, request: Any, response: Any) -> None:
+    def _observe_response(
+        self, observation: RequestObservation, request: Any, response: Any
+    ) -> None:
         observation.status = response.status_code
         if observation.request_id is not None:
             response["X-Request-ID"] = observation.request_id
@@ -152,7 +154,9 @@ def _count(chunks: Iterable[bytes], observation: RequestObservation) -> Iterator
         yield chunk
 
 
-async def _count_async(chunks: AsyncIterator[bytes], observation: RequestObservation) -> AsyncIterator[bytes]:
+async def _count_async(
+    chunks: AsyncIterator[bytes], observation: RequestObservation
+) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         observation.bytes_out += len(chunk)
         yield chunk

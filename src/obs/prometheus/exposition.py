@@ -78,7 +78,9 @@ def start_metrics_server(
     Keeping metrics off the public port is the simplest way to keep them private.
     """
     try:
-        return start_http_server(port, addr=addr, registry=REGISTRY if registry is None else registry)
+        return start_http_server(
+            port, addr=addr, registry=REGISTRY if registry is None else registry
+        )
     except OSError as exc:
         raise ObsError(
             f"cannot serve metrics on {addr}:{port} ({exc.strerror}); "

@@ -48,6 +48,7 @@ Encoder = Callable[[Any], bytes]
 # Escaping schemes under which a legacy-valid name is written as it is.
 _PLAIN_ESCAPINGS = frozenset({openmetrics.UNDERSCORES, openmetrics.ALLOWUTF8})
 
+
 def _help_openmetrics(documentation: str) -> str:
     return escape_value(documentation)
 

@@ -53,7 +53,6 @@ class ExemplarChild:
             _side_file.touch()
 
 
-
 class ExemplarHistogram:
     """A multiprocess histogram whose exemplars survive (see :class:`SideFile`)."""
 
@@ -72,7 +71,10 @@ class ExemplarHistogram:
                     histogram = self.histogram
                     labels = dict(zip(_compat.histogram_labelnames(histogram), values, strict=True))
                     child = ExemplarChild(
-                        histogram.labels(*values), _compat.histogram_name(histogram), labels, self._bounds
+                        histogram.labels(*values),
+                        _compat.histogram_name(histogram),
+                        labels,
+                        self._bounds,
                     )
                     self._children[values] = child
                     _side_file.register(child)
@@ -80,7 +82,6 @@ class ExemplarHistogram:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.histogram, name)
-
 
 
 class SideFile:
@@ -162,7 +163,6 @@ def start_side_file() -> None:
     _side_file.start()
 
 
-
 def exemplar_row(key: ExemplarKey, value: ExemplarValue) -> list[Any]:
     """One exemplar as a side file stores it."""
     return [key[0], [list(pair) for pair in key[1]], value[0], value[1], value[2]]
@@ -178,5 +178,3 @@ def merge_exemplars(files: dict[str, dict[str, Any]]) -> dict[ExemplarKey, Exemp
             if current is None or current[2] < ts:
                 merged[key] = (ex_labels, float(value), float(ts))
     return merged
-
-

@@ -32,8 +32,6 @@ def directory() -> str | None:
     return os.environ.get(ENV) or None
 
 
-
-
 def ensure_multiprocess_values() -> None:
     """Make prometheus_client store new values in the directory's files.
 

@@ -35,7 +35,6 @@ _FOLD: dict[str, Callable[[tuple[float, float], tuple[float, float]], tuple[floa
 }
 
 
-
 def fold_dead_worker(pid: int, path: str | None = None) -> None:
     """Fold the files of the dead process *pid* into the aggregate files, then delete them.
 
@@ -83,4 +82,3 @@ def _fold_file(
     finally:
         aggregate.close()
     os.remove(source)
-
