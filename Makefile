@@ -11,12 +11,12 @@ demo:
 test:
 	@bash scripts/bootstrap.sh --system
 	$(BIN)/ruff check src tests examples bench
-	$(BIN)/mypy --strict src/obs
+	$(BIN)/mypy --strict src/obs tests/typing/api.py
 	$(BIN)/python -m pytest
 
 lint:
 	$(BIN)/ruff check src tests examples bench
-	$(BIN)/mypy --strict src/obs
+	$(BIN)/mypy --strict src/obs tests/typing/api.py
 
 bench:
 	@bash scripts/bootstrap.sh

@@ -91,8 +91,14 @@ def test_other_scopes_pass_through_untouched(registry: CollectorRegistry) -> Non
 
 
 def test_building_twice_on_one_registry_is_fine(registry: CollectorRegistry) -> None:
-    ObservabilityMiddleware(starlette_app(), registry=registry)
-    ObservabilityMiddleware(starlette_app(), registry=registry)
+    # Frameworks rebuild their middleware stack: the second build must reuse the metrics.
+    first = ObservabilityMiddleware(starlette_app(), registry=registry, settings=settings())
+    second = ObservabilityMiddleware(starlette_app(), registry=registry, settings=settings())
+    request(first, "/items/1")
+    request(second, "/items/2")
+    assert count(registry, http_route="/items/{item_id:int}") == 2
+    names = [metric.name for metric in registry.collect()]
+    assert names.count("http_server_request_duration_seconds") == 1
 
 
 def test_request_id_generated_bound_and_returned(

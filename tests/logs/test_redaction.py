@@ -44,9 +44,12 @@ def test_byte_header_names_are_matched() -> None:
 
 
 def test_cycles_do_not_recurse_forever() -> None:
-    loop: dict[str, object] = {}
+    loop: dict[str, object] = {"password": "hunter2"}
     loop["self"] = loop
-    RedactSecrets()(None, "info", {"loop": loop})
+    out = RedactSecrets()(None, "info", {"loop": loop})
+    # Masked at every level the walk reaches, and the caller's dict left alone.
+    assert out["loop"]["password"] == MASK and out["loop"]["self"]["password"] == MASK
+    assert loop["password"] == "hunter2"
 
 
 def test_trusted_keys_are_skipped_and_the_rest_checked() -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,12 @@ def test_record_rejects_non_positive_duration() -> None:
         pyspy.record(os.getpid(), RecordOptions(duration=0))
 
 
-def test_check_pid_accepts_this_process() -> None:
-    check_pid(os.getpid())
+def test_check_pid_accepts_this_process_and_rejects_a_dead_one() -> None:
+    assert check_pid(os.getpid()) is None
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)  # reaped: its pid names no process now
+    with pytest.raises(ProfilingError, match=f"no process with pid {child.pid}"):
+        check_pid(child.pid)
 
 
 def test_record_passes_the_options_to_py_spy(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,3 +99,12 @@ def test_gauge_steps_other_amounts_and_set() -> None:
     child.inc()
     (metric,) = gauge.collect()
     assert metric.samples[0].value == 8
+
+
+def test_labels_given_as_other_types_are_one_child_with_their_strings() -> None:
+    family = CounterFamily("requests", "help", ["status"])
+    family.labels(200).inc()
+    family.labels(200).inc()
+    family.labels("200").inc()
+    (metric,) = family.collect()
+    assert [(s.labels, s.value) for s in metric.samples] == [({"status": "200"}, 3.0)]
