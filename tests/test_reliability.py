@@ -141,7 +141,7 @@ def test_a_raising_metric_costs_no_request(
 
     observer = middleware.observer
     observer._duration_children = dict.fromkeys(observer._duration_children, Broken())
-    observer._active_children = dict.fromkeys(observer._active_children, Broken())
+    observer.active_children = dict.fromkeys(observer.active_children, Broken())
     for _ in range(5):
         exchange = request(middleware, "/text")
         assert exchange.status == 200 and exchange.body == b"hello"

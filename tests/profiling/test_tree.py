@@ -83,6 +83,11 @@ def test_descendants_lists_parents_before_children(
     (grandchild,) = first_two - {child}
     assert children(child) == [grandchild]
     assert descendants(root.pid) == [child, grandchild]
+    # Under load the grandchild may still be between fork and exec: its command line is then
+    # the child's for a moment (or empty); wait, bounded, for the one it runs.
+    deadline = time.monotonic() + 10
+    while "import time" not in command_line(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "import time" in command_line(grandchild)
 
 

@@ -59,7 +59,9 @@ class RequestObservation:
         self.method = label = method_label(method)
         self.path = path
         try:
-            active = observer.active_child(label)
+            # The cached child read here, not through active_child(): one call fewer per
+            # request (bench/instructions.py: about 120 instructions).
+            active = observer.active_children.get(label) or observer.active_child(label)
             active.inc()
             self.active = active
         except Exception as exc:
@@ -80,10 +82,13 @@ class RequestObservation:
         self.tokens: ContextTokens = None
         if not observer.request_ids:
             return
-        self.request_id = request_id_from(raw_request_id)
+        self.request_id = request_id = request_id_from(raw_request_id)
+        trace = None
         if traceparent is not None:
-            self.trace_id = trace_id_from_traceparent(traceparent)
-        self.tokens = self.bind()
+            self.trace_id = trace_id = trace_id_from_traceparent(traceparent)
+            if trace_id is not None:
+                trace = TRACE_ID.set(trace_id)
+        self.tokens = (REQUEST_ID.set(request_id), trace)  # bind(), without the call
 
     # -- the request's log context -------------------------------------------------------------
 
@@ -108,8 +113,10 @@ class RequestObservation:
 
     def unbind(self) -> None:
         """Reset the ids bound when the request arrived."""
-        self.restore(self.tokens)
-        self.tokens = None
+        tokens = self.tokens
+        if tokens is not None:
+            self.tokens = None
+            self.restore(tokens)
 
     # -- what happened ---------------------------------------------------------------------------
 
@@ -167,7 +174,11 @@ class RequestObservation:
                 self.active.dec()
             if self.profile is not None:
                 self.profile_path = self.profile.stop()
-            route = observer.route_label(self.route)
+            template = self.route
+            if template is None or template not in observer.admitted_routes:  # route_label()
+                route = observer.route_labels(template)
+            else:
+                route = template
             observer.record(self, route, duration)
         except Exception as exc:
             report_internal_error("metrics", exc, observer.registry)

@@ -92,10 +92,10 @@ class HttpObserver:
         self._response_size = metrics.response_body_size if record_body_sizes else None
         metrics.build_info.labels(self.settings.service_name, self.settings.service_version).set(1)
         self.route_labels = RouteLabels(max_routes)
-        self._admitted_routes = self.route_labels.admitted  # read-only view for the hot path
+        self.admitted_routes = self.route_labels.admitted  # read-only view for the hot path
         self._max_label_sets = max_label_sets
         self._duration_children: dict[tuple[str, str, int, str], Any] = {}
-        self._active_children: dict[str, Any] = {}
+        self.active_children: dict[str, Any] = {}
         self.access_log: AccessLog | None = None
         if self.settings.access_log if access_log is None else access_log:
             self.access_log = AccessLog(
@@ -112,14 +112,14 @@ class HttpObserver:
 
     def active_child(self, method: str) -> Any:
         """The active-requests gauge child of *method* (a method label)."""
-        child = self._active_children.get(method)
+        child = self.active_children.get(method)
         if child is None:
-            child = self._active_children[method] = self._active.labels(method)
+            child = self.active_children[method] = self._active.labels(method)
         return child
 
     def route_label(self, route: str | None) -> str:
         """The ``http_route`` label of *route* (a template, or ``None`` when nothing matched)."""
-        if route is None or route not in self._admitted_routes:
+        if route is None or route not in self.admitted_routes:
             return self.route_labels(route)
         return route
 
