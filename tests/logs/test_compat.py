@@ -9,7 +9,7 @@ from tests.conftest import assert_private_names_exist
 
 
 def test_every_private_name_exists_in_the_installed_structlog() -> None:
-    assert_private_names_exist(_compat.PRIVATE_NAMES, "structlog", _compat.STRUCTLOG_VERSION)
+    assert_private_names_exist(_compat.PRIVATE_NAMES, "structlog", _compat.installed_version())
 
 
 def test_the_context_registry_holds_structlogs_own_variables() -> None:

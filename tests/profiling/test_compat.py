@@ -9,7 +9,7 @@ from tests.conftest import assert_private_names_exist
 
 
 def test_every_name_exists_in_the_installed_pyinstrument() -> None:
-    assert_private_names_exist(_compat.PRIVATE_NAMES, "pyinstrument", _compat.PYINSTRUMENT_VERSION)
+    assert_private_names_exist(_compat.PRIVATE_NAMES, "pyinstrument", _compat.installed_version())
 
 
 def test_frame_identifiers_parse_as_pyinstrument_reads_them() -> None:

@@ -10,7 +10,6 @@ renames one. Without it, obs falls back to structlog's public ``merge_contextvar
 from __future__ import annotations
 
 import contextvars
-from importlib.metadata import version
 from typing import Any
 
 import structlog
@@ -20,7 +19,13 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("structlog.contextvars._CONTEXT_VARS", "structlog's context variables, by prefixed key"),
 )
 
-STRUCTLOG_VERSION = version("structlog")
+
+
+def installed_version() -> str:
+    """The installed structlog version (for messages; importlib.metadata is loaded only here)."""
+    from importlib.metadata import version
+
+    return version("structlog")
 #: structlog's public prefix of its context variables' names (``structlog_request_id``).
 KEY_PREFIX: str = structlog.contextvars.STRUCTLOG_KEY_PREFIX
 

@@ -9,8 +9,6 @@ a release renames one. Imported only while a profile is being taken.
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
 from pyinstrument import frame_info
 
 #: ``(dotted name, what obs uses it for)``.
@@ -20,7 +18,13 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("pyinstrument.frame_info.ATTRIBUTE_MARKER_LINE_NUMBER", "the line-number attribute"),
 )
 
-PYINSTRUMENT_VERSION = version("pyinstrument")
+
+
+def installed_version() -> str:
+    """The installed pyinstrument version (for messages; importlib.metadata is loaded only here)."""
+    from importlib.metadata import version
+
+    return version("pyinstrument")
 
 IDENTIFIER_SEP: str = frame_info.IDENTIFIER_SEP
 ATTRIBUTES_SEP: str = frame_info.ATTRIBUTES_SEP

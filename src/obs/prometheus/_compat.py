@@ -10,7 +10,6 @@ release renames one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib.metadata import version
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, Metric
@@ -32,7 +31,13 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("prometheus_client.mmap_dict.MmapedDict", "reading and folding .db files"),
 )
 
-PROMETHEUS_CLIENT_VERSION = version("prometheus-client")
+
+
+def installed_version() -> str:
+    """The installed prometheus-client version (for messages; importlib.metadata is loaded only here)."""
+    from importlib.metadata import version
+
+    return version("prometheus-client")
 
 is_valid_metric_name: Callable[[str], bool] = _validation._is_valid_legacy_metric_name
 is_valid_label_name: Callable[[str], bool] = _validation._is_valid_legacy_labelname
