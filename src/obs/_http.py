@@ -134,6 +134,11 @@ class HttpObserver:
 
             profiler = Profiler.from_settings(self.settings)
         self.profiler = profiler if profiler is not None and profiler.enabled else None
+        self.slow_profiler: Any = None  # issue 20: tail-kept profiles, imported only when on
+        if self.settings.slow_profiles:
+            from obs.profiling.slow import SlowRequestProfiler
+
+            self.slow_profiler = SlowRequestProfiler.shared(self.settings)
 
     def active_child(self, method: str) -> Any:
         """The active-requests gauge child of *method* (a method label)."""
@@ -248,8 +253,8 @@ class RequestObservation:
     __slots__ = (
         "active", "bytes_in", "bytes_out", "client", "end", "error_type", "exception",
         "finished", "id_token", "method", "observer", "path", "profile", "profile_path",
-        "query", "raw_method", "request_id", "route", "route_label", "start", "status",
-        "trace_id", "trace_token", "user_agent",
+        "query", "raw_method", "request_id", "route", "route_label", "slow_profile", "start",
+        "status", "trace_id", "trace_token", "user_agent",
     )  # fmt: skip
 
     def __init__(
@@ -287,6 +292,8 @@ class RequestObservation:
         self.trace_id: str | None = None
         self.id_token: contextvars.Token[Any] | None = None
         self.trace_token: contextvars.Token[Any] | None = None
+        slow = observer.slow_profiler
+        self.slow_profile = None if slow is None else slow.begin()
         if not observer.request_ids:
             return
         self.request_id = request_id_from(raw_request_id)
@@ -342,6 +349,9 @@ class RequestObservation:
             if self.profile is not None:
                 self.profile_path = self.profile.stop()
             observer.record(self, duration)
+            if self.slow_profile is not None:
+                slow_path = self.slow_profile.finish(duration, self.route_label, self.request_id)
+                self.profile_path = self.profile_path or slow_path
         except Exception as exc:
             report_internal_error("metrics", exc, observer.registry)
         if observer.access_log:
