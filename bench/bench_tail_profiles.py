@@ -92,7 +92,7 @@ def bench_served(seconds: float, connections: int, rounds: int) -> dict[str, flo
         ports = {False: free_port(), True: free_port()}
         servers = {on: _server(port, on, tmp) for on, port in ports.items()}
         try:
-            for on, port in ports.items():
+            for port in ports.values():
                 wait_ready(port, path=path)
                 load(port, 1.0, connections=connections, path=path)  # warm up
 

@@ -105,7 +105,9 @@ def test_a_thread_request_is_sampled_on_its_thread(profiler: SlowRequestProfiler
     ids=["sleep", "compute", "async-generator", "awaited-task", "to_thread"],
 )
 def test_an_async_request_shows_the_frames_it_waits_or_works_in(
-    profiler: SlowRequestProfiler, work, function: str  # type: ignore[no-untyped-def]
+    profiler: SlowRequestProfiler,
+    work,
+    function: str,  # type: ignore[no-untyped-def]
 ) -> None:
     path = asyncio.run(_request(profiler, work, "rid-async"))
     profiler.close()
@@ -285,7 +287,11 @@ def test_a_forked_child_starts_its_own_sampler(profiler: SlowRequestProfiler) ->
             slow_thread_function()
             path = child.finish(time.perf_counter() - started, "/c", "rid-child") if child else None
             profiler.close()
-            ok = fresh and path is not None and share_of(load_index(path), "slow_thread_function") >= 0.7
+            ok = (
+                fresh
+                and path is not None
+                and share_of(load_index(path), "slow_thread_function") >= 0.7
+            )
             code = 0 if ok else 3
         finally:
             os.write(write, bytes([code]))

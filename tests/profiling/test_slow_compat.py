@@ -22,7 +22,10 @@ from obs.profiling.slow import _compat
 def test_sys_current_frames_gives_every_threads_frame() -> None:
     assert _compat.current_frames is sys._current_frames
     frames = _compat.current_frames()
-    assert frames[threading.get_ident()].f_code is test_sys_current_frames_gives_every_threads_frame.__code__
+    assert (
+        frames[threading.get_ident()].f_code
+        is test_sys_current_frames_gives_every_threads_frame.__code__
+    )
 
 
 def test_asyncio_get_running_loop_private_returns_none_outside_a_loop() -> None:

@@ -54,7 +54,9 @@ def get(server: Server, path: str, request_id: str) -> None:
     assert response.status_code == 200, response.text
 
 
-def wait_for(directory: Path, request_ids: set[str], timeout: float = 15.0) -> dict[str, StoredProfile]:
+def wait_for(
+    directory: Path, request_ids: set[str], timeout: float = 15.0
+) -> dict[str, StoredProfile]:
     """The profiles of *request_ids*, once every one is written (or the timeout passed)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -99,7 +101,9 @@ def check_endpoints(
     assert not {p.request_id for p in list_profiles(directory)} & set(fast_ids)
 
 
-def check_concurrent(server: Server, directory: Path, paths: dict[int, str], slow: set[int]) -> None:
+def check_concurrent(
+    server: Server, directory: Path, paths: dict[int, str], slow: set[int]
+) -> None:
     """20 requests at once, request i working in its own functions ``*_of_request_<i>``."""
     ids = {i: f"req-{i}-{uuid.uuid4().hex[:8]}" for i in paths}
     with ThreadPoolExecutor(len(paths)) as pool:
@@ -133,7 +137,11 @@ def test_uvicorn_fastapi_async_and_sync_endpoints(tmp_path: Path) -> None:
                 ("/sync/compute", "cpu_heavy_function"),
                 ("/sync/sleep", "blocking_wait_function"),
             ],
-            ["/async/compute?seconds=0.01", "/async/sleep?seconds=0.01", "/sync/sleep?seconds=0.01"],
+            [
+                "/async/compute?seconds=0.01",
+                "/async/sleep?seconds=0.01",
+                "/sync/sleep?seconds=0.01",
+            ],
         )
 
 

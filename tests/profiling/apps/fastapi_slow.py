@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from slow_work import (
+    COMPUTE,
+    SLEEP,
+    WAIT,
+    blocking_wait_function,
+    cpu_heavy_function,
+    sleeping_coroutine,
+)
 
 import obs
 from obs.asgi import ObservabilityMiddleware, make_metrics_app
-from slow_work import COMPUTE, SLEEP, WAIT, blocking_wait_function, cpu_heavy_function, sleeping_coroutine
 
 obs.configure_logging(service_name="slow-fastapi")
 

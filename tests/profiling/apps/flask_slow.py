@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from flask import Flask, request
+from slow_work import COMPUTE, WAIT, blocking_wait_function, cpu_heavy_function
 
 import obs
 from obs.integrations.flask import instrument
-from slow_work import COMPUTE, WAIT, blocking_wait_function, cpu_heavy_function
 
 obs.configure_logging(service_name="slow-flask")
 

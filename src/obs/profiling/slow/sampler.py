@@ -368,7 +368,9 @@ class SlowRequestProfiler:
         names: dict[int, str] = {}
         stacks = []
         for count, codes in pending.samples.stacks.values():
-            frames = tuple(names.get(id(c)) or names.setdefault(id(c), frame_name(c)) for c in codes)
+            frames = tuple(
+                names.get(id(c)) or names.setdefault(id(c), frame_name(c)) for c in codes
+            )
             stacks.append(StackSample(frames or _OTHER, count, os.getpid()))
         stacks.sort(key=lambda s: s.frames)
         request = pending.request
