@@ -303,3 +303,29 @@ def test_a_forked_child_starts_its_own_sampler(profiler: SlowRequestProfiler) ->
     samples.finish(0.0)
     assert status == b"\x00"
     assert [p.pid for p in list_profiles(profiler.directory)] == [pid]
+
+
+def test_settings_read_the_slow_profile_variables_and_refuse_bad_values() -> None:
+    from obs.config import Settings
+    from obs.exceptions import ConfigError
+
+    settings = Settings.from_env(
+        {
+            "OBS_SLOW_PROFILES": "on",
+            "OBS_SLOW_PROFILE_THRESHOLD": "0.25",
+            "OBS_SLOW_PROFILE_RATE": "200",
+            "OBS_SLOW_PROFILE_MAX_FILES": "7",
+            "OBS_SLOW_PROFILE_MAX_BYTES": "1000",
+            "OBS_SLOW_PROFILE_PER_MINUTE": "3",
+            "OBS_PROFILE_DIR": "/tmp/p",
+        }
+    )
+    profiler = SlowRequestProfiler.from_settings(settings)
+    assert (profiler.threshold, profiler.rate, profiler.max_files) == (0.25, 200, 7)
+    assert (profiler.max_bytes, profiler.per_minute) == (1000, 3)
+    assert profiler.directory == Path("/tmp/p/slow")
+    assert not Settings.from_env({}).slow_profiles
+    with pytest.raises(ConfigError, match=r"OBS_SLOW_PROFILE_RATE='0' is invalid; use a number"):
+        Settings.from_env({"OBS_SLOW_PROFILE_RATE": "0"})
+    with pytest.raises(ConfigError, match="OBS_SLOW_PROFILE_THRESHOLD='soon'"):
+        Settings.from_env({"OBS_SLOW_PROFILE_THRESHOLD": "soon"})
