@@ -134,6 +134,32 @@ def bench_served(seconds: float, connections: int, rounds: int) -> dict[str, flo
     }
 
 
+def bench_begin_finish(number: int) -> dict[str, float]:
+    """Nanoseconds of ``begin()`` + ``finish()`` of a fast request, in a task and on a thread."""
+    import timeit
+
+    from obs.profiling.slow import SlowRequestProfiler
+
+    with tempfile.TemporaryDirectory() as tmp:
+        profiler = SlowRequestProfiler(tmp)
+
+        def one() -> None:
+            samples = profiler.begin()
+            if samples is not None:
+                samples.finish(0.001, "/r", "rid")
+
+        def ns() -> float:
+            return 1e9 * min(timeit.repeat(one, number=number, repeat=5)) / number
+
+        async def in_task() -> float:
+            return ns()
+
+        try:
+            return {"task": asyncio.run(in_task()), "thread": ns()}
+        finally:
+            profiler.close()
+
+
 def serve_inprocess(on: bool, requests: int) -> None:
     """Serve *requests* in process (the callgrind child's job)."""
     from bench.asgi_inprocess import SCOPE, asgi_batch
@@ -205,6 +231,9 @@ def main(argv: list[str] | None = None) -> None:
         ("server CPU per request off / on",
          f"{served['off_cpu_us']:.0f} / {served['on_cpu_us']:.0f} µs", ""),
     ]  # fmt: skip
+    overhead = bench_begin_finish(100_000)
+    rows.append(("begin + finish of a fast request, task / thread",
+                 f"{overhead['task']:,.0f} / {overhead['thread']:,.0f} ns", "in process"))  # fmt: skip
     if args.instructions:
         off, on = instructions_per_request(False, 1000), instructions_per_request(True, 1000)
         rows.append(("instructions per request off / on", f"{off:,} / {on:,}",

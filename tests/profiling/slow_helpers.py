@@ -49,5 +49,9 @@ def compute_template(seconds: float) -> int:
     return compute_for(seconds)
 
 
+def wait_template(seconds: float) -> None:
+    time.sleep(seconds)
+
+
 async def sleep_template(seconds: float) -> None:
     await asyncio.sleep(seconds)

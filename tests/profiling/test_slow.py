@@ -23,6 +23,7 @@ from tests.profiling.slow_helpers import (
     renamed,
     share_of,
     sleep_template,
+    wait_template,
 )
 
 
@@ -142,7 +143,11 @@ def test_concurrent_requests_each_keep_only_their_own_functions(
         samples = profiler.begin()
         assert samples is not None
         started = time.perf_counter()
-        renamed(compute_template, names[i])(0.4 if i in slow else 0.02)
+        # A fast request waits: computing, it would queue for the GIL behind the slow ones
+        # and be slow too.
+        renamed(compute_template if i in slow else wait_template, names[i])(
+            0.4 if i in slow else 0.02
+        )
         paths[i] = samples.finish(time.perf_counter() - started, "/t", f"rid-{i}")
 
     async def task_request(i: int) -> None:

@@ -90,9 +90,10 @@ class RequestSamples:
         self.thread = thread
         self.task = task
         self.coro = None if task is None else task.get_coro()
-        self.started = time.monotonic()
-        #: stack key (code ids) -> [count, code objects root first]
-        self.stacks: dict[tuple[int, ...], list[Any]] = {}
+        self.started = profiler.ticks  # the sampler's clock: no system call per request
+        #: stack key (code ids) -> [count, code objects root first]; made at the first sample,
+        #: which most fast requests never get
+        self.stacks: dict[tuple[int, ...], list[Any]] | None = None
         self.samples = 0
         self.done = False
         self.token: contextvars.Token[RequestSamples | None] | None = None
@@ -102,14 +103,17 @@ class RequestSamples:
         if self.done or self.samples >= self.profiler.max_samples:
             return
         self.samples += 1
+        stacks = self.stacks
+        if stacks is None:
+            stacks = self.stacks = {}
         key = tuple(map(id, codes))
-        entry = self.stacks.get(key)
+        entry = stacks.get(key)
         if entry is not None:
             entry[0] += 1
-        elif len(self.stacks) < MAX_STACKS:
-            self.stacks[key] = [1, codes]
+        elif len(stacks) < MAX_STACKS:
+            stacks[key] = [1, codes]
         else:
-            other = self.stacks.setdefault((), [0, ()])
+            other = stacks.setdefault((), [0, ()])
             other[0] += 1
 
     def finish(
@@ -125,8 +129,7 @@ class RequestSamples:
         self.done = True
         profiler = self.profiler
         try:
-            with profiler._lock:
-                profiler._requests.pop(self, None)
+            profiler._requests.pop(self, None)
             if self.token is not None:
                 try:
                     _CURRENT.reset(self.token)
@@ -175,6 +178,7 @@ class SlowRequestProfiler:
         self.per_minute = per_minute
         self.max_request_seconds = max_request_seconds
         self.max_samples = max(1, int(rate * max_request_seconds))
+        self.max_ticks = self.max_samples
         #: Profiles not kept because of the per-minute cap, since start.
         self.capped = 0
         self._reset()
@@ -187,6 +191,8 @@ class SlowRequestProfiler:
         self._pending: deque[_Pending] = deque()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        #: Sampler wake-ups so far: requests note it at begin, to be dropped after max_ticks.
+        self.ticks = 0
         self._minute = -1
         self._kept_this_minute = 0
         self._unnamed = 0
@@ -233,10 +239,13 @@ class SlowRequestProfiler:
             samples = RequestSamples(self, threading.get_ident(), task)
             if task is not None:
                 samples.token = _CURRENT.set(samples)
-            with self._lock:
-                self._requests[samples] = None
-                if self._thread is None:
-                    self._start()
+            # One dict operation each in begin and finish, atomic under the GIL; the sampler
+            # copies the keys with list(), also atomic. The lock guards only starting the thread.
+            self._requests[samples] = None
+            if self._thread is None:
+                with self._lock:
+                    if self._thread is None:
+                        self._start()
             return samples
         except Exception as exc:
             report_internal_error(COMPONENT, exc)
@@ -296,18 +305,17 @@ class SlowRequestProfiler:
 
     def sample_once(self) -> None:
         """Record one sample of every request in flight (the sampler thread calls this)."""
-        with self._lock:
-            requests = list(self._requests)
+        self.ticks += 1
+        requests = list(self._requests)
         if not requests:
             return
         frames = _compat.current_frames()
-        now = time.monotonic()
+        now = self.ticks
         pools: dict[RequestSamples, list[FrameType]] | None = None
         for samples in requests:
-            if now - samples.started > self.max_request_seconds:
+            if now - samples.started > self.max_ticks:
                 samples.done = True
-                with self._lock:
-                    self._requests.pop(samples, None)
+                self._requests.pop(samples, None)
                 continue
             stack: list[FrameType] | None = None  # root first
             if samples.task is None:
@@ -367,7 +375,7 @@ class SlowRequestProfiler:
 
         names: dict[int, str] = {}
         stacks = []
-        for count, codes in pending.samples.stacks.values():
+        for count, codes in (pending.samples.stacks or {}).values():
             frames = tuple(
                 names.get(id(c)) or names.setdefault(id(c), frame_name(c)) for c in codes
             )
