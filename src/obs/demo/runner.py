@@ -214,11 +214,17 @@ def _show_request_profile(echo: Callable[[str], None], log_path: Path, wait: flo
     )
     echo(f"  (obs profiles show {top.get('request_id')} --dir {svg.parent})")
     try:
-        summary = render_summary(ProfileResult.load(index), limit=5)
+        result = ProfileResult.load(index)
     except ObsError as exc:
         echo(f"  not readable yet: {exc}")
         return
-    for line in summary.splitlines():
+    # The service's own function deepest in the commonest stack: what made this request slow.
+    commonest = max(result.stacks, key=lambda stack: stack.count)
+    own = [frame for frame in commonest.frames if "/obs/demo/service.py:" in frame]
+    if own:
+        total = {stat.frame: stat.total for stat in result.function_stats()}[own[-1]]
+        echo(f"  slow in: {own[-1]}, on the stack in {100 * total / result.samples:.0f} % of samples")
+    for line in render_summary(result, limit=3).splitlines():
         echo("  " + line)
 
 
