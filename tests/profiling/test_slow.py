@@ -114,7 +114,9 @@ def test_an_async_request_shows_the_frames_it_waits_or_works_in(
     profiler.close()
     assert path is not None
     result = load_index(path)
-    assert result.samples >= 10, result
+    # A loop thread that computes lets the sampler in only at the GIL's switch interval, later
+    # still on a loaded machine: fewer than the 30 samples of 0.3 s at 100 Hz.
+    assert result.samples >= 5, result
     assert share_of(result, function) >= 0.7, result.function_stats()[:8]
     # Waiting shows the awaiting frames, never the event loop's select.
     assert "select" not in functions_in(result) and "EpollSelector.select" not in functions_in(
