@@ -34,7 +34,7 @@ def test_every_command_is_registered(runner: CliRunner) -> None:
     commands = {
         line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()
     }
-    assert commands == {"config", "dashboards", "demo", "dump", "profile"}
+    assert commands == {"config", "dashboards", "demo", "dump", "profile", "profiles"}
 
 
 def test_python_dash_m_obs_is_the_command() -> None:

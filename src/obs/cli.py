@@ -17,6 +17,7 @@ from obs.config import ENVIRONMENT_VARIABLES, Settings
 from obs.dashboards.cli import dashboards
 from obs.exceptions import ObsError
 from obs.profiling.cli import dump_command, profile_command
+from obs.profiling.slow.cli import profiles as slow_profiles
 
 
 class ObsGroup(click.Group):
@@ -86,6 +87,7 @@ cli.add_command(dashboards)
 
 cli.add_command(profile_command)
 cli.add_command(dump_command)
+cli.add_command(slow_profiles)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -76,6 +76,23 @@ def _parse_fraction(name: str, raw: str) -> float:
     return value
 
 
+# -- slow-request profiles (issue 20) ---------------------------------------------------------
+def _parse_positive(kind: type[int] | type[float]) -> Callable[[str, str], Any]:
+    def parse(name: str, raw: str) -> Any:
+        try:
+            value = kind(raw.strip())
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise ConfigError(f"{name}={raw!r} is invalid; use a number above 0.")
+        return value
+
+    return parse
+
+
+# -- end of slow-request profiles -------------------------------------------------------------
+
+
 def _parse_text(name: str, raw: str) -> str:
     value = raw.strip()
     if not value:
@@ -97,6 +114,13 @@ class Settings:
     access_log_sample: float = 1.0
     profile_token: str | None = None
     profile_dir: str = "profiles"
+    # slow-request profiles (issue 20): see obs.profiling.slow
+    slow_profiles: bool = False
+    slow_profile_threshold: float = 1.0
+    slow_profile_rate: int = 50
+    slow_profile_max_files: int = 100
+    slow_profile_max_bytes: int = 50_000_000
+    slow_profile_per_minute: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -150,6 +174,13 @@ _ENV: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "access_log_sample": ("OBS_ACCESS_LOG_SAMPLE", _parse_fraction),
     "profile_token": ("OBS_PROFILE_TOKEN", _parse_text),
     "profile_dir": ("OBS_PROFILE_DIR", _parse_text),
+    # slow-request profiles (issue 20)
+    "slow_profiles": ("OBS_SLOW_PROFILES", _parse_bool),
+    "slow_profile_threshold": ("OBS_SLOW_PROFILE_THRESHOLD", _parse_positive(float)),
+    "slow_profile_rate": ("OBS_SLOW_PROFILE_RATE", _parse_positive(int)),
+    "slow_profile_max_files": ("OBS_SLOW_PROFILE_MAX_FILES", _parse_positive(int)),
+    "slow_profile_max_bytes": ("OBS_SLOW_PROFILE_MAX_BYTES", _parse_positive(int)),
+    "slow_profile_per_minute": ("OBS_SLOW_PROFILE_PER_MINUTE", _parse_positive(int)),
 }
 
 #: The environment variables obs reads, for documentation and ``obs config``.

@@ -48,6 +48,14 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     svg = (out / "profile.svg").read_text()
     assert "price_report" in svg  # a function of the example service
     assert (out / "profile.speedscope.json").stat().st_size > 0
+    # The slowest request's own flame graph, kept by the always-on sampler, named by its id.
+    assert "The slowest request's own flame graph" in text
+    kept = list((out / "profiles" / "slow").glob("*.svg"))
+    assert kept and any("wait_for_inventory" in p.read_text() for p in kept)
+    shown = text.split("The slowest request's own flame graph", 1)[1]
+    slow_in = next(line for line in shown.splitlines() if "slow in:" in line)
+    # /slow waits up to 0.4 s in wait_for_inventory; a loaded VM can make /report slower.
+    assert "wait_for_inventory (" in slow_in or "price_report (" in slow_in, slow_in
     assert (out / "service.log.jsonl").read_text().count('"obs.access"') > 50
     assert "http_server_request_duration_seconds_bucket" in (out / "metrics.txt").read_text()
     assert sorted(p.name for p in (out / "dashboards").glob("*.json")) == [

@@ -67,7 +67,9 @@ def _fetch(url: str, accept: str | None = None) -> str:
         return str(response.read().decode())
 
 
-def run_demo(duration: float, port: int | None, out: Path, echo: Callable[[str], None] = click.echo) -> None:
+def run_demo(
+    duration: float, port: int | None, out: Path, echo: Callable[[str], None] = click.echo
+) -> None:
     """Run the whole demo; every process it starts is stopped before it returns or raises."""
     try:
         import fastapi  # noqa: F401
@@ -90,7 +92,8 @@ def run_demo(duration: float, port: int | None, out: Path, echo: Callable[[str],
                  "--port", str(port), "--no-access-log"],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "OBS_LOG_FORMAT": "json", "OBS_SERVICE_NAME": "obs-demo"},
+                env={**os.environ, "OBS_LOG_FORMAT": "json", "OBS_SERVICE_NAME": "obs-demo",
+                     **_slow_profile_env(out)},
                 start_new_session=True,
             )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
@@ -125,18 +128,28 @@ def run_demo(duration: float, port: int | None, out: Path, echo: Callable[[str],
         for thread in threads:
             thread.join(timeout=15)
         elapsed = time.monotonic() - started
-        echo(f"Sent {stats.sent} requests in {elapsed:.1f}s: {dict(sorted(stats.statuses.items()))}")
+        echo(
+            f"Sent {stats.sent} requests in {elapsed:.1f}s: {dict(sorted(stats.statuses.items()))}"
+        )
         profiler.wait(timeout=profile_seconds + 60)
 
         om_text = _fetch(base + "/metrics", OPENMETRICS)
         (out / "metrics.txt").write_text(_fetch(base + "/metrics"))
         _show(echo, om_text, elapsed, log_path, out)
+        _show_request_profile(echo, log_path)
         if prometheus is not None:
             _show_prometheus(echo, prom_port, duration)
         _write_dashboards(out)
         echo("")
         echo(f"Files in {out}/:")
-        for name in ("profile.svg", "profile.speedscope.json", "service.log.jsonl", "metrics.txt", "dashboards"):
+        for name in (
+            "profile.svg",
+            "profile.speedscope.json",
+            "profiles",
+            "service.log.jsonl",
+            "metrics.txt",
+            "dashboards",
+        ):
             if (out / name).exists():
                 echo(f"  {out / name}")
         echo("Open the flame graph in a browser; load the speedscope file at speedscope.app.")
@@ -145,7 +158,9 @@ def run_demo(duration: float, port: int | None, out: Path, echo: Callable[[str],
             _stop(process)
 
 
-def _show(echo: Callable[[str], None], om_text: str, seconds: float, log_path: Path, out: Path) -> None:
+def _show(
+    echo: Callable[[str], None], om_text: str, seconds: float, log_path: Path, out: Path
+) -> None:
     stats, exemplars = parse_openmetrics(om_text)
     echo("")
     echo("RED metrics per route, from the service's own /metrics:")
@@ -175,6 +190,57 @@ def _show(echo: Callable[[str], None], om_text: str, seconds: float, log_path: P
         echo("obs profile (py-spy) while the load ran:")
         for line in profile_summary.splitlines()[-24:]:
             echo("  " + line)
+
+
+#: Requests slower than this keep their own flame graph in the demo (the default is 1 s).
+DEMO_SLOW_PROFILE_THRESHOLD = 0.3
+
+
+def _slow_profile_env(out: Path) -> dict[str, str]:
+    return {
+        "OBS_SLOW_PROFILES": "1",
+        "OBS_SLOW_PROFILE_THRESHOLD": str(DEMO_SLOW_PROFILE_THRESHOLD),
+        "OBS_PROFILE_DIR": str((out / "profiles").resolve()),
+    }
+
+
+def _show_request_profile(echo: Callable[[str], None], log_path: Path, wait: float = 5.0) -> None:
+    """The slowest request's own flame graph: the access line names it, the sampler wrote it."""
+    from obs.profiling.renderers import render_summary
+    from obs.profiling.result import ProfileResult
+
+    access, _ = read_access_lines(log_path)
+    profiled = [r for r in access if r.get("profile")]
+    echo("")
+    if not profiled:
+        echo(f"No request took over {DEMO_SLOW_PROFILE_THRESHOLD:g}s, so none kept a flame graph.")
+        return
+    top = max(profiled, key=lambda r: float(r.get("duration_ms", 0)))
+    svg = Path(str(top["profile"]))
+    index = svg.with_name(svg.name.removesuffix(".svg") + ".json")
+    deadline = time.monotonic() + wait
+    while not (index.is_file() and index.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.1)  # written by the service's sampler thread, off the request path
+    echo(
+        f"The slowest request's own flame graph ({top.get('duration_ms')} ms, "
+        f"request_id={top.get('request_id')}): {svg}"
+    )
+    echo(f"  (obs profiles show {top.get('request_id')} --dir {svg.parent})")
+    try:
+        result = ProfileResult.load(index)
+    except ObsError as exc:
+        echo(f"  not readable yet: {exc}")
+        return
+    # The service's own function deepest in the commonest stack: what made this request slow.
+    commonest = max(result.stacks, key=lambda stack: stack.count)
+    own = [frame for frame in commonest.frames if "/obs/demo/service.py:" in frame]
+    if own:
+        total = {stat.frame: stat.total for stat in result.function_stats()}[own[-1]]
+        echo(
+            f"  slow in: {own[-1]}, on the stack in {100 * total / result.samples:.0f} % of samples"
+        )
+    for line in render_summary(result, limit=3).splitlines():
+        echo("  " + line)
 
 
 def _show_prometheus(echo: Callable[[str], None], port: int, duration: float) -> None:

@@ -48,10 +48,15 @@ def report() -> dict[str, str]:  # sync: FastAPI runs it in a thread pool
     return {"digest": digest}
 
 
+async def wait_for_inventory(delay: float) -> None:
+    """A slow dependency: what the slowest request's own flame graph shows it waiting in."""
+    await asyncio.sleep(delay)
+
+
 @api.get("/slow")
 async def slow() -> dict[str, float]:
     delay = random.choice([0.05, 0.1, 0.2, 0.4])
-    await asyncio.sleep(delay)
+    await wait_for_inventory(delay)
     return {"slept": delay}
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from obs.http.ids import request_id_from, trace_id_from_traceparent
 from obs.http.labels import method_label
-from obs.http.observer import HttpObserver, RunningProfile
+from obs.http.observer import HttpObserver, RunningProfile, SlowProfileHandle
 from obs.logs.context import REQUEST_ID, TRACE_ID
 from obs.selfreport import report_internal_error
 
@@ -41,8 +41,8 @@ class RequestObservation:
     __slots__ = (
         "active", "bytes_in", "bytes_out", "client", "end", "error_type", "exception",
         "finished", "method", "observer", "path", "profile", "profile_path", "query",
-        "raw_method", "request_id", "route", "start", "status", "tokens", "trace_id",
-        "user_agent",
+        "raw_method", "request_id", "route", "slow_profile", "start", "status", "tokens",
+        "trace_id", "user_agent",
     )  # fmt: skip
 
     def __init__(
@@ -80,6 +80,8 @@ class RequestObservation:
         self.request_id: str | None = None
         self.trace_id: str | None = None
         self.tokens: ContextTokens = None
+        slow = observer.slow_profiler
+        self.slow_profile: SlowProfileHandle | None = None if slow is None else slow.begin()
         if not observer.request_ids:
             return
         self.request_id = request_id = request_id_from(raw_request_id)
@@ -180,6 +182,9 @@ class RequestObservation:
             else:
                 route = template
             observer.record(self, route, duration)
+            if self.slow_profile is not None:
+                slow_path = self.slow_profile.finish(duration, route, self.request_id)
+                self.profile_path = self.profile_path or slow_path
         except Exception as exc:
             report_internal_error("metrics", exc, observer.registry)
         access_log = observer.access_log

@@ -41,6 +41,18 @@ class OnDemandProfiler(Protocol):
     def start(self, presented_token: str | None, request_id: str) -> RunningProfile | None: ...
 
 
+class SlowProfileHandle(Protocol):
+    """The samples of one request in flight (see :mod:`obs.profiling.slow`)."""
+
+    def finish(self, duration: float, route: str, request_id: str | None) -> str | None: ...
+
+
+class SlowProfiler(Protocol):
+    """Samples every request in flight; keeps the slow ones (:mod:`obs.profiling.slow`)."""
+
+    def begin(self) -> SlowProfileHandle | None: ...
+
+
 class ObserverOptions(TypedDict, total=False):
     """What every middleware (``obs.asgi``, ``obs.wsgi``, ``obs.django``) accepts, besides the app.
 
@@ -109,6 +121,12 @@ class HttpObserver:
 
             profiler = RequestProfiler.from_settings(self.settings)
         self.profiler = profiler if profiler is not None and profiler.enabled else None
+        #: Tail-kept profiles of slow requests (``OBS_SLOW_PROFILES``), imported only when on.
+        self.slow_profiler: SlowProfiler | None = None
+        if self.settings.slow_profiles:
+            from obs.profiling.slow import SlowRequestProfiler
+
+            self.slow_profiler = SlowRequestProfiler.shared(self.settings)
 
     def active_child(self, method: str) -> Any:
         """The active-requests gauge child of *method* (a method label)."""

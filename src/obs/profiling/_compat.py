@@ -19,12 +19,12 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
 )
 
 
-
 def installed_version() -> str:
     """The installed pyinstrument version (for messages; importlib.metadata is loaded only here)."""
     from importlib.metadata import version
 
     return version("pyinstrument")
+
 
 IDENTIFIER_SEP: str = frame_info.IDENTIFIER_SEP
 ATTRIBUTES_SEP: str = frame_info.ATTRIBUTES_SEP

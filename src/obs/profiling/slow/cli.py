@@ -1,0 +1,91 @@
+"""``obs profiles list|show|open``: the slow-request profiles a service kept, by request id."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from obs.exceptions import ProfilingError
+from obs.profiling.slow.store import StoredProfile, directory_for, list_profiles
+
+_DIR_HELP = "Directory of the profiles [default: $OBS_PROFILE_DIR/slow, else ./profiles/slow]."
+
+
+def _directory(given: str | None) -> Path:
+    if given is not None:
+        return Path(given)
+    from obs.config import Settings
+
+    return directory_for(Settings.from_env().profile_dir)
+
+
+def _profiles(directory: Path) -> list[StoredProfile]:
+    profiles = list_profiles(directory)
+    if not profiles:
+        raise ProfilingError(
+            f"no slow-request profiles in {directory}; a service keeps one per request slower "
+            "than OBS_SLOW_PROFILE_THRESHOLD when OBS_SLOW_PROFILES=1 (pass --dir if it "
+            "writes elsewhere)."
+        )
+    return profiles
+
+
+def find(directory: Path, request_id: str) -> StoredProfile:
+    """The newest profile of *request_id* (its stem is accepted too)."""
+    profiles = _profiles(directory)
+    for profile in profiles:
+        if request_id in (profile.request_id, profile.stem):
+            return profile
+    raise ProfilingError(
+        f"no profile of request id {request_id!r} in {directory} (it may have been faster than "
+        "the threshold, or removed by retention); `obs profiles list` shows the ids kept."
+    )
+
+
+@click.group("profiles")
+def profiles() -> None:
+    """The flame graphs kept for slow requests, by request id."""
+
+
+@profiles.command("list")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help=_DIR_HELP)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+def list_command(directory: str | None, limit: int) -> None:
+    """Recent profiles: time, route, duration, request id."""
+    shown = _profiles(_directory(directory))[:limit]
+    click.echo(f"{'time':19}  {'duration':>9}  {'route':30}  request id")
+    for p in shown:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p.time))
+        click.echo(f"{stamp}  {p.duration * 1000:7.0f}ms  {p.route or '-':30}  {p.request_id}")
+
+
+@profiles.command("show")
+@click.argument("request_id")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help=_DIR_HELP)
+def show_command(request_id: str, directory: str | None) -> None:
+    """The summary of REQUEST_ID's profile: top functions by own and by total time."""
+    from obs.profiling.renderers import render_summary
+
+    profile = find(_directory(directory), request_id)
+    click.echo(
+        f"request {profile.request_id}  {profile.route or '-'}  {profile.duration * 1000:.0f}ms  "
+        f"pid {profile.pid}"
+    )
+    click.echo(render_summary(profile.load()), nl=False)
+    click.echo(f"Flame graph: {profile.path('svg')}")
+
+
+@profiles.command("open")
+@click.argument("request_id")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), help=_DIR_HELP)
+@click.option("--browser", is_flag=True, help="Open the SVG with the default application.")
+def open_command(request_id: str, directory: str | None, browser: bool) -> None:
+    """Print the path of REQUEST_ID's flame graph (the SVG), or open it with --browser."""
+    path = find(_directory(directory), request_id).path("svg")
+    if not path.is_file():
+        raise ProfilingError(f"{path} is missing; the profile's other files are beside it.")
+    click.echo(str(path))
+    if browser:
+        click.launch(str(path))

@@ -1,0 +1,88 @@
+"""``obs profiles list|show|open`` over profiles the sampler really kept."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from obs.cli import cli
+from obs.profiling.slow import SlowRequestProfiler
+
+
+async def checkout_waits_for_the_bank() -> None:
+    await asyncio.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def profile_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """OBS_PROFILE_DIR with two kept profiles (req-a, then req-b) and one fast request."""
+    root = tmp_path_factory.mktemp("profiles")
+    profiler = SlowRequestProfiler(root / "slow", threshold=0.2, rate=100)
+
+    async def request(request_id: str, seconds: float) -> None:
+        samples = profiler.begin()
+        assert samples is not None
+        started = time.perf_counter()
+        await (checkout_waits_for_the_bank() if seconds else asyncio.sleep(0.01))
+        samples.finish(time.perf_counter() - started, "/checkout", request_id)
+
+    async def requests() -> None:
+        await request("req-a", 0.25)
+        await asyncio.sleep(1.1)  # list shows seconds: a distinct time for each
+        await request("req-b", 0.25)
+        await request("req-fast", 0)
+
+    asyncio.run(requests())
+    profiler.close()
+    return root
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_list_shows_the_newest_first_with_route_duration_and_id(profile_dir: Path) -> None:
+    code, out, _ = run("profiles", "list", env={"OBS_PROFILE_DIR": str(profile_dir)})
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["time", "duration", "route", "request", "id"]
+    assert [line.split()[-1] for line in lines[1:]] == ["req-b", "req-a"]
+    assert all("/checkout" in line and "ms" in line for line in lines[1:])
+
+
+def test_show_prints_the_summary_with_the_slow_function(profile_dir: Path) -> None:
+    code, out, _ = run("profiles", "show", "req-a", "--dir", str(profile_dir / "slow"))
+    assert code == 0, out
+    assert out.startswith("request req-a  /checkout")
+    assert "Top functions by own time:" in out and "Top functions by total time:" in out
+    total = out.split("Top functions by total time:", 1)[1]
+    line = next(x for x in total.splitlines() if "checkout_waits_for_the_bank" in x)
+    assert float(line.split("%")[0]) >= 70.0
+    assert out.rstrip().endswith("req-a.svg")
+
+
+def test_open_prints_the_svg_path(profile_dir: Path) -> None:
+    code, out, _ = run("profiles", "open", "req-b", "--dir", str(profile_dir / "slow"))
+    assert code == 0
+    path = Path(out.strip())
+    assert path == profile_dir / "slow" / "req-b.svg"
+    assert path.read_text().startswith("<?xml")
+
+
+def test_an_unknown_id_is_one_clear_error(profile_dir: Path) -> None:
+    code, _, err = run("profiles", "show", "req-fast", "--dir", str(profile_dir / "slow"))
+    assert code == 1
+    assert err.startswith("Error: no profile of request id 'req-fast'")
+    assert "obs profiles list" in err
+
+
+def test_an_empty_or_missing_directory_is_one_clear_error(tmp_path: Path) -> None:
+    for args in (["list"], ["open", "x"]):
+        code, _, err = run("profiles", *args, "--dir", str(tmp_path / "nothing"))
+        assert code == 1
+        assert err.startswith("Error: no slow-request profiles in") and "OBS_SLOW_PROFILES=1" in err
