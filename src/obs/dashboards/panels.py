@@ -218,6 +218,8 @@ def slowest_routes(options: DashboardOptions) -> table.Panel:
             target(f"topk(10, {p99})", f"{{{{{ROUTE}}}}}", instant=True, fmt=PromQueryFormat.TABLE)
         )
         .unit("s")
+        # The schema requires cellOptions in a table's field config; the SDK leaves it out.
+        .cell_options(cm.TableAutoCellOptions())
         .with_transformation(
             dm.DataTransformerConfig(
                 id_val="organize",

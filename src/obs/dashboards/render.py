@@ -64,6 +64,10 @@ def dashboard_data(dashboard: cogbuilder.Builder[Any] | Mapping[str, Any]) -> di
                 next_id += 1
             panel["id"] = next_id
             taken.add(next_id)
+        if panel.get("type") == "table":
+            # The SDK still writes the table footer into options; since Grafana 12 the schema
+            # has no such option (the footer moved to the field config) and rejects it.
+            panel.get("options", {}).pop("footer", None)
         for link in panel.get("fieldConfig", {}).get("defaults", {}).get("links", []):
             link.pop("placement", None)
         for letter, query in zip(string.ascii_uppercase, panel.get("targets", []), strict=False):
