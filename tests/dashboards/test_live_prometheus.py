@@ -68,7 +68,9 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def prometheus_url(prometheus_bin: str, app_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prometheus_url(
+    prometheus_bin: str, app_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     work = tmp_path_factory.mktemp("prometheus")
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -92,7 +94,9 @@ def prometheus_url(prometheus_bin: str, app_url: str, tmp_path_factory: pytest.T
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, 30, "Prometheus")
+        wait_until(
+            lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, 30, "Prometheus"
+        )
         yield url
     finally:
         proc.terminate()
@@ -132,7 +136,9 @@ def query(prometheus_url: str, expr: str) -> list[Any]:
     return list(body["data"]["result"])
 
 
-def all_expressions(dashboards: dict[str, dict[str, Any]], generated: dict[str, str]) -> dict[str, str]:
+def all_expressions(
+    dashboards: dict[str, dict[str, Any]], generated: dict[str, str]
+) -> dict[str, str]:
     exprs = {
         where: substitute(expr, VALUES)
         for dashboard in dashboards.values()

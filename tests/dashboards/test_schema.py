@@ -35,7 +35,9 @@ MAJORS = ("12", "13")
 V2_OF = {"12": "v2beta1", "13": "v2"}
 
 
-def typecheck(tsc: str, sources: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def typecheck(
+    tsc: str, sources: dict[str, str], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
     for name, source in sources.items():
         (tmp_path / name).write_text(source)
     # Resolve the packages through their own `exports`, as a TypeScript project would.
@@ -108,11 +110,17 @@ def classic_source(variable: str, dashboard: dict[str, Any]) -> str:
     checks = []
     for index, panel in enumerate(dashboard.get("panels", [])):
         if panel["type"] == "row":
-            checks.append(f"export const {variable}_row_{index}: Lit<RowPanel> = {json.dumps(panel)};")
+            checks.append(
+                f"export const {variable}_row_{index}: Lit<RowPanel> = {json.dumps(panel)};"
+            )
             continue
         custom = panel.get("fieldConfig", {}).get("defaults", {}).get("custom", {})
-        checks += _viz_checks(f"{variable}_panel_{index}", panel["type"], panel.get("options", {}), custom)
-    dashboard_check = f"export const {variable}: Lit<Dashboard> = {json.dumps(dashboard, indent=2)};"
+        checks += _viz_checks(
+            f"{variable}_panel_{index}", panel["type"], panel.get("options", {}), custom
+        )
+    dashboard_check = (
+        f"export const {variable}: Lit<Dashboard> = {json.dumps(dashboard, indent=2)};"
+    )
     return "\n".join([*checks, dashboard_check, ""])
 
 
@@ -122,7 +130,9 @@ def v2_source(variable: str, resource: dict[str, Any], version: str) -> str:
     for name, element in resource["spec"]["elements"].items():
         viz = element["spec"]["vizConfig"]
         custom = viz["spec"]["fieldConfig"]["defaults"].get("custom", {})
-        checks += _viz_checks(f"{variable}_{name.replace('-', '_')}", viz["group"], viz["spec"]["options"], custom)
+        checks += _viz_checks(
+            f"{variable}_{name.replace('-', '_')}", viz["group"], viz["spec"]["options"], custom
+        )
     header = {
         "apiVersion": resource["apiVersion"],
         "kind": resource["kind"],
@@ -145,7 +155,9 @@ def _sources(major: str, fmt: str) -> dict[str, str]:
     for name in DASHBOARDS:
         variable = name.split(".")[0].replace("-", "_")
         data = json.loads(files[name])
-        body = classic_source(variable, data) if fmt == "classic" else v2_source(variable, data, fmt)
+        body = (
+            classic_source(variable, data) if fmt == "classic" else v2_source(variable, data, fmt)
+        )
         sources[f"{variable}.ts"] = _imports(major) + body
     return sources
 
@@ -179,7 +191,9 @@ CLASSIC_DEFECTS = {
         "sideways",
     ),
     "fill opacity": (
-        lambda d: _first_timeseries(d)["fieldConfig"]["defaults"]["custom"].update(fillOpacity="lots"),
+        lambda d: _first_timeseries(d)["fieldConfig"]["defaults"]["custom"].update(
+            fillOpacity="lots"
+        ),
         "not assignable to type 'number",
     ),
     "link type": (lambda d: d["links"][0].update(type="weblink"), "weblink"),
@@ -188,12 +202,16 @@ CLASSIC_DEFECTS = {
 
 
 @pytest.mark.parametrize("defect", sorted(CLASSIC_DEFECTS))
-def test_the_type_check_rejects_a_broken_classic_dashboard(tsc: str, defect: str, tmp_path: Path) -> None:
+def test_the_type_check_rejects_a_broken_classic_dashboard(
+    tsc: str, defect: str, tmp_path: Path
+) -> None:
     """Per-panel options, custom field config and the dashboard level are each really checked."""
     overview = json.loads(render_files()["http-overview.json"])
     breaks, message = CLASSIC_DEFECTS[defect]
     breaks(overview)
-    result = typecheck(tsc, {"broken.ts": _imports("13") + classic_source("broken", overview)}, tmp_path)
+    result = typecheck(
+        tsc, {"broken.ts": _imports("13") + classic_source("broken", overview)}, tmp_path
+    )
     assert result.returncode != 0
     assert result.stdout.count("error TS") == 1 and message in result.stdout, result.stdout
 
@@ -203,7 +221,9 @@ V2_DEFECTS = {
     "cursor sync": (lambda r: r["spec"].update(cursorSync=1), "DashboardCursorSync"),
     "panel option": (
         lambda r: next(
-            e for e in r["spec"]["elements"].values() if e["spec"]["vizConfig"]["group"] == "timeseries"
+            e
+            for e in r["spec"]["elements"].values()
+            if e["spec"]["vizConfig"]["group"] == "timeseries"
         )["spec"]["vizConfig"]["spec"]["options"]["tooltip"].update(mode="everything"),
         "everything",
     ),
@@ -215,6 +235,8 @@ def test_the_type_check_rejects_a_broken_v2_resource(tsc: str, defect: str, tmp_
     resource = json.loads(render_files(fmt="v2")["http-overview.json"])
     breaks, message = V2_DEFECTS[defect]
     breaks(resource)
-    result = typecheck(tsc, {"broken.ts": _imports("13") + v2_source("broken", resource, "v2")}, tmp_path)
+    result = typecheck(
+        tsc, {"broken.ts": _imports("13") + v2_source("broken", resource, "v2")}, tmp_path
+    )
     assert result.returncode != 0
     assert result.stdout.count("error TS") == 1 and message in result.stdout, result.stdout

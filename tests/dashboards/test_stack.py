@@ -29,7 +29,11 @@ def load(name: str) -> dict[str, object]:
 
 
 def test_yaml_files_parse() -> None:
-    for path in [*STACK.glob("*.yml"), *STACK.glob("*.yaml"), *(ROOT / "dashboards").rglob("*.yml")]:
+    for path in [
+        *STACK.glob("*.yml"),
+        *STACK.glob("*.yaml"),
+        *(ROOT / "dashboards").rglob("*.yml"),
+    ]:
         assert isinstance(yaml.safe_load(path.read_text()), dict), path
 
 
