@@ -60,3 +60,31 @@ def test_invalid_option_is_a_config_error(runner: CliRunner, tmp_path: Path) -> 
     )
     assert result.exit_code == 2
     assert result.output.startswith("Error: loki_uid='no spaces' is not a Grafana data source uid")
+
+
+def test_format_and_slo_options(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(
+        cli,
+        ["dashboards", "generate", "--out", str(tmp_path), "--format", "v2", "--slo-availability", "99.5",
+         "--slo-latency", "250ms@99.9", "--grafana-url", "https://grafana.example.org"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert '"apiVersion": "dashboard.grafana.app/v2"' in (tmp_path / "logs.json").read_text()
+    alerts = (tmp_path / "alerts.yml").read_text()
+    assert 'le="0.25"' in alerts and "(14.4 * 0.005)" in alerts and "(6 * 0.001)" in alerts
+    assert "https://grafana.example.org/d/obs-http?viewPanel=101" in alerts
+    check = runner.invoke(
+        cli,
+        ["dashboards", "generate", "--out", str(tmp_path), "--format", "v2", "--check", "--slo-availability",
+         "99.5", "--slo-latency", "250ms@99.9", "--grafana-url", "https://grafana.example.org"],
+    )  # fmt: skip
+    assert check.exit_code == 0, check.output
+
+
+def test_a_latency_threshold_between_buckets_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(
+        cli, ["dashboards", "generate", "--out", str(tmp_path), "--slo-latency", "0.3s@99"]
+    )
+    assert result.exit_code == 2
+    assert "0.3s is not a bucket boundary" in result.output and "0.25s, 0.5s" in result.output
+    assert not list(tmp_path.iterdir())

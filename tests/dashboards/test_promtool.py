@@ -121,7 +121,9 @@ def test_options_change_objectives_and_links(promtool: str, tmp_path: Path) -> N
     files = render_files(options)
     assert 'le="0.25"' in files["alerts.yml"]
     assert "https://grafana.example.org/d/obs-http" in files["alerts.yml"]
-    assert "https://wiki.example.org/slo#obsavailabilitybudgetburnpage" in files["alerts.yml"].lower()
+    assert (
+        "https://wiki.example.org/slo#obsavailabilitybudgetburnpage" in files["alerts.yml"].lower()
+    )
     for name in ("alerts.yml", "alerts_test.yml"):
         (tmp_path / name).write_text(files[name])
     tested = run(promtool, "test", "rules", "alerts_test.yml", cwd=tmp_path)
