@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from obs.dashboards import DASHBOARDS, render_files
+from obs.dashboards.files import STACK_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools" / "node_modules"
@@ -39,7 +40,8 @@ def tsc() -> str:
 
 @pytest.fixture(scope="session")
 def generated() -> dict[str, str]:
-    return render_files()
+    """The committed files' content: generated with the example stack's options."""
+    return render_files(STACK_OPTIONS)
 
 
 @pytest.fixture(scope="session")

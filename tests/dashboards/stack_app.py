@@ -66,4 +66,6 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 observed = ObservabilityMiddleware(app, record_body_sizes=True)
 
 if __name__ == "__main__":
-    uvicorn.run(observed, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, access_log=False)
+    uvicorn.run(
+        observed, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, access_log=False
+    )

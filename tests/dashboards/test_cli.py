@@ -14,7 +14,9 @@ def runner() -> CliRunner:
     return CliRunner(env={"OBS_SERVICE_NAME": None})
 
 
-def test_generate_writes_every_file_then_reports_up_to_date(runner: CliRunner, tmp_path: Path) -> None:
+def test_generate_writes_every_file_then_reports_up_to_date(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     out = tmp_path / "dashboards"
     result = runner.invoke(cli, ["dashboards", "generate", "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -25,7 +27,9 @@ def test_generate_writes_every_file_then_reports_up_to_date(runner: CliRunner, t
     assert again.output == f"{out}: up to date\n"
 
 
-def test_check_fails_with_a_one_line_error_on_stale_files(runner: CliRunner, tmp_path: Path) -> None:
+def test_check_fails_with_a_one_line_error_on_stale_files(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     runner.invoke(cli, ["dashboards", "generate", "--out", str(tmp_path)])
     (tmp_path / "runtime.json").write_text("{}\n")
     result = runner.invoke(cli, ["dashboards", "generate", "--out", str(tmp_path), "--check"])
@@ -42,12 +46,45 @@ def test_options_change_the_output(runner: CliRunner, tmp_path: Path) -> None:
          "--loki-uid", "logs-eu", "--pyroscope-uid", "pyro", "--metric-prefix", "app_"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert "app_http_server_request_duration_seconds_bucket" in (tmp_path / "http-overview.json").read_text()
+    assert (
+        "app_http_server_request_duration_seconds_bucket"
+        in (tmp_path / "http-overview.json").read_text()
+    )
     assert '"value": "shop"' in (tmp_path / "logs.json").read_text()
     assert "uid: pyro" in (tmp_path / "provisioning/datasources/obs.yml").read_text()
 
 
 def test_invalid_option_is_a_config_error(runner: CliRunner, tmp_path: Path) -> None:
-    result = runner.invoke(cli, ["dashboards", "generate", "--out", str(tmp_path), "--loki-uid", "no spaces"])
+    result = runner.invoke(
+        cli, ["dashboards", "generate", "--out", str(tmp_path), "--loki-uid", "no spaces"]
+    )
     assert result.exit_code == 2
     assert result.output.startswith("Error: loki_uid='no spaces' is not a Grafana data source uid")
+
+
+def test_format_and_slo_options(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(
+        cli,
+        ["dashboards", "generate", "--out", str(tmp_path), "--format", "v2", "--slo-availability", "99.5",
+         "--slo-latency", "250ms@99.9", "--grafana-url", "https://grafana.example.org"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert '"apiVersion": "dashboard.grafana.app/v2"' in (tmp_path / "logs.json").read_text()
+    alerts = (tmp_path / "alerts.yml").read_text()
+    assert 'le="0.25"' in alerts and "(14.4 * 0.005)" in alerts and "(6 * 0.001)" in alerts
+    assert "https://grafana.example.org/d/obs-http?viewPanel=101" in alerts
+    check = runner.invoke(
+        cli,
+        ["dashboards", "generate", "--out", str(tmp_path), "--format", "v2", "--check", "--slo-availability",
+         "99.5", "--slo-latency", "250ms@99.9", "--grafana-url", "https://grafana.example.org"],
+    )  # fmt: skip
+    assert check.exit_code == 0, check.output
+
+
+def test_a_latency_threshold_between_buckets_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(
+        cli, ["dashboards", "generate", "--out", str(tmp_path), "--slo-latency", "0.3s@99"]
+    )
+    assert result.exit_code == 2
+    assert "0.3s is not a bucket boundary" in result.output and "0.25s, 0.5s" in result.output
+    assert not list(tmp_path.iterdir())

@@ -7,32 +7,39 @@ from typing import Any
 
 from obs import metrics
 from obs.dashboards import DASHBOARDS, DashboardOptions, render_files, stale_files, write_files
+from obs.dashboards.files import STACK_OPTIONS
 from obs.dashboards.runtime import RUNTIME_METRICS
 
 from .conftest import ROOT
 from .exprs import metric_names, prometheus_exprs
 
 
-def test_committed_files_are_byte_identical_to_a_fresh_generation(generated: dict[str, str]) -> None:
+def test_committed_files_are_byte_identical_to_a_fresh_generation(
+    generated: dict[str, str],
+) -> None:
     out = ROOT / "dashboards"
     for name, text in generated.items():
         committed = out / name
         assert committed.exists(), f"{committed} missing; run: obs dashboards generate"
         assert committed.read_text(encoding="utf-8") == text, (
-            f"{committed} is stale; run: obs dashboards generate"
+            f"{committed} is stale; run: obs dashboards generate --service-name shop"
         )
-    assert stale_files(out) == []
+    assert stale_files(out, STACK_OPTIONS) == []
 
 
 def test_generation_is_deterministic() -> None:
-    assert render_files() == render_files()
+    for fmt in ("classic", "v2", "v2beta1"):
+        assert render_files(fmt=fmt) == render_files(fmt=fmt)
 
 
 def test_json_is_sorted_indented_and_ends_with_a_newline(generated: dict[str, str]) -> None:
     for name in DASHBOARDS:
         text = generated[name]
         assert text.endswith("}\n")
-        assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        assert (
+            text
+            == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        )
 
 
 def test_every_metric_name_comes_from_the_catalogue(dashboards: dict[str, dict[str, Any]]) -> None:
@@ -59,7 +66,9 @@ def test_no_metric_name_is_spelled_out_in_the_dashboard_code() -> None:
     for module in source.glob("*.py"):
         text = module.read_text(encoding="utf-8")
         for name in names:
-            assert f'"{name}' not in text, f"{module.name} repeats {name!r}; import it from obs.metrics"
+            assert f'"{name}' not in text, (
+                f"{module.name} repeats {name!r}; import it from obs.metrics"
+            )
 
 
 def test_metric_prefix_reaches_every_query() -> None:
@@ -93,3 +102,42 @@ def test_write_files_reports_only_changes(tmp_path: Path) -> None:
     assert write_files(tmp_path) == []
     (tmp_path / "logs.json").write_text("{}\n")
     assert stale_files(tmp_path) == [tmp_path / "logs.json"]
+
+
+def test_committed_logs_dashboard_defaults_to_the_stack_service(
+    dashboards: dict[str, dict[str, Any]],
+) -> None:
+    """The service the example stack logs as (compose.yaml) is the logs dashboard's default."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "examples" / "stack" / "compose.yaml").read_text())
+    service = compose["services"]["app"]["environment"]["OBS_SERVICE_NAME"]
+    variables = {v["name"]: v for v in dashboards["logs.json"]["templating"]["list"]}
+    assert variables["service"]["current"]["value"] == service
+
+
+def test_classic_schema_version_is_grafanas_latest(dashboards: dict[str, dict[str, Any]]) -> None:
+    for dashboard in dashboards.values():
+        assert dashboard["schemaVersion"] == 42
+
+
+def test_v2_resources_carry_every_panel_in_the_layout() -> None:
+    classic = render_files()
+    for fmt in ("v2", "v2beta1"):
+        files = render_files(fmt=fmt)
+        for name in DASHBOARDS:
+            resource = json.loads(files[name])
+            assert resource["apiVersion"] == f"dashboard.grafana.app/{fmt}"
+            assert resource["metadata"]["name"] == json.loads(classic[name])["uid"]
+            layout = resource["spec"]["layout"]
+            grids = (
+                [row["spec"]["layout"] for row in layout["spec"]["rows"]]
+                if layout["kind"] == "RowsLayout"
+                else [layout]
+            )
+            referenced = [
+                item["spec"]["element"]["name"] for g in grids for item in g["spec"]["items"]
+            ]
+            assert sorted(referenced) == sorted(resource["spec"]["elements"]), name
+            panels = [p for p in json.loads(classic[name])["panels"] if p["type"] != "row"]
+            assert len(referenced) == len(panels)

@@ -18,7 +18,9 @@ def _panel_ids(panels: list[dict[str, Any]]) -> set[int]:
     return ids
 
 
-def test_every_link_resolves(dashboards: dict[str, dict[str, Any]], generated: dict[str, str]) -> None:
+def test_every_link_resolves(
+    dashboards: dict[str, dict[str, Any]], generated: dict[str, str]
+) -> None:
     by_uid = {d["uid"]: d for d in dashboards.values()}
     seen = 0
     for text in generated.values():
@@ -39,10 +41,13 @@ def test_every_link_resolves(dashboards: dict[str, dict[str, Any]], generated: d
 def test_exemplars_link_to_the_request_logs(generated: dict[str, str]) -> None:
     datasources = generated["provisioning/datasources/obs.yml"]
     assert f"- name: {REQUEST_ID}" in datasources
-    assert f"/d/obs-logs?var-{REQUEST_ID}=${{__value.raw}}" in datasources
+    # The service comes first: with several services in Loki the exemplar opens the right one.
+    assert f"/d/obs-logs?var-service=shop&var-{REQUEST_ID}=${{__value.raw}}" in datasources
 
 
-def test_latency_panels_have_exemplars_and_links_to_logs(dashboards: dict[str, dict[str, Any]]) -> None:
+def test_latency_panels_have_exemplars_and_links_to_logs(
+    dashboards: dict[str, dict[str, Any]],
+) -> None:
     panels = [
         panel
         for dashboard in dashboards.values()
@@ -53,4 +58,6 @@ def test_latency_panels_have_exemplars_and_links_to_logs(dashboards: dict[str, d
     for panel in panels:
         assert all(target["exemplar"] for target in panel["targets"]), panel["title"]
         urls = [link["url"] for link in panel["fieldConfig"]["defaults"]["links"]]
-        assert any(url.startswith("/d/obs-logs?${__url_time_range}") for url in urls), panel["title"]
+        assert any(url.startswith("/d/obs-logs?${__url_time_range}") for url in urls), panel[
+            "title"
+        ]

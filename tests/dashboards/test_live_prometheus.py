@@ -3,12 +3,16 @@
 Starts ``stack_app.py`` (the obs ASGI middleware with the size histograms on) and Debian's
 ``prometheus`` with exemplar storage, on loopback ports, with a 1 s scrape interval; load is a
 bounded loop of requests from this process. Every expression of every dashboard and alert rule
-(variables substituted) must return a non-empty result, exemplars must carry request ids, and
-every metric name a dashboard uses must appear in the app's exposition.
+(variables substituted) must return a non-empty result; Prometheus loads the generated
+``alerts.yml``, so every recording rule and every alert expression (thresholds at 0) returns data;
+exemplars carry request ids that appear in the app's access log; the error ratio matches the
+traffic sent; quantiles are ordered; ``/metrics`` is absent from the RED series; and every metric
+name a dashboard uses appears in the app's exposition.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -31,6 +35,8 @@ from .exprs import metric_names, prometheus_exprs, substitute
 JOB = "obs-stack-test"
 VALUES = {"job": JOB, "instance": ".+", "http_route": ".+", "level": ".*"}
 APP = Path(__file__).with_name("stack_app.py")
+#: The route templates of everything the load fixture requests.
+LOAD_ROUTES = {"/orders/{order_id}", "/upload", "/missing", "/fail", "/boom"}
 DEADLINE = 45.0  # seconds to wait for every query to return data
 
 
@@ -47,13 +53,17 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the app's JSON log lines (stdout) go."""
+    return tmp_path_factory.mktemp("app") / "stdout.jsonl"
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory, app_logs: Path) -> Iterator[str]:
     port = free_port()
     stderr = tmp_path_factory.mktemp("app") / "stderr.txt"
-    with stderr.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, str(APP), str(port)], stdout=subprocess.DEVNULL, stderr=sink
-        )
+    with stderr.open("wb") as sink, app_logs.open("wb") as logs:
+        proc = subprocess.Popen([sys.executable, str(APP), str(port)], stdout=logs, stderr=sink)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(
@@ -68,10 +78,17 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def prometheus_url(prometheus_bin: str, app_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prometheus_url(
+    prometheus_bin: str,
+    app_url: str,
+    generated: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
     work = tmp_path_factory.mktemp("prometheus")
+    (work / "alerts.yml").write_text(generated["alerts.yml"])  # recording rules and alerts
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(work / "alerts.yml")],
         "scrape_configs": [
             {"job_name": JOB, "static_configs": [{"targets": [app_url.removeprefix("http://")]}]}
         ],
@@ -92,7 +109,9 @@ def prometheus_url(prometheus_bin: str, app_url: str, tmp_path_factory: pytest.T
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, 30, "Prometheus")
+        wait_until(
+            lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, 30, "Prometheus"
+        )
         yield url
     finally:
         proc.terminate()
@@ -132,18 +151,25 @@ def query(prometheus_url: str, expr: str) -> list[Any]:
     return list(body["data"]["result"])
 
 
-def all_expressions(dashboards: dict[str, dict[str, Any]], generated: dict[str, str]) -> dict[str, str]:
+def all_expressions(
+    dashboards: dict[str, dict[str, Any]], generated: dict[str, str]
+) -> dict[str, str]:
     exprs = {
         where: substitute(expr, VALUES)
         for dashboard in dashboards.values()
         for where, expr in prometheus_exprs(dashboard)
     }
-    for rule in yaml.safe_load(generated["alerts.yml"])["groups"][0]["rules"]:
-        # A healthy app must not fire the alerts; with every threshold at 0 the whole rule,
-        # both windows included, must return data.
-        at_zero = re.sub(r">\s*(\([^)]*\)|[\d.]+)", ">= 0", rule["expr"])
-        assert at_zero != rule["expr"]
-        exprs[f"alerts.yml / {rule['alert']}"] = at_zero
+    for group in yaml.safe_load(generated["alerts.yml"])["groups"]:
+        for rule in group["rules"]:
+            if "record" in rule:
+                exprs[f"alerts.yml / {rule['record']}"] = f'{rule["record"]}{{job="{JOB}"}}'
+                continue
+            # A healthy app must not fire the alerts; with every threshold and the traffic guard
+            # at 0, the whole rule, every window included, must return data.
+            at_zero = re.sub(r">\s*\([^)]*\)", ">= 0", rule["expr"])
+            at_zero = re.sub(r">=\s*\d+", ">= 0", at_zero)
+            assert at_zero != rule["expr"]
+            exprs[f"alerts.yml / {rule['alert']}"] = at_zero
     return exprs
 
 
@@ -167,7 +193,9 @@ def test_every_query_returns_data(
 
 
 @pytest.mark.usefixtures("load")
-def test_exemplars_carry_request_ids(prometheus_url: str) -> None:
+def test_exemplars_carry_request_ids_of_logged_requests(
+    prometheus_url: str, app_logs: Path
+) -> None:
     bucket = f"{REQUEST_DURATION}_bucket"
 
     def exemplars() -> list[Any]:
@@ -180,8 +208,24 @@ def test_exemplars_carry_request_ids(prometheus_url: str) -> None:
         return list(response.json()["data"])
 
     wait_until(lambda: bool(exemplars()), DEADLINE, "exemplars in Prometheus")
-    labels = [e["labels"] for series in exemplars() for e in series["exemplars"]]
+    snapshot = exemplars()  # taken before the log is read: every id in it was logged already
+    labels = [e["labels"] for series in snapshot for e in series["exemplars"]]
     assert labels and all(REQUEST_ID in label for label in labels)
+    # Each exemplar's request id is a request the app logged: the link to the logs finds it.
+    logged = {
+        json.loads(line).get(REQUEST_ID)
+        for line in app_logs.read_text().splitlines()
+        if line.startswith("{")
+    }
+    # The scrape (route "_unmatched" here: the app gives /metrics no template) has no access
+    # line; whether it is counted at all is checked on its own below.
+    ids = {
+        e["labels"][REQUEST_ID]
+        for series in snapshot
+        if series["seriesLabels"].get("http_route") in LOAD_ROUTES
+        for e in series["exemplars"]
+    }
+    assert ids and ids <= logged, sorted(ids - logged)[:3]
 
 
 def test_every_dashboard_metric_is_exposed_by_the_app(
@@ -198,3 +242,44 @@ def test_every_dashboard_metric_is_exposed_by_the_app(
         for name in metric_names(expr)
     }
     assert used - exposed == set()
+
+
+def _value(prometheus_url: str, expr: str) -> float:
+    result = query(prometheus_url, expr)
+    assert len(result) == 1, (expr, result)
+    return float(result[0]["value"][1])
+
+
+@pytest.mark.usefixtures("load")
+def test_error_ratio_and_quantiles_match_the_traffic_sent(
+    prometheus_url: str, dashboards: dict[str, dict[str, Any]]
+) -> None:
+    """Each load round sends 3 requests and, every third round, a 503 and a 500: 2/11 fail."""
+    exprs = dict(prometheus_exprs(dashboards["http-overview.json"]))
+    ratio = substitute(exprs["obs / HTTP overview / Error ratio (5xx) / A"], VALUES)
+    wait_until(lambda: bool(query(prometheus_url, ratio)), DEADLINE, "the error ratio")
+    time.sleep(5)  # a few more scrapes, so the 1-minute window holds many rounds
+    assert abs(_value(prometheus_url, ratio) - 2 / 11) < 0.03
+    p50, p90, p99 = (
+        _value(
+            prometheus_url,
+            substitute(exprs[f"obs / HTTP overview / Latency p50 / p90 / p99 / {ref}"], VALUES),
+        )
+        for ref in "ABC"
+    )
+    assert 0 < p50 <= p90 <= p99 < 1
+
+
+@pytest.mark.usefixtures("load")
+def test_metrics_scrapes_are_absent_from_red_series(prometheus_url: str) -> None:
+    """The scrape is not traffic: the RED series hold exactly the routes the load sends.
+
+    The app gives ``/metrics`` no route template, so a counted scrape shows up as the route
+    ``_unmatched`` (the load sends no unmatched request). No dashboard or rule filters it out:
+    this depends on the middleware excluding ``/metrics`` by default (built on another branch)
+    and fails until that lands.
+    """
+    series = f'{REQUEST_DURATION}_count{{job="{JOB}"}}'
+    wait_until(lambda: bool(query(prometheus_url, series)), DEADLINE, "RED series")
+    routes = {r["metric"].get("http_route") for r in query(prometheus_url, series)}
+    assert routes == LOAD_ROUTES, routes - LOAD_ROUTES

@@ -7,6 +7,7 @@ writes them as deterministic files.
 
 from __future__ import annotations
 
+from obs.dashboards import _compat  # noqa: F401  (first: imports the SDK without its warning)
 from obs.dashboards.files import DASHBOARDS, render_files, stale_files, write_files
 from obs.dashboards.options import DashboardOptions
 

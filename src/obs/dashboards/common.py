@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus
@@ -29,6 +29,8 @@ TAG = "obs"
 
 PROMETHEUS_VAR = "datasource"
 LOKI_VAR = "loki"
+#: The logs dashboard's variable holding the Loki ``service`` label.
+SERVICE_VAR = "service"
 PROMETHEUS = dm.DataSourceRef(type_val="prometheus", uid=f"${{{PROMETHEUS_VAR}}}")
 LOKI = dm.DataSourceRef(type_val="loki", uid=f"${{{LOKI_VAR}}}")
 PYROSCOPE_TYPE = "grafana-pyroscope-datasource"
@@ -60,9 +62,19 @@ def datasource_variable(name: str, plugin: str, label: str, uid: str) -> db.Data
 
 
 def label_variable(
-    options: DashboardOptions, label: str, *, title: str, multi: bool, matchers: str = ""
+    options: DashboardOptions,
+    label: str,
+    *,
+    title: str,
+    multi: bool,
+    matchers: str = "",
+    include_all: bool = True,
 ) -> db.QueryVariable:
-    """Values of *label* on the request-duration series, optionally filtered by *matchers*."""
+    """Values of *label* on the request-duration series, optionally filtered by *matchers*.
+
+    Without *include_all* there is no "All" option and no saved selection, so Grafana opens
+    the dashboard on the first value (the drill-down shows one route, not all of them merged).
+    """
     series = f"{options.metric(REQUEST_DURATION)}_count"
     series = f"{series}{{{matchers}}}" if matchers else series
     variable = (
@@ -73,18 +85,22 @@ def label_variable(
         .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(dm.VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
         .multi(multi)
-        .include_all(True)
-        # ".*" instead of a list of every value: the query stays short with many routes.
-        .all_value(".*")
+        .include_all(include_all)
     )
+    if not include_all:
+        return variable
+    # ".*" instead of a list of every value: the query stays short with many routes.
     all_option = dm.VariableOption(selected=True, text="All", value="$__all")
-    return variable.current(all_option)
+    return variable.all_value(".*").current(all_option)
 
 
 def target_variables(
     options: DashboardOptions, *, route_multi: bool | None = True
 ) -> list[VariableBuilder]:
-    """Data source, ``job``, ``instance`` (multi) and, unless *route_multi* is None, the route."""
+    """Data source, ``job``, ``instance`` (multi) and, unless *route_multi* is None, the route.
+
+    A single-valued route (``route_multi=False``, the drill-down) has no "All" option.
+    """
     variables: list[VariableBuilder] = [
         datasource_variable(PROMETHEUS_VAR, "prometheus", "Prometheus", options.prometheus_uid),
         label_variable(options, JOB_VAR, title="Job", multi=False),
@@ -100,6 +116,7 @@ def target_variables(
                 title="Route",
                 multi=route_multi,
                 matchers=f'job=~"${JOB_VAR}", instance=~"${INSTANCE_VAR}"',
+                include_all=route_multi,
             )
         )
     return variables
@@ -120,8 +137,18 @@ CARRY = (
 )
 
 
-def logs_link(*, route_from_series: bool) -> db.DashboardLink:
-    """A data link to the logs dashboard for the clicked point's time range and route.
+def service_param(options: DashboardOptions) -> str:
+    """``var-service=<name>``: every link into the logs opens the generated service's lines.
+
+    The metrics dashboards have no ``service`` variable (Prometheus knows the job), so the link
+    carries the service the dashboards were generated for; without it the logs dashboard would
+    open on whatever service it shows by default.
+    """
+    return urlencode({f"var-{SERVICE_VAR}": options.service_name})
+
+
+def logs_link(options: DashboardOptions, *, route_from_series: bool) -> db.DashboardLink:
+    """A data link to the logs dashboard for the clicked point's time range, service and route.
 
     With *route_from_series* the route comes from the clicked series' ``http_route`` label;
     otherwise the dashboard's own route selection is passed on.
@@ -133,16 +160,19 @@ def logs_link(*, route_from_series: bool) -> db.DashboardLink:
     )
     return (
         db.DashboardLink("Log lines of this route")
-        .url(dashboard_url(LOGS_UID, *CARRY, route))
+        .url(dashboard_url(LOGS_UID, *CARRY, service_param(options), route))
         .target_blank(False)
     )
 
 
-def route_link() -> db.DashboardLink:
-    """A data link to the route drill-down for the clicked series' route."""
-    route = f"var-{ROUTE_VAR}=${{__field.labels.{ROUTE}}}"
+def route_link(*, from_table: bool = False) -> db.DashboardLink:
+    """A data link to the route drill-down for the clicked series' (or table row's) route.
+
+    It keeps the time range, the data source, the job and the instances.
+    """
+    value = f"${{__data.fields.{ROUTE}}}" if from_table else f"${{__field.labels.{ROUTE}}}"
     return db.DashboardLink("Drill down into this route").url(
-        dashboard_url(ROUTE_UID, *CARRY, route)
+        dashboard_url(ROUTE_UID, *CARRY, f"var-{ROUTE_VAR}={value}")
     )
 
 

@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import stat, table, text, timeseries
-from grafana_foundation_sdk.models import common as cm
-from grafana_foundation_sdk.models import dashboard as dm
-from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+from grafana_foundation_sdk.builders import text
 from grafana_foundation_sdk.models.text import TextMode
 
-from obs.dashboards import promql as q
-from obs.dashboards.common import (
-    HTTP_UID,
-    PROMETHEUS,
-    ROUTE_UID,
-    PanelBuilder,
-    base_dashboard,
-    dashboard_url,
-    logs_link,
-    route_link,
-    target,
-    target_variables,
-)
+from obs.dashboards import panels
+from obs.dashboards.alerts import RUNBOOK_PANEL_ID
+from obs.dashboards.common import HTTP_UID, base_dashboard, dashboard_url, target_variables
 from obs.dashboards.options import DashboardOptions
-from obs.metrics import (
-    ACTIVE_REQUESTS,
-    REQUEST_BODY_SIZE,
-    REQUEST_DURATION,
-    RESPONSE_BODY_SIZE,
-    ROUTE,
-    STATUS,
-)
+from obs.metrics import REQUEST_BODY_SIZE, RESPONSE_BODY_SIZE
 
 #: The Profiles panel's fixed id, so every dashboard's "flame graph" link can open it.
 PROFILES_PANEL_ID = 100
@@ -49,146 +28,18 @@ PROFILES_TEXT = """\
 """
 
 
-def _status_class(options: DashboardOptions) -> str:
-    by_code = q.request_rate(options, q.ROUTE_MATCHERS, by=(STATUS,))
-    # 200 -> "2xx": one series per class instead of one per status code.
-    classed = f'label_replace({by_code}, "status_class", "${{1}}xx", "{STATUS}", "(\\\\d).*")'
-    return f"sum by (status_class) ({classed})"
+RUNBOOK_TEXT = """\
+**An SLO alert fired: what now?**
 
-
-def _traffic(options: DashboardOptions) -> list[PanelBuilder]:
-    rate_panel = (
-        timeseries.Panel()
-        .title("Request rate by status class")
-        .description("How much traffic is the service serving, and how much of it fails?")
-        .datasource(PROMETHEUS)
-        .with_target(target(_status_class(options), "{{status_class}}"))
-        .unit("reqps")
-        .fill_opacity(20)
-        .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
-        .data_links([logs_link(route_from_series=False)])
-        .span(10)
-        .height(8)
-    )
-    errors = (
-        timeseries.Panel()
-        .title("Error ratio (5xx)")
-        .description("What fraction of requests does the server fail? Click through to the logs.")
-        .datasource(PROMETHEUS)
-        .with_target(target(q.error_ratio(options, q.ROUTE_MATCHERS), "5xx ratio"))
-        .unit("percentunit")
-        .min(0)
-        .data_links([logs_link(route_from_series=False)])
-        .span(10)
-        .height(8)
-    )
-    active_expr = f"sum({q.selector(options.metric(ACTIVE_REQUESTS), *q.TARGET_MATCHERS)})"
-    active = (
-        stat.Panel()
-        .title("Active requests")
-        .description("How many requests are in flight right now (all routes)?")
-        .datasource(PROMETHEUS)
-        .with_target(target(active_expr, "in flight"))
-        .unit("short")
-        .graph_mode(cm.BigValueGraphMode.AREA)
-        .span(4)
-        .height(8)
-    )
-    return [rate_panel, errors, active]
-
-
-def _latency(options: DashboardOptions) -> list[PanelBuilder]:
-    duration = options.metric(REQUEST_DURATION)
-    percentiles = (
-        timeseries.Panel()
-        .title("Latency p50 / p90 / p99")
-        .description(
-            "How long do requests take? Dots are exemplars: click one to see that request's logs."
-        )
-        .datasource(PROMETHEUS)
-        .targets(
-            [
-                target(
-                    q.quantile(p, duration, q.ROUTE_MATCHERS), f"p{round(p * 100)}", exemplar=True
-                )
-                for p in (0.5, 0.9, 0.99)
-            ]
-        )
-        .unit("s")
-        .data_links([logs_link(route_from_series=False)])
-        .span(12)
-        .height(9)
-    )
-    by_route = (
-        timeseries.Panel()
-        .title("p99 latency by route")
-        .description("Which routes are slow? Click a series for its logs or its drill-down.")
-        .datasource(PROMETHEUS)
-        .with_target(
-            target(
-                q.quantile(0.99, duration, q.ROUTE_MATCHERS, by=(ROUTE,)),
-                f"{{{{{ROUTE}}}}}",
-                exemplar=True,
-            )
-        )
-        .unit("s")
-        .data_links([logs_link(route_from_series=True), route_link()])
-        .span(12)
-        .height(9)
-    )
-    slowest_expr = (
-        f"topk(10, {q.quantile(0.99, duration, q.ROUTE_MATCHERS, by=(ROUTE,), window='$__range')})"
-    )
-    slowest = (
-        table.Panel()
-        .title("Slowest routes (p99 over the time range)")
-        .description("Which ten routes had the worst p99 over the whole time range?")
-        .datasource(PROMETHEUS)
-        .with_target(
-            target(slowest_expr, f"{{{{{ROUTE}}}}}", instant=True, fmt=PromQueryFormat.TABLE)
-        )
-        .unit("s")
-        .with_transformation(
-            dm.DataTransformerConfig(
-                id_val="organize",
-                options={"excludeByName": {"Time": True}, "renameByName": {"Value": "p99"}},
-            )
-        )
-        .data_links(
-            [
-                db.DashboardLink("Drill down into this route").url(
-                    dashboard_url(
-                        ROUTE_UID, "${__url_time_range}", f"var-{ROUTE}=${{__data.fields.{ROUTE}}}"
-                    )
-                )
-            ]
-        )
-        .span(24)
-        .height(8)
-    )
-    return [percentiles, by_route, slowest]
-
-
-def _size_panel(
-    options: DashboardOptions, name: str, title: str, question: str
-) -> timeseries.Panel:
-    metric = options.metric(name)
-    average = f"{q.sum_rate(f'{metric}_sum', q.ROUTE_MATCHERS)} / {q.sum_rate(f'{metric}_count', q.ROUTE_MATCHERS)}"
-    return (
-        timeseries.Panel()
-        .title(title)
-        .description(f"{question} (From the opt-in size histograms: `record_body_sizes=True`.)")
-        .datasource(PROMETHEUS)
-        .targets(
-            [
-                target(average, "average"),
-                target(q.quantile(0.9, metric, q.ROUTE_MATCHERS), "p90"),
-            ]
-        )
-        .unit("bytes")
-        .span(12)
-        .height(8)
-    )
+1. *Which objective?* The `slo` label says `errors` (5xx) or `slow` (latency); the *SLO burn
+   rate* panel shows how fast each budget burns and whether it is still going on (1 h line).
+2. *Which routes?* *Error ratio* and *p99 latency by route* above; click a series for its logs
+   or its drill-down.
+3. *Which requests?* Click an exemplar dot: the logs dashboard opens on that request's lines.
+4. *Which code?* Capture a flame graph with `obs profile` (Profiles row).
+5. A page (14.4x over 1 h or 6x over 6 h) means the monthly budget is gone within days:
+   roll back or mitigate first. A ticket (1x over 3 days) can wait for working hours.
+"""
 
 
 def build(options: DashboardOptions) -> db.Dashboard:
@@ -200,17 +51,38 @@ def build(options: DashboardOptions) -> db.Dashboard:
         description="Rate, errors and duration of every route, with links to logs and profiles.",
         profile_panel_url=PROFILES_PANEL_URL,
     ).variables(target_variables(options))
-    dashboard = dashboard.with_row(db.Row("Traffic and errors"))
-    for panel in _traffic(options):
-        dashboard = dashboard.with_panel(panel)
-    dashboard = dashboard.with_row(db.Row("Latency"))
-    for panel in _latency(options):
-        dashboard = dashboard.with_panel(panel)
-    dashboard = dashboard.with_row(db.Row("Request and response sizes"))
-    dashboard = dashboard.with_panel(
-        _size_panel(options, REQUEST_BODY_SIZE, "Request body size", "How big are uploads?")
-    ).with_panel(
-        _size_panel(options, RESPONSE_BODY_SIZE, "Response body size", "How big are responses?")
+    dashboard = (
+        dashboard.with_row(db.Row("Traffic and errors"))
+        .with_panel(panels.request_rate(options))
+        .with_panel(panels.error_ratio(options))
+        .with_panel(panels.active_requests(options))
+        .with_row(db.Row("Service level objectives"))
+        .with_panel(panels.error_budget_remaining(options))
+        .with_panel(panels.slo_burn_rates(options))
+        .with_panel(
+            text.Panel()
+            .id(RUNBOOK_PANEL_ID)
+            .title("Runbook: SLO alerts")
+            .mode(TextMode.MARKDOWN)
+            .content(RUNBOOK_TEXT)
+            .span(24)
+            .height(8)
+        )
+        .with_row(db.Row("Latency"))
+        .with_panel(panels.latency_percentiles(options))
+        .with_panel(panels.latency_by_route(options))
+        .with_panel(panels.slowest_routes(options))
+        .with_row(db.Row("Request and response sizes"))
+        .with_panel(
+            panels.body_size(
+                options, REQUEST_BODY_SIZE, "Request body size", "How big are uploads?"
+            )
+        )
+        .with_panel(
+            panels.body_size(
+                options, RESPONSE_BODY_SIZE, "Response body size", "How big are responses?"
+            )
+        )
     )
     profiles = (
         text.Panel()

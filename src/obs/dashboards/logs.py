@@ -19,6 +19,7 @@ from obs.dashboards.common import (
     LOKI,
     LOKI_VAR,
     PROMETHEUS,
+    SERVICE_VAR,
     VariableBuilder,
     base_dashboard,
     datasource_variable,
@@ -29,16 +30,26 @@ from obs.dashboards.http_overview import PROFILES_PANEL_URL
 from obs.dashboards.options import REQUEST_ID, DashboardOptions
 from obs.metrics import LEVEL, LOG_EVENTS, ROUTE, SERVICE
 
-SERVICE_VAR = "service"
 LEVEL_VAR = "level"
 REQUEST_ID_VAR = REQUEST_ID
+
+
+def request_id_filter() -> str:
+    """A line filter matching one request's lines exactly, or every line while the box is empty.
+
+    obs writes compact JSON (``"request_id":"<id>"``), so the first alternative, with the id
+    escaped as a regular expression by Grafana and closed by its quote, matches that id and not
+    a longer one (``...-100`` never matches ``...-1000``). The second, ``^<id>``, can only match
+    when the id is empty: a JSON line starts with ``{``, which no request id contains.
+    """
+    escaped = f"${{{REQUEST_ID_VAR}:regex}}"
+    return f'|~ `"{REQUEST_ID}":"{escaped}"|^{escaped}`'
 
 
 def logql() -> str:
     """The Loki query of the logs panel, filtered by every variable of the dashboard."""
     stream = f'{{{SERVICE}="${SERVICE_VAR}", {LEVEL}=~"${LEVEL_VAR}"}}'
-    # An empty request id filters nothing; a full one matches exactly its own lines.
-    return f'{stream} |= "${REQUEST_ID_VAR}" | json | {ROUTE}=~"${q.ROUTE_VAR}"'
+    return f'{stream} {request_id_filter()} | json | {ROUTE}=~"${q.ROUTE_VAR}"'
 
 
 def _variables(options: DashboardOptions) -> list[VariableBuilder]:

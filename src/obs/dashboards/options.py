@@ -6,9 +6,12 @@ import re
 from dataclasses import dataclass
 
 from obs.exceptions import ConfigError
+from obs.metrics import DURATION_BUCKETS
 
 _UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _PREFIX = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_URL = re.compile(r"^https?://[^\s\"'<>]+$")
+_LATENCY_SLO = re.compile(r"^\s*([0-9.]+)\s*(ms|s)\s*@\s*([0-9.]+)\s*%?\s*$")
 
 #: The exemplar label obs attaches to histogram observations, and the JSON log field with the
 #: same value: the one key that joins a latency point to its log lines.
@@ -37,10 +40,20 @@ class DashboardOptions:
     prometheus_url: str = "http://prometheus:9090"
     loki_url: str = "http://loki:3100"
     pyroscope_url: str = "http://pyroscope:4040"
-    #: Availability objective the error-budget burn-rate alerts protect.
+    #: Availability objective: the fraction of requests that must not fail with a 5xx.
     availability_slo: float = 0.999
-    #: p99 latency, in seconds, above which the latency alert fires.
-    latency_p99_seconds: float = 1.0
+    #: Latency objective: *latency_slo_ratio* of requests complete within *latency_slo_seconds*.
+    #: The threshold must be a bucket boundary of the duration histogram, so the burn rate is
+    #: exact (read from one ``le`` series) instead of interpolated.
+    latency_slo_seconds: float = 0.5
+    latency_slo_ratio: float = 0.99
+    #: Alerts are quiet while a job served fewer requests than this over the alert's long window:
+    #: one failure among a handful of requests is not a budget burning.
+    min_requests: int = 100
+    #: Where Grafana is reached from the alert notifications; alert links are absolute.
+    grafana_url: str = "http://localhost:3000"
+    #: The alerts' ``runbook_url``; empty means the runbook panel of the generated overview.
+    runbook_url: str = ""
 
     def __post_init__(self) -> None:
         for field, uid in (
@@ -63,8 +76,24 @@ class DashboardOptions:
                 f"availability SLO {self.availability_slo} is invalid; use a number between 0 "
                 "and 1, such as 0.999."
             )
-        if self.latency_p99_seconds <= 0:
-            raise ConfigError("the p99 latency threshold must be a positive number of seconds.")
+        if not 0.0 < self.latency_slo_ratio < 1.0:
+            raise ConfigError(
+                f"latency SLO ratio {self.latency_slo_ratio} is invalid; use a number between 0 "
+                "and 1, such as 0.99."
+            )
+        if self.latency_slo_seconds not in DURATION_BUCKETS:
+            bounds = ", ".join(f"{b:g}s" for b in DURATION_BUCKETS)
+            raise ConfigError(
+                f"latency SLO threshold {self.latency_slo_seconds:g}s is not a bucket boundary of "
+                f"the duration histogram; use one of {bounds}."
+            )
+        if self.min_requests < 0:
+            raise ConfigError("the low-traffic guard (min_requests) must be 0 or more requests.")
+        for field, url in (("grafana_url", self.grafana_url), ("runbook_url", self.runbook_url)):
+            if (url or field == "grafana_url") and not _URL.match(url):
+                raise ConfigError(
+                    f"{field}={url!r} is not an http(s) URL; use one like http://grafana:3000."
+                )
         if not self.service_name.strip() or '"' in self.service_name:
             raise ConfigError(
                 f"service name {self.service_name!r} must be non-empty, without '\"'."
@@ -73,3 +102,39 @@ class DashboardOptions:
     def metric(self, name: str) -> str:
         """The exposed name of the catalogue metric *name*, prefix included."""
         return f"{self.metric_prefix}{name}"
+
+    @property
+    def grafana_base(self) -> str:
+        """:attr:`grafana_url` without a trailing slash, to prepend to ``/d/...`` paths."""
+        return self.grafana_url.rstrip("/")
+
+
+def parse_availability_slo(text: str) -> float:
+    """``"99.9"`` (percent) -> 0.999; the CLI's ``--slo-availability``."""
+    try:
+        percent = float(text.strip().removesuffix("%"))
+    except ValueError:
+        percent = -1.0
+    if not 0.0 < percent < 100.0:
+        raise ConfigError(
+            f"--slo-availability {text!r} is invalid; give a percentage such as 99.9."
+        )
+    return round(percent / 100.0, 10)
+
+
+def parse_latency_slo(text: str) -> tuple[float, float]:
+    """``"0.5s@99"`` -> (0.5, 0.99): threshold in seconds and the fraction within it."""
+    match = _LATENCY_SLO.match(text)
+    if match is None:
+        raise ConfigError(
+            f"--slo-latency {text!r} is invalid; give THRESHOLD@PERCENT such as 0.5s@99 or 250ms@99.9."
+        )
+    value, unit, percent = match.groups()
+    try:
+        seconds = float(value) / (1000.0 if unit == "ms" else 1.0)
+        ratio = float(percent) / 100.0
+    except ValueError:
+        raise ConfigError(
+            f"--slo-latency {text!r} is invalid; give THRESHOLD@PERCENT such as 0.5s@99."
+        ) from None
+    return round(seconds, 10), round(ratio, 10)

@@ -74,3 +74,38 @@ def error_ratio(
     total = sum_rate(count, matchers, window=window)
     # `or vector(0)` keeps the ratio at 0 instead of "no data" while nothing has failed.
     return f"(({errors}) or vector(0)) / {total}"
+
+
+def mean(
+    histogram: str,
+    matchers: tuple[str, ...],
+    *,
+    by: tuple[str, ...] = (),
+    window: str = RATE_INTERVAL,
+) -> str:
+    """The exact average of a histogram's observations: ``rate(_sum) / rate(_count)``."""
+    total = sum_rate(f"{histogram}_sum", matchers, by=by, window=window)
+    count = sum_rate(f"{histogram}_count", matchers, by=by, window=window)
+    return f"{total} / {count}"
+
+
+def bounded_quantile(
+    q: float,
+    histogram: str,
+    matchers: tuple[str, ...],
+    *,
+    by: tuple[str, ...] = (),
+    window: str = RATE_INTERVAL,
+) -> str:
+    """The *q* quantile, tightened by the exact mean where the buckets are too coarse.
+
+    ``histogram_quantile`` interpolates inside a bucket, so its resolution is the bucket width:
+    with every body empty, the first size bucket (0-100 B) gives p90 = 90 B; with every request
+    at 0.8 ms, the first duration bucket (0-5 ms) gives p50 = 2.5 ms. For values that cannot be
+    negative, Markov's inequality bounds the quantile by the mean: ``x_q <= mean / (1 - q)``, so
+    the smaller of the two is still an upper bound of the true quantile, and exact (0) for empty
+    bodies. Both sides are monotonic in *q*, so p50 <= p90 <= p99 still holds.
+    """
+    estimate = quantile(q, histogram, matchers, by=by, window=window)
+    bound = f"({mean(histogram, matchers, by=by, window=window)}) / {1 - q:.6g}"
+    return f"({estimate} < {bound}) or ({bound})"

@@ -7,8 +7,9 @@ Grafana reads them from ``/etc/grafana/provisioning/{datasources,dashboards}/`` 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
-from obs.dashboards.common import LOGS_UID, PYROSCOPE_TYPE
+from obs.dashboards.common import LOGS_UID, PYROSCOPE_TYPE, SERVICE_VAR
 from obs.dashboards.options import REQUEST_ID, DashboardOptions
 
 #: Where the compose file mounts ``dashboards/*.json`` inside the Grafana container.
@@ -16,10 +17,16 @@ DASHBOARDS_PATH = "/var/lib/grafana/dashboards/obs"
 FOLDER = "obs"
 
 
-def exemplar_logs_url() -> str:
-    """Opens the logs dashboard on one request's lines, ten minutes around the exemplar."""
+def exemplar_logs_url(options: DashboardOptions) -> str:
+    """Opens the logs dashboard on one request's lines of the generated service.
+
+    Ten minutes around the exemplar; the service is carried so that, with several services in
+    Loki, the link does not open another service's (empty) lines.
+    """
+    service = urlencode({f"var-{SERVICE_VAR}": options.service_name})
     return (
-        f"/d/{LOGS_UID}?var-{REQUEST_ID}=${{__value.raw}}&time=${{__value.time}}&time.window=600000"
+        f"/d/{LOGS_UID}?{service}&var-{REQUEST_ID}=${{__value.raw}}"
+        "&time=${__value.time}&time.window=600000"
     )
 
 
@@ -41,7 +48,7 @@ def datasources(options: DashboardOptions) -> dict[str, Any]:
                 "exemplarTraceIdDestinations": [
                     {
                         "name": REQUEST_ID,
-                        "url": exemplar_logs_url(),
+                        "url": exemplar_logs_url(options),
                         "urlDisplayLabel": "Log lines of this request",
                     }
                 ],

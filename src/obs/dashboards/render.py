@@ -25,22 +25,51 @@ def dumps_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-def dashboard_data(dashboard: cogbuilder.Builder[Any]) -> dict[str, Any]:
-    """Build *dashboard* into plain JSON data, with panel ids and query ref ids filled in."""
-    data: dict[str, Any] = json.loads(json.dumps(dashboard.build(), cls=JSONEncoder))
+class DuplicatePanelIdError(ValueError):
+    """Two panels of one dashboard were given the same explicit id."""
+
+
+def dashboard_data(dashboard: cogbuilder.Builder[Any] | Mapping[str, Any]) -> dict[str, Any]:
+    """Build *dashboard* into plain JSON data, with panel ids and query ref ids filled in.
+
+    Panel ids are unique by construction: an explicit id (``.id(100)``) is kept, and every panel
+    or row without one (the SDK gives rows ``id: 0``) gets the next free id in layout order. Two
+    equal explicit ids are an error, since Grafana would open the wrong panel from a link.
+    """
+    if isinstance(dashboard, Mapping):
+        data: dict[str, Any] = json.loads(json.dumps(dashboard))
+    else:
+        data = json.loads(json.dumps(dashboard.build(), cls=JSONEncoder))
     for variable in data.get("templating", {}).get("list", []):
         if variable.get("type") != "interval":
             for key in _INTERVAL_ONLY_KEYS:
                 variable.pop(key, None)
+    for link in data.get("links", []):
+        # The SDK sets every link's placement to "inControlsMenu", which hides obs's links
+        # (sibling dashboards, flame graphs) in Grafana 13's controls drop-down.
+        link.pop("placement", None)
     panels = list(_walk_panels(data.get("panels", [])))
-    taken = {panel["id"] for panel in panels if "id" in panel}
+    explicit = [panel["id"] for panel in panels if panel.get("id")]
+    duplicates = sorted({i for i in explicit if explicit.count(i) > 1})
+    if duplicates:
+        raise DuplicatePanelIdError(
+            f"dashboard {data.get('title')!r} gives panel id(s) {duplicates} to several panels; "
+            "give each panel its own id or none (ids are then assigned in order)."
+        )
+    taken = set(explicit)
     next_id = 1
     for panel in panels:
-        if "id" not in panel:
+        if not panel.get("id"):
             while next_id in taken:
                 next_id += 1
             panel["id"] = next_id
             taken.add(next_id)
+        if panel.get("type") == "table":
+            # The SDK still writes the table footer into options; since Grafana 12 the schema
+            # has no such option (the footer moved to the field config) and rejects it.
+            panel.get("options", {}).pop("footer", None)
+        for link in panel.get("fieldConfig", {}).get("defaults", {}).get("links", []):
+            link.pop("placement", None)
         for letter, query in zip(string.ascii_uppercase, panel.get("targets", []), strict=False):
             if not query.get("refId"):
                 query["refId"] = letter

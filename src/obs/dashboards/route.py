@@ -19,6 +19,7 @@ from obs.dashboards.common import (
 )
 from obs.dashboards.http_overview import PROFILES_PANEL_URL
 from obs.dashboards.options import DashboardOptions
+from obs.dashboards.panels import status_class_colours
 from obs.metrics import ERROR_TYPE, EXCEPTIONS, REQUEST_DURATION, STATUS
 
 
@@ -37,8 +38,8 @@ def _latency_heatmap(options: DashboardOptions) -> heatmap.Panel:
         .calculate(False)
         .y_axis(heatmap.YAxisConfig().unit("s"))
         .cell_values(heatmap.CellValues().unit("reqps"))
-        .show_y_histogram()
-        .data_links([logs_link(route_from_series=False)])
+        .tooltip(heatmap.HeatmapTooltip().mode(cm.TooltipDisplayMode.SINGLE).y_histogram(True))
+        .data_links([logs_link(options, route_from_series=False)])
         .span(24)
         .height(10)
     )
@@ -46,7 +47,7 @@ def _latency_heatmap(options: DashboardOptions) -> heatmap.Panel:
 
 def _statuses(options: DashboardOptions) -> timeseries.Panel:
     expr = q.request_rate(options, q.ROUTE_MATCHERS, by=(STATUS,))
-    return (
+    panel = (
         timeseries.Panel()
         .title("Responses by status code")
         .description("Which status codes does this route answer with, and how often?")
@@ -55,10 +56,11 @@ def _statuses(options: DashboardOptions) -> timeseries.Panel:
         .unit("reqps")
         .fill_opacity(20)
         .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
-        .data_links([logs_link(route_from_series=False)])
+        .data_links([logs_link(options, route_from_series=False)])
         .span(12)
         .height(9)
     )
+    return status_class_colours(panel, by_code=True)
 
 
 def _exceptions(options: DashboardOptions) -> timeseries.Panel:
@@ -72,7 +74,7 @@ def _exceptions(options: DashboardOptions) -> timeseries.Panel:
         .unit("ops")
         .draw_style(cm.GraphDrawStyle.BARS)
         .fill_opacity(60)
-        .data_links([logs_link(route_from_series=False)])
+        .data_links([logs_link(options, route_from_series=False)])
         .span(12)
         .height(9)
     )

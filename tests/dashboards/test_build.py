@@ -1,0 +1,169 @@
+"""``obs dashboards build``: grafana-dashboards-builder's folder rules, but broken files stop it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from obs.cli import cli
+from obs.dashboards.build import DashboardBuildError, build
+
+SDK_SOURCE = """\
+from grafana_foundation_sdk.builders import dashboard as db
+from obs.dashboards import DashboardOptions, panels
+
+options = DashboardOptions(service_name="shop")
+dashboard = (
+    db.Dashboard({title!r})
+    .uid({uid!r})
+    .variables(panels.target_variables(options))
+    .with_row(db.Row("Traffic"))
+    .with_panel(panels.request_rate(options))
+    .with_panel(panels.latency_percentiles(options))
+)
+"""
+DICT_SOURCE = (
+    'dashboard = {{"title": {title!r}, "uid": {uid!r}, "panels": [], "schemaVersion": 42}}\n'
+)
+
+
+def write(root: Path, relative: str, title: str, *, sdk: bool = False) -> None:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source = SDK_SOURCE if sdk else DICT_SOURCE
+    path.write_text(source.format(title=title, uid=title.lower().replace(" ", "-")))
+
+
+def tree(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+def test_folders_follow_the_first_path_component(tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    write(src, "main.dashboard.py", "Main")
+    write(src, "kubernetes/workloads/pods.dashboard.py", "Pods", sdk=True)
+    write(src, "kubernetes/nodes/nodes.dashboard.py", "Nodes")
+    write(src, "nginx/health.dashboard.py", "Nginx health")
+    write(src, "General/other.dashboard.py", "Other")
+    (src / "nginx" / "helper.py").write_text("raise RuntimeError('not a dashboard source')\n")
+    build(src, out)
+    assert tree(out) == {
+        "General/Main.json",
+        "General/Other.json",
+        "kubernetes/Pods.json",
+        "kubernetes/Nodes.json",
+        "nginx/Nginx health.json",
+        "provisioning/dashboards/obs-build.yml",
+    }
+    pods = json.loads((out / "kubernetes" / "Pods.json").read_text())
+    ids = [p["id"] for p in pods["panels"]]
+    assert len(ids) == len(set(ids)) == 3 and 0 not in ids
+    assert pods["schemaVersion"] == 42
+
+
+def test_from_configmap_takes_the_folder_from_the_name(tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    write(src, "main.dashboard.py", "Main")
+    write(src, "kubernetes--pods.dashboard.py", "Pods")
+    write(src, "nginx--nginx--health.dashboard.py", "Health")
+    build(src, out, from_configmap=True)
+    assert tree(out) - {"provisioning/dashboards/obs-build.yml"} == {
+        "General/Main.json", "kubernetes/Pods.json", "nginx/Health.json",
+    }  # fmt: skip
+    build(src, out)  # without the flag the prefix is just part of a root file's name
+    assert tree(out) - {"provisioning/dashboards/obs-build.yml"} == {
+        "General/Main.json", "General/Pods.json", "General/Health.json",
+    }  # fmt: skip
+
+
+def test_provisioning_covers_every_folder(tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    write(src, "main.dashboard.py", "Main")
+    write(src, "team-a/x.dashboard.py", "X")
+    build(src, out, grafana_path="/dash/")
+    providers = yaml.safe_load((out / "provisioning/dashboards/obs-build.yml").read_text())[
+        "providers"
+    ]
+    assert {(p["folder"], p["options"]["path"]) for p in providers} == {
+        ("", "/dash/General"), ("team-a", "/dash/team-a"),
+    }  # fmt: skip
+
+
+def test_output_is_emptied_first(tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    write(src, "main.dashboard.py", "Main")
+    (out / "old").mkdir(parents=True)
+    (out / "old" / "Gone.json").write_text("{}")
+    build(src, out)
+    assert "old/Gone.json" not in tree(out)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("I am not python", "SyntaxError"),
+        ("import grafana_foundation_sdk\n", "defines no `dashboard`"),
+        ("raise KeyError('datasource')\n", "KeyError: 'datasource' (line 1)"),
+        ("dashboard = 42\n", "`dashboard` is a int"),
+        ("", "defines no `dashboard`"),
+    ],
+)
+def test_a_broken_file_stops_the_build_with_its_path(
+    tmp_path: Path, source: str, message: str
+) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    write(src, "good.dashboard.py", "Good")
+    (src / "team").mkdir()
+    (src / "team" / "broken.dashboard.py").write_text(source)
+    (out / "kept").mkdir(parents=True)
+    with pytest.raises(DashboardBuildError) as raised:
+        build(src, out)
+    assert str(raised.value).startswith(f"{src / 'team' / 'broken.dashboard.py'}: ")
+    assert message in str(raised.value)
+    assert (out / "kept").is_dir()  # nothing was deleted
+
+
+def test_same_title_in_one_folder_is_an_error(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    write(src, "a/one.dashboard.py", "Same")
+    write(src, "a/b/two.dashboard.py", "Same")
+    with pytest.raises(DashboardBuildError, match=r"both build a/Same\.json"):
+        build(src, tmp_path / "out")
+
+
+def test_input_and_output_must_differ(tmp_path: Path) -> None:
+    write(tmp_path, "main.dashboard.py", "Main")
+    with pytest.raises(DashboardBuildError, match="can't be the same"):
+        build(tmp_path, tmp_path / ".")
+    with pytest.raises(DashboardBuildError, match="contains SRC_DIR"):
+        build(tmp_path, tmp_path.parent)
+    assert (tmp_path / "main.dashboard.py").exists()
+
+
+def test_cli_builds_v2_and_reports_errors_in_one_line(tmp_path: Path) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    write(src, "team/x.dashboard.py", "X", sdk=True)
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["dashboards", "build", str(src), "--out", str(out), "--format", "v2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        json.loads((out / "team" / "X.json").read_text())["apiVersion"]
+        == "dashboard.grafana.app/v2"
+    )
+    (src / "team" / "y.dashboard.py").write_text("dashboard = None\n")
+    failed = runner.invoke(cli, ["dashboards", "build", str(src), "--out", str(out)])
+    assert failed.exit_code == 1
+    assert failed.output.startswith(
+        f"Error: {src / 'team' / 'y.dashboard.py'}: `dashboard` is a NoneType"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = runner.invoke(cli, ["dashboards", "build", str(empty), "--out", str(out)])
+    assert nothing.exit_code == 0 and "There are no dashboards to build" in nothing.output
+    assert (out / "team" / "X.json").exists()
