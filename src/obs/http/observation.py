@@ -39,7 +39,7 @@ class RequestObservation:
     """
 
     __slots__ = (
-        "active", "bytes_in", "bytes_out", "client", "end", "error_type", "exception",
+        "active", "bytes_in", "bytes_out", "client", "client_gone", "end", "error_type", "exception",
         "finished", "method", "observer", "path", "profile", "profile_path", "query",
         "raw_method", "request_id", "route", "start", "status", "tokens", "trace_id",
         "user_agent",
@@ -71,6 +71,8 @@ class RequestObservation:
         self.error_type = self.query = ""
         self.exception: BaseException | None = None
         self.finished = False
+        #: The client went away before the last body byte (the server said so).
+        self.client_gone = False
         self.client: str | None = None
         self.user_agent: str | None = None
         self.profile: RunningProfile | None = None
@@ -129,9 +131,16 @@ class RequestObservation:
             self.status = 500
 
     def cancel(self, exc: BaseException) -> None:
-        """Note that the request was cancelled or the client went away."""
+        """Note that the request was cancelled from outside (the client went away, the server
+        is stopping): 499 unless the last body byte was already sent."""
         self.error_type = error_type_of(exc)
-        if not self.status:
+        if not self.end:
+            self.status = CLIENT_CLOSED_REQUEST
+
+    def went_away(self) -> None:
+        """Note that the client went away before the last body byte: the status is 499 whatever
+        the response began with, and the bytes are those actually sent."""
+        if not self.end:
             self.status = CLIENT_CLOSED_REQUEST
 
     def read_route(self, getter: Callable[[Any, str], str | None], source: Any, root: str) -> None:

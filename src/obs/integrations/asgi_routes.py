@@ -17,6 +17,9 @@ from obs.integrations._compat import fastapi_effective_path
 
 Scope = MutableMapping[str, Any]
 
+#: Scope key where integrations and custom routers put the matched route template; it wins
+#: over what the scope says otherwise (``obs.django`` under Django's ASGI handler sets it).
+ROUTE_KEY = "obs.route"
 #: Deepest chain of mounts and hosts followed; deeper layouts are reported as unmatched.
 MAX_MOUNT_DEPTH = 16
 #: Starlette's ``Match`` enum values (``NONE``, ``PARTIAL``, ``FULL``), compared by value so
@@ -30,6 +33,9 @@ def route_template(scope: Scope, root_path: str) -> str | None:
     *root_path* is the scope's ``root_path`` as the middleware received it, so prefixes added
     by mounted sub-applications are kept (as their templates) and a proxy's prefix is not.
     """
+    given = scope.get(ROUTE_KEY)
+    if given is not None:
+        return str(given)
     if "path_template" in scope or "route_handler" in scope:
         return _litestar_template(scope)
     route = scope.get("route")
