@@ -20,9 +20,7 @@ def find_prometheus() -> str | None:
     return shutil.which("prometheus")
 
 
-def start_prometheus(
-    binary: str, target_port: int, port: int, out: Path
-) -> subprocess.Popen[bytes]:
+def start_prometheus(binary: str, target_port: int, port: int, out: Path) -> subprocess.Popen[bytes]:
     """Scrape the demo service every second, with exemplar storage on, on 127.0.0.1 only."""
     config = out / "prometheus.yml"
     config.write_text(

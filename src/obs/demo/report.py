@@ -70,12 +70,7 @@ def parse_openmetrics(text: str) -> tuple[dict[str, RouteStats], list[Exemplar]]
                 buckets[route][bound] += sample.value
                 if sample.exemplar is not None and "request_id" in sample.exemplar.labels:
                     exemplars.append(
-                        Exemplar(
-                            route,
-                            bound,
-                            sample.exemplar.value,
-                            sample.exemplar.labels["request_id"],
-                        )
+                        Exemplar(route, bound, sample.exemplar.value, sample.exemplar.labels["request_id"])
                     )
     stats = {
         route: RouteStats(route, counts[route], errors[route], sorted(buckets[route].items()))

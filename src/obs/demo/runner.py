@@ -67,9 +67,7 @@ def _fetch(url: str, accept: str | None = None) -> str:
         return str(response.read().decode())
 
 
-def run_demo(
-    duration: float, port: int | None, out: Path, echo: Callable[[str], None] = click.echo
-) -> None:
+def run_demo(duration: float, port: int | None, out: Path, echo: Callable[[str], None] = click.echo) -> None:
     """Run the whole demo; every process it starts is stopped before it returns or raises."""
     try:
         import fastapi  # noqa: F401
@@ -127,9 +125,7 @@ def run_demo(
         for thread in threads:
             thread.join(timeout=15)
         elapsed = time.monotonic() - started
-        echo(
-            f"Sent {stats.sent} requests in {elapsed:.1f}s: {dict(sorted(stats.statuses.items()))}"
-        )
+        echo(f"Sent {stats.sent} requests in {elapsed:.1f}s: {dict(sorted(stats.statuses.items()))}")
         profiler.wait(timeout=profile_seconds + 60)
 
         om_text = _fetch(base + "/metrics", OPENMETRICS)
@@ -140,13 +136,7 @@ def run_demo(
         _write_dashboards(out)
         echo("")
         echo(f"Files in {out}/:")
-        for name in (
-            "profile.svg",
-            "profile.speedscope.json",
-            "service.log.jsonl",
-            "metrics.txt",
-            "dashboards",
-        ):
+        for name in ("profile.svg", "profile.speedscope.json", "service.log.jsonl", "metrics.txt", "dashboards"):
             if (out / name).exists():
                 echo(f"  {out / name}")
         echo("Open the flame graph in a browser; load the speedscope file at speedscope.app.")
@@ -155,9 +145,7 @@ def run_demo(
             _stop(process)
 
 
-def _show(
-    echo: Callable[[str], None], om_text: str, seconds: float, log_path: Path, out: Path
-) -> None:
+def _show(echo: Callable[[str], None], om_text: str, seconds: float, log_path: Path, out: Path) -> None:
     stats, exemplars = parse_openmetrics(om_text)
     echo("")
     echo("RED metrics per route, from the service's own /metrics:")

@@ -71,9 +71,7 @@ def _client(port: int, deadline: float, stats: TrafficStats, seed: int) -> None:
     conn.close()
 
 
-def start_traffic(
-    port: int, seconds: float, clients: int = 3
-) -> tuple[list[threading.Thread], TrafficStats]:
+def start_traffic(port: int, seconds: float, clients: int = 3) -> tuple[list[threading.Thread], TrafficStats]:
     """Start *clients* threads sending requests for *seconds*; join the threads to wait."""
     stats = TrafficStats()
     deadline = time.monotonic() + seconds

@@ -15,7 +15,6 @@ from obs.profiling.result import ProfileResult
 
 DEFAULT_DIRECTORY = "profiles"
 
-
 def output_paths(pid: int, fmt: str | None, output: str | None) -> dict[str, Path]:
     """Where each format is written: ``--output`` or a timestamped file under ``./profiles/``.
 

@@ -36,9 +36,7 @@ def frame_stack(frame: FrameType | None, thread_name: str, ident: int) -> list[s
     while frame is not None:
         code = frame.f_code
         stack.append(
-            frame_identifier(
-                code.co_qualname, code.co_filename, code.co_firstlineno, frame.f_lineno
-            )
+            frame_identifier(code.co_qualname, code.co_filename, code.co_firstlineno, frame.f_lineno)
         )
         frame = frame.f_back
     stack.append(root_identifier(thread_name, "<thread>", ident))
