@@ -14,8 +14,14 @@ PYENV_ROOT=${PYENV_ROOT:-/root/.pyenv}
 ENVS="py3.12-newest $PYENV_ROOT/versions/3.12.1/bin/python3 constraints/newest.txt
 py3.13-newest $PYENV_ROOT/versions/3.13.0/bin/python3 constraints/newest.txt
 py3.11-oldest python3.11 constraints/oldest.txt"
-PACKAGES="structlog prometheus-client fastapi starlette litestar django uvicorn httptools hypercorn gunicorn"
+PACKAGES="structlog prometheus-client fastapi starlette litestar django uvicorn httptools hypercorn gunicorn uvicorn-worker"
 say() { printf '[envs] %s\n' "$*" >&2; }
+# pip, quiet, keeping its errors but not its notes about unreachable index locations.
+quiet_pip() {
+  local venv=$1
+  shift
+  "$venv/bin/python" -m pip -q "$@" 2> >(grep -v '^WARNING: Location' >&2)
+}
 
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "$ENVS" | cut -d' ' -f1
@@ -26,7 +32,7 @@ if [ "${1:-}" = "--refresh-newest" ]; then
   header=$(grep '^#' constraints/newest.txt)
   tmp=$(mktemp -d)
   python3 -m venv "$tmp/venv"
-  "$tmp/venv/bin/python" -m pip install -q ".[conformance]"
+  quiet_pip "$tmp/venv" install ".[conformance]"
   { printf '%s\n' "$header"
     for package in $PACKAGES; do
       "$tmp/venv/bin/python" -m pip show "$package" | awk -v p="$package" '/^Version:/ {print p "==" $2}'
@@ -47,9 +53,11 @@ printf '%s\n' "$ENVS" | while read -r name python constraints; do
     exit 1
   fi
   say "building $venv ($("$python" --version 2>&1), $constraints)"
-  rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -c "$constraints" -e ".[conformance]"
+  if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+    quiet_pip "$venv" install --upgrade pip
+  fi
+  # Into the existing environment when there is one: pip changes only what changed.
+  quiet_pip "$venv" install -c "$constraints" -e ".[conformance]"
   touch "$stamp"
 done

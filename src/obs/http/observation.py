@@ -17,7 +17,7 @@ from obs.http.ids import request_id_from, trace_id_from_traceparent
 from obs.http.labels import method_label
 from obs.http.observer import HttpObserver, RunningProfile
 from obs.logs.context import REQUEST_ID, TRACE_ID
-from obs.logs.pipeline import REPORTED_ATTR
+from obs.logs.pipeline import mark_reported
 from obs.selfreport import report_internal_error
 
 #: Status recorded when the client went away before the response completed (nginx's choice).
@@ -189,6 +189,6 @@ class RequestObservation:
                 if exception is not None and self.path not in access_log.exclude_paths:
                     # The traceback is in this access line: the server's own line about the
                     # same exception names the request instead of repeating it.
-                    setattr(exception, REPORTED_ATTR, self.request_id or "")
+                    mark_reported(exception, self.request_id)
             except Exception as exc:
                 report_internal_error("access log", exc, observer.registry)

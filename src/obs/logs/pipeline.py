@@ -66,6 +66,15 @@ _RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
 }
 
 
+def mark_reported(exc: BaseException, request_id: str | None) -> None:
+    """Note that the access line of request *request_id* carries *exc*'s traceback, so other
+    lines about the same exception (the server's, Django's) name the request instead."""
+    try:
+        setattr(exc, REPORTED_ATTR, request_id or "")
+    except Exception:  # an exception type without attributes: its traceback shows twice
+        pass
+
+
 class SinkLogger:
     """The logger structlog wraps: it hands the rendered line to the current sink."""
 
