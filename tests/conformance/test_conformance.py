@@ -19,9 +19,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conformance.scenarios import HANG_UP, LAYOUTS, ROWS, SERVERS, Row, server_argv
 from tests.conftest import free_port
 from tests.integration.servers import serve
-from tests.conformance.scenarios import HANG_UP, LAYOUTS, ROWS, SERVERS, Row, server_argv
 
 APPS = Path(__file__).resolve().parent / "apps"
 DURATION = "http_server_request_duration_seconds"
