@@ -113,7 +113,7 @@ def test_layout_through_server(layout: str, server: str) -> None:
     )
     probes.pop(("/metrics", "200", ""), None)
     expected = Counter((r.route, str(r.status), r.error_type) for r in rows) + probes
-    assert recorded(text) == expected
+    assert recorded(text) == expected, [r for r in records if r.get("status") == 499]
     expected_exceptions = Counter((r.route, r.error_type) for r in rows if r.raised)
     assert exceptions(text) == expected_exceptions
 
