@@ -2,7 +2,11 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench conformance
+
+# The conformance suite again in each extra environment of scripts/envs.sh (the newest releases
+# on Python 3.12 and 3.13, the oldest supported set on 3.11); .venv runs it with the rest.
+ENVS = $(shell bash scripts/envs.sh --list)
 
 demo:
 	@bash scripts/bootstrap.sh --demo
@@ -13,6 +17,12 @@ test:
 	$(BIN)/ruff check src tests examples bench
 	$(BIN)/mypy --strict src/obs tests/typing/api.py
 	$(BIN)/python -m pytest
+	@$(MAKE) --no-print-directory conformance
+
+conformance:
+	@bash scripts/envs.sh
+	@for env in $(ENVS); do echo "conformance suite in .envs/$$env"; \
+	  .envs/$$env/bin/python -m pytest -q tests/conformance || exit 1; done
 
 lint:
 	$(BIN)/ruff check src tests examples bench

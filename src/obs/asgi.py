@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from obs.http.describe import describe_scope
 from obs.http.observation import RequestObservation
 from obs.http.observer import HttpObserver, ObserverOptions
-from obs.integrations.asgi_routes import route_template
+from obs.integrations.asgi_routes import ROUTE_KEY, route_template
 from obs.prometheus.exposition import (
     UNAUTHORIZED_HEADERS,
     authorized,
@@ -35,6 +35,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 RouteGetter = Callable[[Scope, str], "str | None"]
 
 __all__ = [
+    "EXCEPTION_KEY",
+    "OBSERVATION_KEY",
+    "ROUTE_KEY",
     "MetricsApp",
     "ObservabilityMiddleware",
     "make_metrics_app",
@@ -43,6 +46,14 @@ __all__ = [
 ]
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
+
+#: Scope key where integrations put an exception the framework turned into a 5xx response
+#: (Litestar's :class:`obs.integrations.litestar.ObservabilityPlugin`, Django's middleware).
+EXCEPTION_KEY = "obs.exception"
+#: Scope key holding the request's :class:`~obs.http.observation.RequestObservation` while it
+#: runs: an inner obs middleware (``obs.django`` under Django's ASGI handler, a second
+#: ``obs.asgi``) sees it and reports to it instead of counting the request again.
+OBSERVATION_KEY = "obs.observation"
 
 
 class ObservabilityMiddleware:
@@ -103,7 +114,8 @@ class ObservabilityMiddleware:
         return observation, extra_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or OBSERVATION_KEY in scope:
+            # Not HTTP, or an outer obs middleware observes this request already.
             await self.app(scope, receive, send)
             return
         if self._wanted_headers:
@@ -111,34 +123,68 @@ class ObservabilityMiddleware:
         else:  # bare metrics: nothing to read from the request
             observation = RequestObservation(self.observer, scope["method"], scope["path"])
             extra_headers = None
-        count_bytes_out = self._count_bytes
-        if count_bytes_out:
-            receive = _counting_receive(observation, receive)
+        scope[OBSERVATION_KEY] = observation
+        count_bytes = self._count_bytes
         root_path: str = scope.get("root_path", "")
         route_getter = self.route_getter
+
+        async def observed_receive() -> Message:
+            message = await receive()
+            kind = message["type"]
+            if kind == "http.request":
+                if count_bytes:
+                    observation.bytes_in += len(message.get("body", b""))
+            elif kind == "http.disconnect" and not observation.end:
+                observation.client_gone = True  # before the last byte: the client went away
+            return message
 
         async def observed_send(message: Message) -> None:
             kind = message["type"]
             if kind == "http.response.body":
-                if count_bytes_out:
+                try:
+                    await send(message)
+                except OSError:  # the server could not deliver it: the client is gone
+                    observation.client_gone = True
+                    raise
+                if count_bytes:
                     observation.bytes_out += len(message.get("body", b""))
-                await send(message)
                 # The clock stops at the last body byte; a 5xx is finished when the app
                 # returns or raises, so an exception that follows its 500 is recorded too.
                 if not message.get("more_body") and observation.complete():
-                    observation.read_route(route_getter, scope, root_path)
-                    observation.finish()
+                    _finish(observation, route_getter, scope, root_path)
             elif kind == "http.response.start":
-                observation.status = message["status"]
+                status = message["status"]
                 if extra_headers is not None:  # a copy: the app may reuse its message or list
                     message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
-                await send(message)
+                try:
+                    await send(message)
+                except OSError:
+                    observation.client_gone = True
+                    raise
+                # Recorded once the server took it: a second start it rejects is not what
+                # the client got.
+                if not observation.status:
+                    observation.status = status
             else:
                 await send(message)
 
         try:
-            await self.app(scope, receive, observed_send)
-        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit) as exc:
+            await self.app(scope, observed_receive, observed_send)
+            if not observation.status and not observation.client_gone:
+                # The app returned without a response: the server answers 500, so do we (with
+                # the request id), and record what the client got.
+                await _send_error_response(observed_send)
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if observation.client_gone or (task is not None and task.cancelling()):
+                observation.cancel(exc)  # cancelled from outside: the client went away
+            else:  # the app raised it itself: the server answers 500, like any exception
+                started = observation.status != 0
+                observation.fail(exc)
+                if not started:
+                    await _send_error_response(observed_send)
+            raise
+        except (KeyboardInterrupt, SystemExit) as exc:
             observation.cancel(exc)
             raise
         except BaseException as exc:
@@ -149,22 +195,22 @@ class ObservabilityMiddleware:
             raise
         finally:
             if not observation.finished:
-                observation.read_route(route_getter, scope, root_path)
-                observation.finish()
+                _finish(observation, route_getter, scope, root_path)
             if observation.tokens is not None:
                 observation.unbind()
 
 
-def _counting_receive(observation: RequestObservation, receive: Receive) -> Receive:
-    """*receive*, counting the request body's bytes into *observation*."""
-
-    async def counted() -> Message:
-        message = await receive()
-        if message["type"] == "http.request":
-            observation.bytes_in += len(message.get("body", b""))
-        return message
-
-    return counted
+def _finish(
+    observation: RequestObservation, route_getter: RouteGetter, scope: Scope, root_path: str
+) -> None:
+    """Read what the framework left in the scope (route; a handled exception), then finish."""
+    handled = scope.get(EXCEPTION_KEY)
+    if handled is not None and observation.exception is None and observation.status >= 500:
+        observation.fail(handled)
+    if observation.client_gone:
+        observation.went_away()
+    observation.read_route(route_getter, scope, root_path)
+    observation.finish()
 
 
 async def _send_error_response(send: Send) -> None:

@@ -37,9 +37,12 @@ def test_standard_fields_keep_what_the_event_already_has() -> None:
     assert event["level"] == "error" and event["logger"] == "from.logger"
     assert event["service"] == "other"
     kept = add(Named(), "info", {"event": "y", "level": "warning", "logger": "explicit"})
-    assert kept["level"] == "warning" and kept["logger"] == "explicit"
+    assert kept["logger"] == "explicit"
+    # A field named ``level`` is data: the level comes from the method called.
+    assert kept["level"] == "info" and kept["level_field"] == "warning"
     assert registry.get_sample_value("obs_log_events_total", {"level": "error"}) == 1
-    assert registry.get_sample_value("obs_log_events_total", {"level": "warning"}) == 1
+    assert registry.get_sample_value("obs_log_events_total", {"level": "info"}) == 1
+    assert registry.get_sample_value("obs_log_events_total", {"level": "warning"}) is None
 
 
 def test_render_json_never_fails() -> None:

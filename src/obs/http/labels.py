@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from obs.metrics import KNOWN_METHODS, OTHER_METHOD, OVERFLOW_ROUTE, UNMATCHED_ROUTE
 
@@ -40,3 +41,41 @@ class RouteLabels:
                 return OVERFLOW_ROUTE
             self._seen.add(template)
         return template
+
+
+#: The ``http_response_status_code`` of a status outside 100-599 (0 when nothing was sent,
+#: or a custom server's nonsense): one value, so such statuses cannot add series.
+OTHER_STATUS = "_OTHER"
+#: The ``error_type`` of the catch-all label set, once the label-set cap is reached.
+OVERFLOW_ERROR = "_overflow"
+
+
+def status_label(status: int) -> str:
+    """The status as a label value: itself within 100-599, else :data:`OTHER_STATUS`."""
+    return str(status) if 100 <= status <= 599 else OTHER_STATUS
+
+
+class LabelSets:
+    """Bounds the label sets ``(method, route, status, error_type)`` of the duration histogram
+    to *max_label_sets*, whatever varies: routes, methods, statuses or error types.
+
+    Past the cap, a new set becomes ``(method, _overflow, status, error_type)`` if that set
+    exists already, else one of at most ten catch-all sets ``(_OTHER, _overflow, <class>xx,
+    "" or _overflow)``: the status class and whether it was an error survive, nothing else.
+    """
+
+    def __init__(self, max_label_sets: int) -> None:
+        self.max_label_sets = max_label_sets
+
+    def admit(
+        self, key: tuple[str, str, str, str], existing: dict[tuple[str, str, str, str], Any]
+    ) -> tuple[str, str, str, str]:
+        """The key to record *key* under, given the sets *existing* so far."""
+        if len(existing) < self.max_label_sets:
+            return key
+        method, _, status, error_type = key
+        folded = (method, OVERFLOW_ROUTE, status, error_type)
+        if folded in existing:
+            return folded
+        status_class = status[0] + "xx" if status != OTHER_STATUS else OTHER_STATUS
+        return (OTHER_METHOD, OVERFLOW_ROUTE, status_class, OVERFLOW_ERROR if error_type else "")

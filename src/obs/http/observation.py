@@ -17,6 +17,7 @@ from obs.http.ids import request_id_from, trace_id_from_traceparent
 from obs.http.labels import method_label
 from obs.http.observer import HttpObserver, RunningProfile, SlowProfileHandle
 from obs.logs.context import REQUEST_ID, TRACE_ID
+from obs.logs.pipeline import mark_reported
 from obs.selfreport import report_internal_error
 
 #: Status recorded when the client went away before the response completed (nginx's choice).
@@ -39,7 +40,7 @@ class RequestObservation:
     """
 
     __slots__ = (
-        "active", "bytes_in", "bytes_out", "client", "end", "error_type", "exception",
+        "active", "bytes_in", "bytes_out", "client", "client_gone", "end", "error_type", "exception",
         "finished", "method", "observer", "path", "profile", "profile_path", "query",
         "raw_method", "request_id", "route", "slow_profile", "start", "status", "tokens",
         "trace_id", "user_agent",
@@ -73,6 +74,8 @@ class RequestObservation:
         self.error_type = self.query = ""
         self.exception: BaseException | None = None
         self.finished = False
+        #: The client went away before the last body byte (the server said so).
+        self.client_gone = False
         self.client: str | None = None
         self.user_agent: str | None = None
         self.profile: RunningProfile | None = None
@@ -138,9 +141,16 @@ class RequestObservation:
             self.status = 500
 
     def cancel(self, exc: BaseException) -> None:
-        """Note that the request was cancelled or the client went away."""
+        """Note that the request was cancelled from outside (the client went away, the server
+        is stopping): 499 unless the last body byte was already sent."""
         self.error_type = error_type_of(exc)
-        if not self.status:
+        if not self.end:
+            self.status = CLIENT_CLOSED_REQUEST
+
+    def went_away(self) -> None:
+        """Note that the client went away before the last body byte: the status is 499 whatever
+        the response began with, and the bytes are those actually sent."""
+        if not self.end:
             self.status = CLIENT_CLOSED_REQUEST
 
     def read_route(self, getter: Callable[[Any, str], str | None], source: Any, root: str) -> None:
@@ -191,5 +201,10 @@ class RequestObservation:
         if access_log is not None:
             try:
                 access_log.write(self, route or observer.route_label(self.route), duration)
+                exception = self.exception
+                if exception is not None and self.path not in access_log.exclude_paths:
+                    # The traceback is in this access line: the server's own line about the
+                    # same exception names the request instead of repeating it.
+                    mark_reported(exception, self.request_id)
             except Exception as exc:
                 report_internal_error("access log", exc, observer.registry)

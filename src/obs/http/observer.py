@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry
 
 from obs.config import Settings
 from obs.http.access_line import AccessLog
-from obs.http.labels import DEFAULT_MAX_ROUTES, RouteLabels
+from obs.http.labels import DEFAULT_MAX_ROUTES, LabelSets, RouteLabels, status_label
 from obs.logs.redaction import RedactSecrets
-from obs.metrics import EXEMPLAR_MAX_CHARS, OVERFLOW_ROUTE, get_metrics
+from obs.metrics import EXEMPLAR_MAX_CHARS, get_metrics
 
 if TYPE_CHECKING:
     from obs.http.observation import RequestObservation
@@ -105,8 +105,9 @@ class HttpObserver:
         metrics.build_info.labels(self.settings.service_name, self.settings.service_version).set(1)
         self.route_labels = RouteLabels(max_routes)
         self.admitted_routes = self.route_labels.admitted  # read-only view for the hot path
-        self._max_label_sets = max_label_sets
+        self._label_sets = LabelSets(max_label_sets)
         self._duration_children: dict[tuple[str, str, int, str], Any] = {}
+        self._bounded_children: dict[tuple[str, str, str, str], Any] = {}
         self.active_children: dict[str, Any] = {}
         self.access_log: AccessLog | None = None
         if self.settings.access_log if access_log is None else access_log:
@@ -146,7 +147,7 @@ class HttpObserver:
         status = observation.status
         error_type = observation.error_type
         if not error_type and status >= 500:
-            error_type = str(status)
+            error_type = status_label(status)
         key = (observation.method, route, status, error_type)
         child = self._duration_children.get(key)
         if child is None:
@@ -161,18 +162,18 @@ class HttpObserver:
         if observation.exception is not None:
             self._exceptions.labels(route, error_type).inc()
         if self._request_size is not None and self._response_size is not None:
-            labels = (observation.method, route, str(status))
+            labels = (observation.method, route, status_label(status))
             self._request_size.labels(*labels).observe(observation.bytes_in)
             self._response_size.labels(*labels).observe(observation.bytes_out)
 
     def _new_duration_child(self, key: tuple[str, str, int, str]) -> Any:
-        if len(self._duration_children) >= self._max_label_sets:
-            method, _, status, error_type = key
-            key = (method, OVERFLOW_ROUTE, status, error_type)
-            child = self._duration_children.get(key)
-            if child is not None:
-                return child
+        # Keyed by the raw status on the hot path; bounded (labels.LabelSets) on the way in.
         method, route, status, error_type = key
-        child = self._duration.labels(method, route, str(status), error_type)
-        self._duration_children[key] = child
+        labels = (method, route, status_label(status), error_type)
+        labels = self._label_sets.admit(labels, self._bounded_children)
+        child = self._bounded_children.get(labels)
+        if child is None:
+            child = self._bounded_children[labels] = self._duration.labels(*labels)
+        if len(self._duration_children) < 4 * self._label_sets.max_label_sets:
+            self._duration_children[key] = child  # the hot-path cache stays bounded too
         return child

@@ -1,8 +1,11 @@
 """Route templates of ASGI frameworks, read from the scope after routing.
 
-Starlette and FastAPI put the matched route in ``scope["route"]``, Litestar its template in
-``scope["path_template"]`` (and its handler in ``scope["route_handler"]``). Duck-typed: no
-framework is imported.
+Starlette and FastAPI put the matched route in ``scope["route"]`` and their outermost router in
+``scope["router"]``; Litestar puts its template in ``scope["path_template"]`` (and its handler
+in ``scope["route_handler"]``). Duck-typed: no framework is imported.
+
+A template is always built from the framework's own route data, never from the request's path:
+a ``Mount("/t/{tenant}")`` contributes ``/t/{tenant}``, not the tenant's name.
 """
 
 from __future__ import annotations
@@ -10,43 +13,106 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
+from obs.integrations._compat import fastapi_effective_path
+
 Scope = MutableMapping[str, Any]
+
+#: Scope key where integrations and custom routers put the matched route template; it wins
+#: over what the scope says otherwise (``obs.django`` under Django's ASGI handler sets it).
+ROUTE_KEY = "obs.route"
+#: Deepest chain of mounts and hosts followed; deeper layouts are reported as unmatched.
+MAX_MOUNT_DEPTH = 16
+#: Starlette's ``Match`` enum values (``NONE``, ``PARTIAL``, ``FULL``), compared by value so
+#: Starlette need not be imported.
+_FULL, _PARTIAL = 2, 1
 
 
 def route_template(scope: Scope, root_path: str) -> str | None:
     """The matched route template of a routed scope, or ``None`` when nothing matched.
 
     *root_path* is the scope's ``root_path`` as the middleware received it, so prefixes added
-    by mounted sub-applications are kept and a proxy's prefix is not.
+    by mounted sub-applications are kept (as their templates) and a proxy's prefix is not.
     """
+    given = scope.get(ROUTE_KEY)
+    if given is not None:
+        return str(given)
+    if "path_template" in scope or "route_handler" in scope:
+        return _litestar_template(scope)
     route = scope.get("route")
-    if route is None:
-        template = scope.get("path_template")  # Litestar
-        if isinstance(template, str) and template:
-            return template
-        handler = scope.get("route_handler")  # Litestar mounts leave the template empty
-        if handler is not None:
-            paths = getattr(handler, "paths", None)
-            return min(paths) if paths else None
-        endpoint, router = scope.get("endpoint"), scope.get("router")
-        if endpoint is None or router is None:
-            return None
-        # FastAPI sets ``route`` for its own routes only; find a plain route by its endpoint.
-        route = _route_of_endpoint(router, endpoint)
-        if route is None:
-            return None
-    path = getattr(route, "path", None)
-    if not isinstance(path, str):
-        return None
-    current_root = scope.get("root_path", "")
-    prefix = "" if current_root == root_path else str(current_root)[len(root_path) :]
-    if hasattr(route, "routes"):  # a Mount that is itself the endpoint (e.g. static files)
-        return prefix + "/{path}"
-    return prefix + path
+    local = fastapi_effective_path(scope)
+    if scope.get("root_path", "") == root_path and not _is_mount(route):
+        # No mount in between: the innermost app's template is the whole template.
+        if local is not None:
+            return local
+        path = getattr(route, "path", None)
+        if isinstance(path, str):
+            return path
+    return _walk(scope, root_path, local)
 
 
-def _route_of_endpoint(router: Any, endpoint: Any) -> Any:
-    for route in getattr(router, "routes", ()):
-        if getattr(route, "endpoint", None) is endpoint or getattr(route, "app", None) is endpoint:
-            return route
+def _litestar_template(scope: Scope) -> str | None:
+    template = scope.get("path_template")
+    if isinstance(template, str) and template:
+        return template
+    handler = scope.get("route_handler")  # Litestar mounts leave the template empty
+    if handler is not None:
+        paths = getattr(handler, "paths", None)
+        return min(paths) if paths else None
     return None
+
+
+def _is_mount(route: Any) -> bool:
+    return route is not None and hasattr(route, "routes") and not hasattr(route, "host")
+
+
+def _walk(scope: Scope, root_path: str, local: str | None) -> str | None:
+    """Route the request again through the framework's own ``matches()``, from the outermost
+    router down through each ``Mount`` and ``Host``, adding each mount's template.
+
+    Only taken when a mount (or an older Starlette that names no route) is involved, so the
+    common request pays nothing for it.
+    """
+    router = scope.get("router")
+    routes = getattr(router, "routes", None)
+    if routes is None:
+        return None
+    probe: dict[str, Any] = {**scope, "root_path": root_path, "path_params": {}}
+    prefix = ""
+    for _ in range(MAX_MOUNT_DEPTH):
+        chosen, child = _first_match(routes, probe)
+        if chosen is None:
+            return None
+        if hasattr(chosen, "host"):  # Host: routes by the Host header, adds nothing to the path
+            probe.update(child)
+            routes = chosen.routes
+            continue
+        if _is_mount(chosen):
+            prefix += str(getattr(chosen, "path", ""))
+            probe.update(child)
+            inner = chosen.routes
+            if not inner:  # the mount is the endpoint (static files, a plain ASGI app)
+                return prefix + "/{path}"
+            routes = inner
+            continue
+        if local is not None:
+            return prefix + local
+        path = getattr(chosen, "path", None)
+        return prefix + path if isinstance(path, str) else None
+    return None
+
+
+def _first_match(routes: Any, probe: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The route a Starlette router picks: the first full match, else the first partial one
+    (a route that matched the path but not the method)."""
+    partial: tuple[Any, dict[str, Any]] | None = None
+    for route in routes:
+        matches = getattr(route, "matches", None)
+        if matches is None:
+            continue
+        match, child = matches(probe)
+        value = getattr(match, "value", match)
+        if value == _FULL:
+            return route, child
+        if value == _PARTIAL and partial is None:
+            partial = (route, child)
+    return partial if partial is not None else (None, {})

@@ -21,6 +21,8 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from obs.http.describe import describe_cgi, header_bytes
 from obs.http.observation import RequestObservation
 from obs.http.observer import HttpObserver
+from obs.logs.context import current_request_id
+from obs.logs.pipeline import mark_reported
 from obs.prometheus.exposition import render
 from obs.wsgi import EXCEPTION_KEY, OBSERVATION_KEY, ROUTE_KEY
 
@@ -73,6 +75,12 @@ class ObservabilityMiddleware:
         return response
 
     async def __acall__(self, request: Any) -> Any:
+        scope = getattr(request, "scope", None)
+        if scope is not None and OBSERVATION_KEY in scope:
+            # obs.asgi observes this request around Django's ASGI handler: report to it.
+            response = await self.get_response(request)
+            _report(scope, request, response)
+            return response
         observation = self._begin(request)
         try:
             response = await self.get_response(request)
@@ -86,6 +94,8 @@ class ObservabilityMiddleware:
 
     def process_exception(self, request: Any, exception: BaseException) -> None:
         setattr(request, _EXCEPTION_ATTR, exception)
+        # The access line will carry the traceback: django.request's line need not repeat it.
+        mark_reported(exception, current_request_id())
 
     def _begin(self, request: Any) -> RequestObservation:
         meta = request.META
@@ -141,11 +151,15 @@ def _abandon(observation: RequestObservation, request: Any, exc: BaseException) 
 
 
 def _report_to_wsgi(request: Any, response: Any) -> None:
-    meta = request.META
-    meta[ROUTE_KEY] = route_template(request)
+    _report(request.META, request, response)
+
+
+def _report(target: dict[str, Any], request: Any, response: Any) -> None:
+    """Tell an outer obs middleware (its environ or scope) the route and a handled exception."""
+    target[ROUTE_KEY] = route_template(request)
     exception = getattr(request, _EXCEPTION_ATTR, None)
     if exception is not None and response.status_code >= 500:
-        meta[EXCEPTION_KEY] = exception
+        target[EXCEPTION_KEY] = exception
 
 
 def _count(chunks: Iterable[bytes], observation: RequestObservation) -> Iterator[bytes]:

@@ -27,6 +27,9 @@ class EventEmitter:
 
     def emit(self, method_name: str, level: int, event_dict: dict[str, Any]) -> None:
         """Log *event_dict* at *level* (``method_name`` is the level's name)."""
+        if not LogState.configured:
+            self._through_structlog(method_name, event_dict)
+            return
         if level < LogState.min_level:
             return
         json_line = LogState.json_line
@@ -44,3 +47,13 @@ class EventEmitter:
         except structlog.DropEvent:
             return
         LogState.sink.write(rendered)
+
+    def _through_structlog(self, method_name: str, event_dict: dict[str, Any]) -> None:
+        """Without ``configure_logging()``: hand the event to structlog as configured (the app's
+        own processors and logger, or structlog's defaults), so the line is never lost."""
+        fields = dict(event_dict)
+        event = fields.pop("event")
+        exception = fields.pop("exc_info", None)
+        if exception is not None:
+            fields["exc_info"] = exception
+        getattr(structlog.get_logger(self.name), method_name)(event, **fields)

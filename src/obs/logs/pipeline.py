@@ -41,6 +41,14 @@ SERVER_LOGGERS: tuple[str, ...] = (
     "hypercorn.error",
     "hypercorn.access",
 )
+#: The servers' own access loggers: off by default, since obs writes the one access line (with
+#: the query redacted); ``configure_logging(server_access_logs=True)`` keeps them.
+SERVER_ACCESS_LOGGERS: frozenset[str] = frozenset(
+    {"uvicorn.access", "gunicorn.access", "hypercorn.access"}
+)
+#: Attribute obs sets on an exception whose traceback its access line carried; the server's own
+#: "Exception in ASGI application" line then names the request instead of repeating it.
+REPORTED_ATTR = "__obs_request_id__"
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -56,6 +64,15 @@ _RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
     "asctime",
     "color_message",  # uvicorn's coloured duplicate of the message
 }
+
+
+def mark_reported(exc: BaseException, request_id: str | None) -> None:
+    """Note that the access line of request *request_id* carries *exc*'s traceback, so other
+    lines about the same exception (the server's, Django's) name the request instead."""
+    try:
+        setattr(exc, REPORTED_ATTR, request_id or "")
+    except Exception:  # an exception type without attributes: its traceback shows twice
+        pass
 
 
 class SinkLogger:
@@ -145,7 +162,12 @@ class StructlogHandler(logging.Handler):
                 if key not in _RECORD_ATTRS and not key.startswith("_"):
                     event_dict[key] = value
             if record.exc_info:
-                event_dict["exc_info"] = record.exc_info
+                reported = getattr(record.exc_info[1], REPORTED_ATTR, None)
+                if reported is None:
+                    event_dict["exc_info"] = record.exc_info
+                else:  # the access line of that request has the traceback already
+                    event_dict.setdefault("request_id", reported)
+                    event_dict["error_type"] = type(record.exc_info[1]).__qualname__
             if record.stack_info:
                 event_dict["stack"] = record.stack_info
             method = record.levelname.lower()
@@ -160,18 +182,45 @@ class StructlogHandler(logging.Handler):
             report_internal_error("logging", exc)
 
 
-def _install_stdlib(level: int) -> None:
+class ServerLoggerTakeover(logging.Filter):
+    """Keeps a server's logger going through obs: drops the handlers the server added (now or
+    later: hypercorn adds its own when it starts serving, after the app was imported) and lets
+    the record propagate to obs's handler; drops every record of a switched-off access logger.
+    """
+
+    def __init__(self, logger: logging.Logger, enabled: bool) -> None:
+        super().__init__()
+        self.logger = logger
+        self.enabled = enabled
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger = self.logger
+        if logger.handlers:
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True
+        return self.enabled
+
+
+def _install_stdlib(level: int, server_access_logs: bool) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     root.addHandler(StructlogHandler())
     root.setLevel(level)
+    logging.captureWarnings(True)  # warnings.warn() lines go through the pipeline too
     for name in SERVER_LOGGERS:
         server_logger = logging.getLogger(name)
-        if not server_logger.handlers:
+        for old in [f for f in server_logger.filters if isinstance(f, ServerLoggerTakeover)]:
+            server_logger.removeFilter(old)
+        enabled = server_access_logs or name not in SERVER_ACCESS_LOGGERS
+        if enabled and not server_logger.handlers and not server_logger.propagate:
             # No handlers and no propagation is how servers switch a logger off
             # (uvicorn --no-access-log): leave that choice alone.
             continue
+        server_logger.addFilter(ServerLoggerTakeover(server_logger, enabled))
+        # Checked before a record is even made: a switched-off access logger costs nothing.
+        server_logger.disabled = not enabled
         for handler in list(server_logger.handlers):
             server_logger.removeHandler(handler)
         server_logger.propagate = True
@@ -198,12 +247,15 @@ def configure_logging(
     stream: IO[str] | None = None,
     registry: CollectorRegistry | None = None,
     settings: Settings | None = None,
+    server_access_logs: bool = False,
 ) -> Settings:
     """Configure structlog and the standard library so every log line has one format.
 
     Arguments override ``OBS_*`` environment variables (``OBS_SERVICE_NAME``, ``OBS_LOG_LEVEL``,
-    ``OBS_LOG_FORMAT``, ``OBS_REDACT_KEYS``). Safe to call more than once: the last call wins
-    and no handler or line is duplicated. Returns the settings in force.
+    ``OBS_LOG_FORMAT``, ``OBS_REDACT_KEYS``). The servers' own access loggers (uvicorn,
+    gunicorn, hypercorn) are switched off, since obs writes one access line per request;
+    *server_access_logs* keeps them. Python warnings are logged. Safe to call more than once:
+    the last call wins and no handler or line is duplicated. Returns the settings in force.
     """
     if settings is None:
         settings = Settings.from_env(
@@ -230,7 +282,8 @@ def configure_logging(
             context_class=dict,
             cache_logger_on_first_use=True,
         )
-        _install_stdlib(numeric_level)
+        LogState.configured = True
+        _install_stdlib(numeric_level, server_access_logs)
     return settings
 
 

@@ -113,9 +113,14 @@ class AddStandardFields:
 
     def add(self, event_dict: EventDict, method_name: str, logger_name: str | None) -> EventDict:
         """The processor's work, given the logger's name."""
-        level = event_dict.get("level")
-        if level is None:
-            level = event_dict["level"] = _LEVEL_OF_METHOD.get(method_name, method_name)
+        # The level comes from the method called, always: a field named ``level``
+        # (``log.info("done", level=7)``) is kept as ``level_field``, so it can neither change
+        # the line's level nor add a series to the counter.
+        level = _LEVEL_OF_METHOD.get(method_name, method_name)
+        given = event_dict.get("level")
+        if given is not None and given != level:
+            event_dict["level_field"] = given
+        event_dict["level"] = level
         if logger_name and "logger" not in event_dict:
             event_dict["logger"] = logger_name
         if "service" not in event_dict:
@@ -123,7 +128,7 @@ class AddStandardFields:
         event_dict["timestamp"] = self._timestamp.at(_time_ns())
         child = self._children.get(level)
         if child is None:
-            child = self._children.setdefault(str(level), self._counter.labels(str(level)))
+            child = self._children.setdefault(level, self._counter.labels(level))
         child.inc()
         return event_dict
 

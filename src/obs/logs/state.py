@@ -23,3 +23,6 @@ class LogState:
     #: ``configure_logging``), for :class:`~obs.logs.emitter.EventEmitter`.
     json_line: ClassVar[JsonLine | None] = None
     lock: ClassVar[threading.Lock] = threading.Lock()
+    #: Whether ``configure_logging`` ran; until it does, obs's own lines go through structlog's
+    #: current configuration (the app's, or structlog's defaults) instead.
+    configured: ClassVar[bool] = False

@@ -1,0 +1,35 @@
+"""Every private detail of a web framework that obs reads, in one place.
+
+FastAPI 0.116 and later include a router by reference (``_IncludedRouter``) instead of copying
+its routes with the prefix applied, so ``scope["route"].path`` is the router-local path
+(``/{user_id}`` for both ``/users/{user_id}`` and ``/admins/{user_id}``). The full template of
+the matched route is then kept only in FastAPI's own scope entry, read here.
+:data:`PRIVATE_NAMES` lists what is read, so that ``tests/integrations/test_compat.py`` fails
+with the name and the installed version when a release moves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+#: ``(where, what obs uses it for)`` of every private detail read below.
+PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
+    (
+        'scope["fastapi"]["effective_route_context"].path_format',
+        "the full template of a route reached through include_router (FastAPI >= 0.116)",
+    ),
+)
+
+_FASTAPI_SCOPE_KEY = "fastapi"
+_EFFECTIVE_ROUTE_KEY = "effective_route_context"
+
+
+def fastapi_effective_path(scope: MutableMapping[str, Any]) -> str | None:
+    """The full template FastAPI matched, prefixes of included routers applied, or ``None``
+    (an older FastAPI, or not FastAPI)."""
+    state = scope.get(_FASTAPI_SCOPE_KEY)
+    if not isinstance(state, dict):
+        return None
+    path = getattr(state.get(_EFFECTIVE_ROUTE_KEY), "path_format", None)
+    return path if isinstance(path, str) and path else None
