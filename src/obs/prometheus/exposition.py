@@ -122,8 +122,11 @@ class MetricsEndpoint:
         if isinstance(authorization, str):
             authorization = authorization.encode("latin-1", "replace")
         if not authorized(self._expected_authorization, authorization):
-            headers = [(k.decode(), v.decode()) for k, v in UNAUTHORIZED_HEADERS]
-            headers.append(("Content-Length", str(len(_UNAUTHORIZED_BODY))))
+            headers = [
+                ("WWW-Authenticate", 'Basic realm="metrics", charset="UTF-8"'),
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(_UNAUTHORIZED_BODY))),
+            ]
             return Scrape(401, "Unauthorized", headers, _UNAUTHORIZED_BODY)
         body, headers = render(self.registry, accept, accept_encoding)
         return Scrape(200, "OK", headers, b"" if method == "HEAD" else body)
@@ -168,7 +171,7 @@ def start_metrics_server(
     Keeping metrics off the public port is the simplest way to keep them private. It serves
     what every other obs endpoint serves (:class:`MetricsEndpoint`): with
     ``PROMETHEUS_MULTIPROC_DIR`` set and no *registry*, the aggregate of all workers. Returns
-    the server (``server.shutdown()`` stops it) and its thread.
+    the server (``server.shutdown()``, then ``server.server_close()``, stops it) and its thread.
     """
     endpoint = MetricsEndpoint(registry, username=username, password=password)
     try:
