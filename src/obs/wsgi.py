@@ -176,7 +176,9 @@ class ObservedResponse:
         "context",
         "declared_length",
         "extra_headers",
+        "forwarded",
         "observation",
+        "pending",
         "sent",
         "started",
     )
@@ -202,32 +204,50 @@ class ObservedResponse:
         self.chunks: Generator[bytes, None, None] | None = None
         self.declared_length = -1  # the response's Content-Length, -1 when it has none
         self.sent = False  # whether a body byte reached the server (headers are out)
-        self.started = False  # whether start_response was called
+        self.started = False  # whether the app called start_response
+        self.pending: tuple[str, list[tuple[str, str]]] | None = None  # not yet at the server
+        self.forwarded = False  # whether the server's start_response was called
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Write:
+        """Note the status and headers; they go to the server with the first body chunk.
+
+        Held back (PEP 3333 lets a middleware pass them on any time before the first chunk)
+        so that an exception the app raises after ``start_response`` but before its body can
+        still be answered with one clean 500: gunicorn adds the headers of a second
+        ``start_response`` to those of the first instead of replacing them.
+        """
         length = -1
         for name, value in headers:
             if len(name) == 14 and name.lower() == "content-length" and value.isdigit():
                 length = int(value)
         if self.extra_headers:
             headers = [*without_request_id(headers), *self.extra_headers]
-        if exc_info is None:
-            write = self._server_start_response(status, headers)
-        else:  # the server re-raises if the headers are already out
-            write = self._server_start_response(status, headers, exc_info)
+        if self.forwarded:  # only with exc_info; the server re-raises if the headers are out
+            self._server_write = self._server_start_response(status, headers, exc_info)
+        else:
+            self.pending = (status, headers)
         self.declared_length = length
         self.started = True
         try:
             self.observation.status = int(status[:3])
         except ValueError:
             self.observation.status = 500
-        self._server_write = write
         return self.write
+
+    def forward(self) -> None:
+        """Pass the held-back status and headers to the server (before the first chunk)."""
+        pending = self.pending
+        if pending is not None:
+            self.pending = None
+            self._server_write = self._server_start_response(*pending)
+            self.forwarded = True
 
     def write(self, data: bytes) -> object:
         """The legacy ``write()`` callable of PEP 3333, counted."""
+        if self.pending is not None:
+            self.forward()
         if data:
             self.sent = True
             self.observation.bytes_out += len(data)
@@ -253,13 +273,15 @@ class ObservedResponse:
             ("Content-Length", str(len(_INTERNAL_ERROR_BODY))),
             *self.extra_headers,
         ]
+        self.pending = None  # the app's own status and headers never reach the server
         try:
-            if self.started:  # PEP 3333: a second start_response must pass exc_info
+            if self.forwarded:  # PEP 3333: a second start_response must pass exc_info
                 write = self._server_start_response(
                     "500 Internal Server Error", headers, sys.exc_info()
                 )
             else:
                 write = self._server_start_response("500 Internal Server Error", headers)
+            self.forwarded = True
             write(_INTERNAL_ERROR_BODY)
         except Exception:  # the server refuses or the client is gone: the server answers
             return
@@ -309,6 +331,7 @@ class ObservedResponse:
             and hasattr(body, "filelike")
         ):
             # Keep the server's sendfile() path: a new wrapper around an observed file.
+            self.forward()
             self.sent = True
             return file_wrapper(ObservedFile(body.filelike, self), getattr(body, "blksize", 8192))  # type: ignore[no-any-return]
         return self
@@ -327,6 +350,7 @@ class ObservedResponse:
         for chunk in body:
             observation.bytes_out += len(chunk)
         self.sent = observation.bytes_out > 0
+        self.forward()
         last = len(body)
         for index, chunk in enumerate(body, 1):
             if index == last:
@@ -343,12 +367,15 @@ class ObservedResponse:
         try:
             chunks = run(iter, body)
             while (chunk := run(next, chunks, _END)) is not _END:
+                if self.pending is not None:
+                    self.forward()
                 if chunk:
                     self.sent = True
                     observation.bytes_out += len(chunk)
                     if 0 <= self.declared_length <= observation.bytes_out:
                         self._complete()
                 yield chunk
+            self.forward()
             self._complete()
         except GeneratorExit:  # the server stopped early (client gone); close() follows
             raise
