@@ -23,11 +23,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _reset_global_state() -> Iterator[None]:
-    """Every test starts with unconfigured structlog, a bare root logger and no bound context."""
+def _reset_global_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test starts with unconfigured structlog, a bare root logger and no bound context.
+
+    Clearing the context after each test could hide a request context the product leaks; in
+    tests marked ``no_context_reset`` a context left bound fails the test instead.
+    """
+    check_context = request.node.get_closest_marker("no_context_reset") is not None
+    if check_context:
+        assert structlog.contextvars.get_contextvars() == {}, "a test before left context bound"
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
+    leaked = structlog.contextvars.get_contextvars() if check_context else {}
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
     for handler in list(root.handlers):
@@ -36,6 +44,7 @@ def _reset_global_state() -> Iterator[None]:
         root.addHandler(handler)
     root.setLevel(level)
     selfreport.reset_reports()
+    assert not leaked, f"the test left log context bound: {leaked}"
 
 
 @pytest.fixture

@@ -401,3 +401,19 @@ def test_build_info_names_the_service(registry: CollectorRegistry) -> None:
         starlette_app(), registry=registry, settings=settings(service_version="1.2")
     )
     assert registry.get_sample_value("obs_build_info", {"service": "t", "version": "1.2"}) == 1
+
+
+def test_an_app_that_sets_its_own_request_id_sends_one_header_ours(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"X-Request-ID", b"app-made"), (b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    observed = ObservabilityMiddleware(app, registry=registry, settings=settings())
+    exchange = request(observed, "/x", headers=[(b"x-request-id", b"client-id")])
+    start = next(m for m in exchange.messages if m["type"] == "http.response.start")
+    sent = [v for k, v in start["headers"] if k.lower() == b"x-request-id"]
+    assert sent == [b"client-id"]
+    assert access(log)[0]["request_id"] == "client-id"

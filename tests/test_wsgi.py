@@ -5,6 +5,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from wsgiref.util import FileWrapper, setup_testing_defaults
 
@@ -21,6 +22,9 @@ from obs.wsgi import ROUTE_KEY, ObservabilityMiddleware, make_metrics_app
 from tests.conftest import access, active, count
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+# No request context may outlive its request: the autouse fixture checks instead of clearing.
+pytestmark = pytest.mark.no_context_reset
 
 
 def middleware(app: Any, registry: CollectorRegistry, **kw: Any) -> ObservabilityMiddleware:
@@ -74,8 +78,10 @@ def test_ids_metrics_and_one_access_line(registry: CollectorRegistry, log: io.St
 
 def test_incoming_ids_kept_unsafe_ones_replaced(registry: CollectorRegistry) -> None:
     app = middleware(hello, registry)
-    assert Call(app, HTTP_X_REQUEST_ID="up-1.2").headers["X-Request-ID"] == "up-1.2"
-    assert len(Call(app, HTTP_X_REQUEST_ID="bad id\x01").headers["X-Request-ID"]) == 32
+    kept, replaced = Call(app, HTTP_X_REQUEST_ID="up-1.2"), Call(app, HTTP_X_REQUEST_ID="x y\x01")
+    kept.body(), replaced.body()  # the headers reach the server with the first chunk
+    assert kept.headers["X-Request-ID"] == "up-1.2"
+    assert len(replaced.headers["X-Request-ID"]) == 32
 
 
 def test_headers_of_the_app_are_not_mutated(registry: CollectorRegistry) -> None:
@@ -129,8 +135,10 @@ def test_exception_before_start_response_is_a_500_and_reraised(
     def app(environ: Any, start_response: Any) -> Iterable[bytes]:
         raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError):
-        Call(middleware(app, registry))
+    call = None
+    with pytest.raises(RuntimeError) as raised:
+        call = Call(middleware(app, registry))
+    assert call is None  # re-raised: the server logs it as without obs
     assert (
         count(
             registry,
@@ -143,6 +151,11 @@ def test_exception_before_start_response_is_a_500_and_reraised(
     (line,) = access(log)
     assert line["level"] == "error" and line["exception"][0]["exc_type"] == "RuntimeError"
     assert current_request_id() is None and active(registry) == 0
+    # The exception carries the id, for the server's own traceback line.
+    from obs.http.observation import request_id_of
+
+    assert request_id_of(raised.value) == line["request_id"]
+    assert f"request_id: {line['request_id']}" in raised.value.__notes__
 
 
 def test_exception_after_start_response_but_before_the_body_is_a_500(
@@ -192,8 +205,8 @@ def test_exc_info_recall_of_start_response_changes_the_status(registry: Collecto
         return app(environ, start_response)
 
     call = Call(middleware(first, registry))
-    assert call.status.startswith("503") and call.headers.get("X-Request-ID")
     call.body()
+    assert call.status.startswith("503") and call.headers.get("X-Request-ID")  # the one call
     assert count(registry, http_response_status_code="503") == 1
 
 
@@ -332,3 +345,355 @@ def test_metrics_app_negotiates_and_checks_credentials(registry: CollectorRegist
     assert Call(guarded, "/metrics").status.startswith("401")
     ok = Call(guarded, "/metrics", HTTP_AUTHORIZATION="Basic dTpw")
     assert ok.status.startswith("200")
+
+
+# -- issue 16: test clients, isolated request context, one header ------------------------------
+
+
+class Server:
+    """A WSGI server as gunicorn's sync worker drives an app: start_response, write(), iterate,
+    close; what went out is kept (status, headers, body)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def get(self, path: str = "/", **environ: Any) -> tuple[str, list[tuple[str, str]], bytes]:
+        call: dict[str, Any] = {"status": "", "headers": [], "body": b""}
+        env: dict[str, Any] = {"PATH_INFO": path, **environ}
+        setup_testing_defaults(env)
+
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            if exc_info is not None and call["body"]:
+                raise exc_info[1].with_traceback(exc_info[2])
+            call["status"], call["headers"] = status, list(headers)
+            return lambda data: call.__setitem__("body", call["body"] + data)
+
+        try:
+            result = self.app(env, start_response)
+        except Exception:
+            return call["status"], call["headers"], call["body"]
+        try:
+            for chunk in result:
+                call["body"] += chunk
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return call["status"], call["headers"], call["body"]
+
+
+def plain(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    """A plain WSGI app of the shapes users write: list, generator, early and late errors."""
+    path = environ["PATH_INFO"]
+    if path == "/early":
+        raise RuntimeError("before start_response")
+    if path == "/late":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        raise ValueError("after start_response")
+    if path == "/own-id":
+        start_response("200 OK", [("x-request-id", "the-apps-own"), ("Content-Length", "2")])
+        return [b"ok"]
+    if path == "/bind":
+        structlog.contextvars.bind_contextvars(user_id=environ.get("QUERY_STRING"))
+    if path == "/gen":
+
+        def chunks() -> Iterator[bytes]:
+            structlog.get_logger("app").info("streaming")
+            yield b"a"
+            yield b"bc"
+
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return chunks()
+    structlog.get_logger("app").info("handled")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+
+
+def test_werkzeug_client_counts_every_request_without_close(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    from werkzeug.test import Client
+
+    client = Client(middleware(plain, registry))
+    assert client.get("/").status_code == 200  # nothing read, nothing closed
+    assert count(registry) == 1 and active(registry) == 0
+    assert client.get("/gen").data == b"abc"  # a generator: recorded once exhausted
+    assert count(registry) == 2 and active(registry) == 0
+    lines = access(log)
+    assert [(r["path"], r["bytes_out"]) for r in lines] == [("/", 5), ("/gen", 3)]
+
+
+def test_a_request_is_recorded_when_its_last_byte_went_out_not_at_close(
+    registry: CollectorRegistry,
+) -> None:
+    events: list[str] = []
+
+    def app(environ: Any, start_response: Any) -> Iterable[bytes]:
+        def chunks() -> Iterator[bytes]:
+            yield b"1"
+            yield b"2"
+
+        start_response("200 OK", [])
+        return chunks()
+
+    result = middleware(app, registry)(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}, lambda *a: events.append
+    )
+    assert list(result) == [b"1", b"2"]
+    assert count(registry) == 1  # before close()
+    result.close()  # type: ignore[attr-defined]
+    assert count(registry) == 1  # close() records nothing twice
+
+
+def test_flask_test_client_counts_and_logs_every_body_kind_without_close(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    from flask import Response, stream_with_context
+
+    app = Flask(__name__)
+
+    @app.get("/text")
+    def text() -> str:
+        return "hello"
+
+    @app.get("/generated")
+    def generated() -> Response:
+        def chunks() -> Iterator[str]:
+            yield "a"
+            yield "b"
+
+        return Response(chunks())
+
+    @app.get("/streamed")
+    def streamed() -> Response:
+        def chunks() -> Iterator[str]:
+            yield request.args["who"]  # needs the request context: stream_with_context
+            yield "!"
+
+        return Response(stream_with_context(chunks()))
+
+    instrument(app, registry=registry, settings=Settings.from_env({}), metrics_path=None)
+    client = app.test_client()
+    assert client.get("/text").status_code == 200  # body never read
+    assert client.get("/generated").data == b"ab"
+    assert client.get("/streamed?who=ann").data == b"ann!"
+    assert count(registry, http_route="/text") == 1
+    assert count(registry, http_route="/generated") == 1
+    assert count(registry, http_route="/streamed") == 1
+    assert [(r["http_route"], r["bytes_out"]) for r in access(log)] == [
+        ("/text", 5),
+        ("/generated", 2),
+        ("/streamed", 4),
+    ]
+    assert active(registry) == 0
+
+
+def test_each_request_has_its_own_context_and_the_servers_is_restored(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    server = Server(middleware(plain, registry))
+    structlog.contextvars.bind_contextvars(server_key="outer")  # the server's own context
+    try:
+        server.get("/bind", QUERY_STRING="alice")
+        server.get("/")  # the next request on this thread
+        server.get("/gen")
+        assert structlog.contextvars.get_contextvars() == {"server_key": "outer"}
+    finally:
+        structlog.contextvars.unbind_contextvars("server_key")
+    records = [json.loads(line) for line in log.getvalue().splitlines()]
+    (bind_id,) = [r["request_id"] for r in records if r.get("path") == "/bind"]
+    alice = [r for r in records if r["request_id"] == bind_id]
+    assert len(alice) == 2 and all(r["user_id"] == "alice" for r in alice)  # access line too
+    others = [r for r in records if r["request_id"] != bind_id]
+    assert len(others) == 4  # handled, /, streaming, /gen
+    assert not [r for r in others if "user_id" in r or "server_key" in r]
+    assert all(r["request_id"] for r in records)
+
+
+def test_flask_view_binding_context_does_not_reach_the_next_request(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    app = Flask(__name__)
+
+    @app.get("/users/<name>")
+    def user(name: str) -> str:
+        structlog.contextvars.bind_contextvars(user_id=name)
+        structlog.get_logger("app").info("user seen")
+        return name
+
+    @app.get("/anonymous")
+    def anonymous() -> str:
+        structlog.get_logger("app").info("anonymous seen")
+        return "?"
+
+    instrument(app, registry=registry, settings=Settings.from_env({}), metrics_path=None)
+    client = app.test_client()
+    client.get("/users/alice")
+    client.get("/anonymous")
+    records = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [r.get("user_id") for r in records] == ["alice", "alice", None, None]
+    assert structlog.contextvars.get_contextvars() == {}
+
+
+def test_an_early_exception_gets_a_500_with_the_request_id(registry: CollectorRegistry) -> None:
+    server = Server(middleware(plain, registry))
+    for path, error in (("/early", "RuntimeError"), ("/late", "ValueError")):
+        status, headers, body = server.get(path)
+        assert status.startswith("500") and body == b"Internal Server Error"
+        (request_id,) = [v for k, v in headers if k.lower() == "x-request-id"]
+        assert len(request_id) == 32
+        assert count(registry, http_response_status_code="500", error_type=error) == 1
+
+
+def test_under_werkzeugs_debugger_the_exception_is_left_to_it(registry: CollectorRegistry) -> None:
+    from werkzeug.debug import DebuggedApplication
+    from werkzeug.test import Client
+
+    response = Client(DebuggedApplication(middleware(plain, registry))).get("/early")
+    assert response.status_code == 500 and b"Traceback" in response.data  # the debugger's page
+    assert count(registry, error_type="RuntimeError") == 1
+
+
+def test_an_apps_own_request_id_header_is_replaced_never_doubled(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    _, headers, _ = Server(middleware(plain, registry)).get("/own-id")
+    ids = [v for k, v in headers if k.lower() == "x-request-id"]
+    assert ids == [access(log)[0]["request_id"]]
+
+    app = Flask(__name__)
+
+    @app.get("/own")
+    def own() -> Any:
+        return "x", 200, {"X-Request-ID": "chosen-by-the-view"}
+
+    instrument(app, registry=registry, settings=Settings.from_env({}), metrics_path=None)
+    response = app.test_client().get("/own", headers={"X-Request-ID": "from-the-client"})
+    assert response.headers.getlist("X-Request-ID") == ["from-the-client"]
+
+
+def test_instrument_twice_changes_nothing(registry: CollectorRegistry) -> None:
+    app = Flask(__name__)
+    app.add_url_rule("/x", "x", lambda: "x")
+    options: dict[str, Any] = {"registry": registry, "settings": Settings.from_env({})}
+    assert instrument(app, **options) is app
+    wrapped = app.wsgi_app
+    assert instrument(app, **options) is app
+    assert app.wsgi_app is wrapped
+    app.test_client().get("/x")
+    assert count(registry, http_route="/x") == 1
+
+
+def test_the_extension_form_serves_an_app_factory(registry: CollectorRegistry) -> None:
+    from obs.integrations.flask import Observability
+
+    observability = Observability(registry=registry, settings=Settings.from_env({}))
+
+    def create_app() -> Flask:
+        app = Flask(__name__)
+        app.add_url_rule("/x", "x", lambda: "x")
+        observability.init_app(app)
+        return app
+
+    first, second = create_app(), create_app()
+    first.test_client().get("/x")
+    second.test_client().get("/x")
+    assert count(registry, http_route="/x") == 2
+    assert first.extensions["obs"] is observability
+    scrape = second.test_client().get("/metrics").text
+    assert 'http_route="/x"' in scrape
+
+
+def test_every_metrics_endpoint_answers_the_same_with_basic_auth(
+    registry: CollectorRegistry,
+) -> None:
+    """WSGI app, Flask route and start_metrics_server (Django's view and ASGI's app are tested
+    with their frameworks) share one core: same auth, negotiation and registry."""
+    import base64
+
+    import httpx
+
+    from obs.prometheus.exposition import start_metrics_server
+    from tests.conftest import free_port
+
+    Call(middleware(hello, registry)).body()
+    good = "Basic " + base64.b64encode(b"scraper:s3cret").decode()
+    bad = "Basic " + base64.b64encode(b"scraper:wrong").decode()
+    auth = {"username": "scraper", "password": "s3cret"}
+
+    wsgi = make_metrics_app(registry, **auth)
+    app = Flask(__name__)
+    instrument(
+        app, registry=registry, settings=Settings.from_env({}), access_log=False,
+        metrics_username="scraper", metrics_password="s3cret",
+    )  # fmt: skip
+    flask_client = app.test_client()
+    port = free_port()
+    server, thread = start_metrics_server(port, registry=registry, **auth)
+    try:
+
+        def hello_lines(body: str) -> str:  # the scrapes themselves are counted in between
+            return "\n".join(x for x in body.splitlines() if "/hello/{name}" in x)
+
+        def scrape(authorization: str | None, accept: str = "") -> tuple[int, str, str]:
+            headers = {"Accept": accept} if accept else {}
+            if authorization:
+                headers["Authorization"] = authorization
+            environ = {f"HTTP_{k.upper()}": v for k, v in headers.items()}
+            call = Call(wsgi, "/metrics", **environ)
+            flask = flask_client.get("/metrics", headers=headers)
+            own = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=headers, timeout=10)
+            answers = {
+                (
+                    int(call.status[:3]),
+                    call.headers["Content-Type"],
+                    hello_lines(call.body().decode()),
+                ),
+                (flask.status_code, flask.headers["Content-Type"], hello_lines(flask.text)),
+                (own.status_code, own.headers["content-type"], hello_lines(own.text)),
+            }
+            assert len(answers) == 1, answers
+            return answers.pop()
+
+        assert scrape(None)[0] == 401
+        assert scrape(bad)[0] == 401
+        status, content_type, body = scrape(good, OPENMETRICS)
+        assert status == 200 and content_type.startswith("application/openmetrics-text")
+        assert 'http_route="/hello/{name}"' in body and "# {request_id=" in body
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_start_metrics_server_serves_the_multiprocess_aggregate(tmp_path: Any) -> None:
+    """Another process's request is in what start_metrics_server serves, as in make_metrics_app."""
+    from tests.conftest import free_port, run_python
+
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "OBS_ACCESS_LOG": "false"}
+    writer = run_python(
+        "from obs.wsgi import ObservabilityMiddleware\n"
+        "from tests.test_wsgi import Call, hello\n"
+        "Call(ObservabilityMiddleware(hello), '/hello/x').body()\n",
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert writer.returncode == 0, writer.stderr
+    port = free_port()
+    reader = run_python(
+        "import httpx\n"
+        "from obs.prometheus.exposition import start_metrics_server\n"
+        "from obs.wsgi import make_metrics_app\n"
+        "from tests.test_wsgi import Call\n"
+        f"server, thread = start_metrics_server({port})\n"
+        f"own = httpx.get('http://127.0.0.1:{port}/metrics', timeout=10).text\n"
+        "app = Call(make_metrics_app(), '/metrics').body().decode()\n"
+        "line = 'http_server_request_duration_seconds_count{'\n"
+        "print([l.rsplit(' ', 1)[1] for l in own.splitlines() if l.startswith(line)])\n"
+        "print([l.rsplit(' ', 1)[1] for l in app.splitlines() if l.startswith(line)])\n",
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert reader.returncode == 0, reader.stderr
+    own, app = reader.stdout.splitlines()
+    assert own == app == "['1.0']"

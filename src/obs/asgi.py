@@ -19,13 +19,7 @@ from obs.http.describe import describe_scope
 from obs.http.observation import RequestObservation
 from obs.http.observer import HttpObserver, ObserverOptions
 from obs.integrations.asgi_routes import ROUTE_KEY, route_template
-from obs.prometheus.exposition import (
-    UNAUTHORIZED_HEADERS,
-    authorized,
-    basic_authorization,
-    render,
-    start_metrics_server,
-)
+from obs.prometheus.exposition import MetricsEndpoint, start_metrics_server
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -155,7 +149,7 @@ class ObservabilityMiddleware:
             elif kind == "http.response.start":
                 status = message["status"]
                 if extra_headers is not None:  # a copy: the app may reuse its message or list
-                    message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
+                    message = {**message, "headers": _with_ours(message, extra_headers)}
                 try:
                     await send(message)
                 except OSError:
@@ -213,6 +207,16 @@ def _finish(
     observation.finish()
 
 
+def _with_ours(message: Message, ours: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The response's headers with obs's added; an ``X-Request-ID`` the app set is replaced, so
+    the client gets one, the id of the logs (the rule of every obs integration)."""
+    headers = message.get("headers", ())
+    for name, _ in headers:
+        if name.lower() == b"x-request-id":
+            return [h for h in headers if h[0].lower() != b"x-request-id"] + ours
+    return [*headers, *ours]
+
+
 async def _send_error_response(send: Send) -> None:
     """Answer 500 ourselves, so that even this response carries the request id."""
     try:
@@ -232,7 +236,10 @@ async def _send_error_response(send: Send) -> None:
 
 
 class MetricsApp:
-    """An ASGI app serving a registry; a class, so routers mount it as an app, not a view."""
+    """An ASGI app serving a registry; a class, so routers mount it as an app, not a view.
+
+    An adapter of :class:`obs.prometheus.exposition.MetricsEndpoint`, like every obs endpoint.
+    """
 
     def __init__(
         self,
@@ -241,8 +248,8 @@ class MetricsApp:
         username: str | None = None,
         password: str | None = None,
     ) -> None:
+        self.endpoint = MetricsEndpoint(registry, username=username, password=password)
         self.registry = registry
-        self._expected_authorization = basic_authorization(username, password)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -255,19 +262,13 @@ class MetricsApp:
                 accept_encoding = value.decode("latin-1")
             elif name == b"authorization":
                 authorization = value
-        if not authorized(self._expected_authorization, authorization):
-            await send(
-                {"type": "http.response.start", "status": 401, "headers": UNAUTHORIZED_HEADERS}
-            )
-            await send({"type": "http.response.body", "body": b"authentication required\n"})
-            return
         # Rendering is CPU work that can take milliseconds: keep it off the event loop.
-        body, headers = await asyncio.to_thread(render, self.registry, accept, accept_encoding)
-        raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers]
-        await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
-        await send(
-            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        scrape = await asyncio.to_thread(
+            self.endpoint.answer, scope["method"], accept, accept_encoding, authorization
         )
+        raw_headers = [(k.lower().encode(), v.encode()) for k, v in scrape.headers]
+        await send({"type": "http.response.start", "status": scrape.status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": scrape.body})
 
 
 def make_metrics_app(

@@ -5,6 +5,18 @@ MIDDLEWARE = ["obs.django.ObservabilityMiddleware", ...]
 
 from __future__ import annotations
 
-from obs.integrations.django import ObservabilityMiddleware, metrics_view, route_template
+from obs.integrations.django import (
+    ObservabilityMiddleware,
+    make_metrics_view,
+    metrics_view,
+    regex_template,
+    route_template,
+)
 
-__all__ = ["ObservabilityMiddleware", "metrics_view", "route_template"]
+__all__ = [
+    "ObservabilityMiddleware",
+    "make_metrics_view",
+    "metrics_view",
+    "regex_template",
+    "route_template",
+]

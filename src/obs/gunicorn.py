@@ -11,7 +11,9 @@ or, from a configuration file of your own, ``from obs.gunicorn import *``. It pr
 - ``child_exit``: fold the dead worker's values into the aggregate (``--max-requests`` recycling
   keeps the directory and the scrape flat);
 - ``when_ready``/``pre_fork``: the master's GC counts;
-- ``logger_class``: gunicorn's own logs as obs log lines (JSON when not on a terminal).
+- ``logger_class``: gunicorn's own logs as obs log lines (JSON when not on a terminal); its
+  "Error handling request" line for an exception that left the app carries the request's
+  ``request_id`` (the request is over by then, its context gone: obs tags the exception).
 
 Importing it sets ``PROMETHEUS_MULTIPROC_DIR`` (when unset) so that an app loaded with
 ``--preload`` already creates its metrics in multiprocess mode.
@@ -33,10 +35,13 @@ if _OWN_DIRECTORY:
 # gunicorn logs (and obs counts log lines) before on_starting empties the directory.
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
+import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
+import structlog  # noqa: E402
 from gunicorn.glogging import Logger  # noqa: E402
 
+from obs.http.observation import request_id_of  # noqa: E402
 from obs.logs import configure_logging  # noqa: E402
 from obs.prometheus import multiprocess  # noqa: E402
 
@@ -61,6 +66,14 @@ class ObsLogger(Logger):  # type: ignore[misc]
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
         configure_logging()
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        request_id = request_id_of(sys.exc_info()[1])
+        if request_id is None:
+            super().exception(msg, *args, **kwargs)
+            return
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            super().exception(msg, *args, **kwargs)
 
 
 logger_class = ObsLogger

@@ -1,27 +1,44 @@
 """WSGI middleware: request ids, one access line and RED metrics per request.
 
     application = ObservabilityMiddleware(application)     # any WSGI app
-    obs.integrations.flask.instrument(app)                 # Flask: adds route templates
+    obs.integrations.flask.Observability(app)              # Flask: adds route templates
     MIDDLEWARE = ["obs.django.ObservabilityMiddleware", ...]  # Django
 
-The same behaviour as :mod:`obs.asgi`, through the same core (:mod:`obs.http`). A request is
-timed until its body is exhausted and finished when the server closes the response iterable, so
-streaming bodies count in full; the inner iterable's ``close()`` is always called.
+The same behaviour as :mod:`obs.asgi`, through the same core (:mod:`obs.http`).
+
+When a request is recorded: as soon as its body is complete, i.e. when the server took the
+last chunk of a list body, the chunk that completes a declared ``Content-Length``, or asked for
+the next chunk of a body that has no more; else when the server closes the response (a client
+gone mid-stream, a server that stops early). So test clients (Flask's ``test_client()``,
+werkzeug's ``Client``) count and log a request without ``close()``, and streaming bodies count
+in full. The inner iterable's ``close()`` is always called.
+
+Each request runs in a context of its own
+(:meth:`~obs.http.observation.RequestObservation.own_context`): the app, its body's iteration
+and its ``close()`` see only the request's ids plus what the app binds itself, and nothing of
+it reaches the next request on the thread or the server's own lines.
 
 Route templates are read from the environ after the app ran: an ``obs.route`` key set by an
 integration or a custom router (the Flask and Django integrations do), else the ``url_rule`` of
 a werkzeug request still in ``environ["werkzeug.request"]`` (Flask clears it before the response
 is returned, hence its integration). Apps without a router get ``_unmatched``, never raw paths.
 
-An exception that escapes the app before its response started is recorded as a 500 (access
-line with the traceback, metrics) and re-raised, so the server answers with its own 500 and logs
-it, exactly as without obs. Flask and Django turn view exceptions into 500 responses themselves;
-those carry ``X-Request-ID`` like every other response.
+An exception that escapes the app before any body byte went out is answered by obs itself, as
+under ASGI: a plain ``500 Internal Server Error`` that carries ``X-Request-ID``, written
+through the server's ``write()``, recorded (access line with the traceback, metrics), then
+re-raised, so the server logs it as without obs; the exception carries the request id (a
+note in its traceback, read by :mod:`obs.gunicorn` into a ``request_id`` field). Only under
+werkzeug's debugger (which shows its own page) is the exception left to the server to answer.
+
+``X-Request-ID``: every response carries exactly one, the request's id; one the app set itself
+is replaced (the rule of every obs integration: the header is the id in the logs).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
+import sys
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, Unpack
 
@@ -30,13 +47,7 @@ from prometheus_client import CollectorRegistry
 from obs.http.describe import cgi_path, describe_cgi, header_bytes
 from obs.http.observation import RequestObservation
 from obs.http.observer import HttpObserver, ObserverOptions
-from obs.prometheus.exposition import (
-    UNAUTHORIZED_HEADERS,
-    authorized,
-    basic_authorization,
-    render,
-    start_metrics_server,
-)
+from obs.prometheus.exposition import MetricsEndpoint, start_metrics_server
 
 Environ = dict[str, Any]
 Write = Callable[[bytes], object]
@@ -62,6 +73,12 @@ EXCEPTION_KEY = "obs.exception"
 #: Environ key holding the request's :class:`~obs.http.observation.RequestObservation` while it runs.
 OBSERVATION_KEY = "obs.observation"
 
+#: Set by werkzeug's debugger (and Flask's test client in a ``with`` block), which answer an
+#: exception themselves: obs leaves the error response to them.
+_DEBUGGER_KEY = "werkzeug.debug.preserve_context"
+_INTERNAL_ERROR_BODY = b"Internal Server Error"
+_END: Any = object()
+
 
 def route_template(environ: Environ, script_name: str) -> str | None:
     """The matched route template of a request after the app ran, or ``None``.
@@ -79,6 +96,15 @@ def route_template(environ: Environ, script_name: str) -> str | None:
             prefix = str(environ.get("SCRIPT_NAME", ""))[len(script_name) :]
             return prefix + str(rule.rule)
     return None
+
+
+def without_request_id(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """*headers* without any ``X-Request-ID`` (the same list when it has none, the common case:
+    a length test per header before any ``lower()``)."""
+    for name, _ in headers:
+        if len(name) == 12 and name.lower() == "x-request-id":
+            return [h for h in headers if not (len(h[0]) == 12 and h[0].lower() == "x-request-id")]
+    return headers
 
 
 class ObservabilityMiddleware:
@@ -102,16 +128,17 @@ class ObservabilityMiddleware:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         get = environ.get
-        script_name: str = get("SCRIPT_NAME", "")
         observation = RequestObservation(
             self.observer,
             environ["REQUEST_METHOD"],
             cgi_path(environ),
             header_bytes(get("HTTP_X_REQUEST_ID")),
             header_bytes(get("HTTP_TRACEPARENT")),
+            bind_ids=False,
         )
+        context = observation.own_context()
         response = ObservedResponse(
-            observation, start_response, environ, self.route_getter, script_name
+            observation, context, start_response, environ, self.route_getter, get("SCRIPT_NAME", "")
         )
         try:
             if self.observer.access_log is not None:
@@ -120,25 +147,22 @@ class ObservabilityMiddleware:
             if observation.request_id is not None:
                 response.extra_headers.append(("X-Request-ID", observation.request_id))
                 token = get("HTTP_X_OBS_PROFILE")
-                if token is not None:
-                    profile_id = observation.start_profile(token)
+                if token is not None:  # started in the request's context, where it samples
+                    profile_id = context.run(observation.start_profile, token)
                     if profile_id is not None:
                         response.extra_headers.append(("X-Obs-Profile-Id", profile_id))
-            response.body = self.app(environ, response.start_response)
+            response.body = context.run(self.app, environ, response.start_response)
         except BaseException as exc:
-            response.failed(exc)
-            response.settle()
-            observation.finish()
+            response.abandon(exc)
             raise
-        finally:
-            observation.unbind()
         return response.wrapped_body()
 
 
 class ObservedResponse:
     """One request's response as the server sees it: wraps ``start_response`` and the body.
 
-    Kept per request (never on the middleware), closed by the server exactly once.
+    Kept per request (never on the middleware), closed by the server exactly once. Every call
+    into the app (its body's ``next()``, its ``close()``) runs in the request's own context.
     """
 
     __slots__ = (
@@ -149,20 +173,27 @@ class ObservedResponse:
         "_server_write",
         "body",
         "chunks",
+        "context",
+        "declared_length",
         "extra_headers",
+        "forwarded",
         "observation",
+        "pending",
         "sent",
+        "started",
     )
 
     def __init__(
         self,
         observation: RequestObservation,
+        context: contextvars.Context,
         start_response: StartResponse,
         environ: Environ,
         route_getter: RouteGetter,
         script_name: str,
     ) -> None:
         self.observation = observation
+        self.context = context
         self._server_start_response = start_response
         self._server_write: Write | None = None
         self._environ = environ
@@ -171,26 +202,52 @@ class ObservedResponse:
         self.extra_headers: list[tuple[str, str]] = []
         self.body: Iterable[bytes] = ()
         self.chunks: Generator[bytes, None, None] | None = None
+        self.declared_length = -1  # the response's Content-Length, -1 when it has none
         self.sent = False  # whether a body byte reached the server (headers are out)
+        self.started = False  # whether the app called start_response
+        self.pending: tuple[str, list[tuple[str, str]]] | None = None  # not yet at the server
+        self.forwarded = False  # whether the server's start_response was called
 
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Write:
+        """Note the status and headers; they go to the server with the first body chunk.
+
+        Held back (PEP 3333 lets a middleware pass them on any time before the first chunk)
+        so that an exception the app raises after ``start_response`` but before its body can
+        still be answered with one clean 500: gunicorn adds the headers of a second
+        ``start_response`` to those of the first instead of replacing them.
+        """
+        length = -1
+        for name, value in headers:
+            if len(name) == 14 and name.lower() == "content-length" and value.isdigit():
+                length = int(value)
         if self.extra_headers:
-            headers = [*headers, *self.extra_headers]
-        if exc_info is None:
-            write = self._server_start_response(status, headers)
-        else:  # the server re-raises if the headers are already out
-            write = self._server_start_response(status, headers, exc_info)
+            headers = [*without_request_id(headers), *self.extra_headers]
+        if self.forwarded:  # only with exc_info; the server re-raises if the headers are out
+            self._server_write = self._server_start_response(status, headers, exc_info)
+        else:
+            self.pending = (status, headers)
+        self.declared_length = length
+        self.started = True
         try:
             self.observation.status = int(status[:3])
         except ValueError:
             self.observation.status = 500
-        self._server_write = write
         return self.write
+
+    def forward(self) -> None:
+        """Pass the held-back status and headers to the server (before the first chunk)."""
+        pending = self.pending
+        if pending is not None:
+            self.pending = None
+            self._server_write = self._server_start_response(*pending)
+            self.forwarded = True
 
     def write(self, data: bytes) -> object:
         """The legacy ``write()`` callable of PEP 3333, counted."""
+        if self.pending is not None:
+            self.forward()
         if data:
             self.sent = True
             self.observation.bytes_out += len(data)
@@ -200,11 +257,47 @@ class ObservedResponse:
     def failed(self, exc: BaseException) -> None:
         observation = self.observation
         if not self.sent:
-            observation.status = 0  # nothing went out: the server answers 500
+            observation.status = 0  # nothing went out: the response is the 500
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
             observation.cancel(exc)
         else:
             observation.fail(exc)
+
+    def answer_error(self, exc: BaseException) -> None:
+        """Send the 500 of an exception ourselves while nothing went out, so that it carries
+        ``X-Request-ID`` (called in the ``except`` block: ``sys.exc_info()`` is *exc*)."""
+        if self.sent or not isinstance(exc, Exception) or _DEBUGGER_KEY in self._environ:
+            return
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(_INTERNAL_ERROR_BODY))),
+            *self.extra_headers,
+        ]
+        self.pending = None  # the app's own status and headers never reach the server
+        try:
+            if self.forwarded:  # PEP 3333: a second start_response must pass exc_info
+                write = self._server_start_response(
+                    "500 Internal Server Error", headers, sys.exc_info()
+                )
+            else:
+                write = self._server_start_response("500 Internal Server Error", headers)
+            self.forwarded = True
+            write(_INTERNAL_ERROR_BODY)
+        except Exception:  # the server refuses or the client is gone: the server answers
+            return
+        self.sent = True
+        self.observation.status = 500
+        self.observation.bytes_out += len(_INTERNAL_ERROR_BODY)
+
+    def abandon(self, exc: BaseException) -> None:
+        """The app raised *exc* before its body was complete: answer, record, tag *exc*."""
+        observation = self.observation
+        if observation.finished:
+            return
+        self.failed(exc)
+        self.answer_error(exc)
+        self._finish()
+        observation.note_on(exc)
 
     def settle(self) -> None:
         """Read the route and any exception the framework handled; never raises."""
@@ -216,6 +309,19 @@ class ObservedResponse:
             observation.fail(handled)
         environ.pop(OBSERVATION_KEY, None)
 
+    def _finish(self) -> None:
+        """Record the request (in its context: the access line carries what the app bound)."""
+        if self.observation.status == 0:  # never started: what the server sends is a 500
+            self.observation.status = 500
+        self.settle()
+        self.context.run(self.observation.finish)
+
+    def _complete(self) -> None:
+        """The server has the whole body: stop the clock and record the request."""
+        if not self.observation.finished:
+            self.observation.complete()
+            self._finish()
+
     def wrapped_body(self) -> Iterable[bytes]:
         body = self.body
         file_wrapper = self._environ.get("wsgi.file_wrapper")
@@ -225,61 +331,75 @@ class ObservedResponse:
             and hasattr(body, "filelike")
         ):
             # Keep the server's sendfile() path: a new wrapper around an observed file.
+            self.forward()
             self.sent = True
             return file_wrapper(ObservedFile(body.filelike, self), getattr(body, "blksize", 8192))  # type: ignore[no-any-return]
         return self
 
     def __iter__(self) -> Iterator[bytes]:
         body = self.body
-        if type(body) is list or type(body) is tuple:  # nothing of the app runs: no rebinding
-            observation = self.observation
-            for chunk in body:
-                observation.bytes_out += len(chunk)
-            self.sent = observation.bytes_out > 0
-            return iter(body)  # the clock stops at close(), right after the server wrote it
-        self.chunks = self._stream(body)
+        if type(body) is list or type(body) is tuple:  # nothing of the app runs
+            self.chunks = self._listed(body)
+        else:
+            self.chunks = self._stream(body)
         return self.chunks
 
-    def _stream(self, body: Iterable[bytes]) -> Generator[bytes, None, None]:
-        """The app's chunks, counted, with the request's ids bound while the app makes them."""
+    def _listed(self, body: list[bytes] | tuple[bytes, ...]) -> Generator[bytes, None, None]:
+        """A body known in full: complete when the server takes its last chunk."""
         observation = self.observation
-        tokens = observation.bind()
+        for chunk in body:
+            observation.bytes_out += len(chunk)
+        self.sent = observation.bytes_out > 0
+        self.forward()
+        last = len(body)
+        for index, chunk in enumerate(body, 1):
+            if index == last:
+                self._complete()
+            yield chunk
+        if not last:
+            self._complete()
+
+    def _stream(self, body: Iterable[bytes]) -> Generator[bytes, None, None]:
+        """The app's chunks, counted, each made in the request's context; complete when the
+        declared ``Content-Length`` went out or the app has no more."""
+        observation = self.observation
+        run = self.context.run
         try:
-            for chunk in body:
+            chunks = run(iter, body)
+            while (chunk := run(next, chunks, _END)) is not _END:
+                if self.pending is not None:
+                    self.forward()
                 if chunk:
                     self.sent = True
                     observation.bytes_out += len(chunk)
+                    if 0 <= self.declared_length <= observation.bytes_out:
+                        self._complete()
                 yield chunk
-            observation.complete()
+            self.forward()
+            self._complete()
         except GeneratorExit:  # the server stopped early (client gone); close() follows
             raise
         except BaseException as exc:
-            self.failed(exc)
+            if not observation.finished:
+                self.abandon(exc)
             raise
-        finally:
-            observation.restore(tokens)
 
     def close(self) -> None:
         """Called by the server once: close the app's iterable (always), then finish."""
         observation = self.observation
-        tokens = observation.bind()
         try:
             if self.chunks is not None:
                 self.chunks.close()
             close = getattr(self.body, "close", None)
             if close is not None:
-                close()
+                self.context.run(close)
         except BaseException as exc:
-            if observation.exception is None:
+            if observation.exception is None and not observation.finished:
                 self.failed(exc)
             raise
         finally:
             if not observation.finished:
-                if observation.status == 0:  # never started: what the server sends is a 500
-                    observation.status = 500
-                self.settle()
-                observation.finish()
-            observation.restore(tokens)
+                self._finish()
 
 
 class ObservedFile:
@@ -308,7 +428,8 @@ class ObservedFile:
 
 
 class MetricsApp:
-    """A WSGI app serving a registry (Prometheus text, or OpenMetrics when asked for)."""
+    """A WSGI app serving a registry: an adapter of
+    :class:`obs.prometheus.exposition.MetricsEndpoint`, like every obs endpoint."""
 
     def __init__(
         self,
@@ -317,27 +438,15 @@ class MetricsApp:
         username: str | None = None,
         password: str | None = None,
     ) -> None:
+        self.endpoint = MetricsEndpoint(registry, username=username, password=password)
         self.registry = registry
-        self._expected_authorization = basic_authorization(username, password)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if ROUTE_KEY not in environ:
             script_name, path_info = environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", "")
             bounded = path_info if path_info in ("", "/", "/metrics") else "/{path}"
             environ[ROUTE_KEY] = (script_name + bounded) or "/"
-        presented = environ.get("HTTP_AUTHORIZATION")
-        if not authorized(
-            self._expected_authorization,
-            None if presented is None else presented.encode("latin-1", "replace"),
-        ):
-            headers = [(k.decode(), v.decode()) for k, v in UNAUTHORIZED_HEADERS]
-            start_response("401 Unauthorized", headers)
-            return [b"Unauthorized"]
-        body, headers = render(
-            self.registry, environ.get("HTTP_ACCEPT"), environ.get("HTTP_ACCEPT_ENCODING")
-        )
-        start_response("200 OK", headers)
-        return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
+        return self.endpoint.wsgi_app(environ, start_response)
 
 
 def make_metrics_app(

@@ -179,3 +179,58 @@ def _render_seconds(base_url: str) -> float:
         httpx.get(base_url + "/metrics", headers={"accept": OPENMETRICS}, timeout=15)
         best = min(best, time.perf_counter() - started)
     return best
+
+
+# -- request context under threads: every line carries its own request's context, no other ----
+
+CONFORMANCE_APPS = Path(__file__).resolve().parents[1] / "conformance" / "wsgi" / "apps"
+CONTEXT_APPS = {
+    "flask": ("flask_shop:app", "/v1/items/{i}"),
+    "django": ("django_site.wsgi:application", "/polls/{i}/"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(
+    ("worker", "requests"), [("gthread", 2000), ("sync", 400)], ids=["gthread", "sync"]
+)
+@pytest.mark.parametrize("app", sorted(CONTEXT_APPS))
+def test_no_line_carries_another_requests_context(
+    app: str, worker: str, requests: int, tmp_path: Path
+) -> None:
+    """Half the views bind ``user_id``; 2 workers x 4 threads (gthread) serve them in parallel."""
+    target, item = CONTEXT_APPS[app]
+    port = free_port()
+    extra = ["-k", "gthread", "--threads", "4"] if worker == "gthread" else []
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "multiproc")}
+    paths = [
+        item.format(i=i) + (f"?user=u{i}" if i % 2 else "") for i in range(requests)
+    ]  # odd requests bind their user, even ones bind nothing
+    argv = gunicorn(target, port, 2, *extra)
+    with serve(argv, port, cwd=CONFORMANCE_APPS, env=env) as server:
+
+        def run(chunk: list[str]) -> list[tuple[str, str | None]]:
+            out = []
+            with httpx.Client(base_url=server.base_url, timeout=15) as client:
+                for path in chunk:
+                    response = client.get(path)
+                    assert response.status_code == 200, (path, response.status_code)
+                    user = path.partition("?user=")[2] or None
+                    out.append((response.headers["x-request-id"], user))
+            return out
+
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            sent = dict(
+                row
+                for rows in pool.map(run, [paths[i::CLIENTS] for i in range(CLIENTS)])
+                for row in rows
+            )
+        server.stop()
+    assert len(sent) == requests
+    records = [json.loads(line) for line in server.lines()]
+    lines = [r for r in records if r.get("request_id") in sent]
+    foreign = [r for r in lines if r.get("user_id") != sent[r["request_id"]]]
+    unowned = [r for r in records if "user_id" in r and r.get("request_id") not in sent]
+    assert len(lines) == 2 * requests  # the view's line and the access line of each request
+    assert foreign == [] and unowned == [], (len(foreign), foreign[:3], unowned[:3])

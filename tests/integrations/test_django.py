@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import django
+import pytest
+import structlog
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.test import AsyncClient, Client, override_settings
-from django.urls import path
+from django.urls import include, path, re_path
 from prometheus_client import CollectorRegistry
 
 from obs.config import Settings
@@ -44,12 +47,54 @@ def stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(chunks())
 
 
+def archive(request: HttpRequest, year: str, slug: str | None = None) -> HttpResponse:
+    return HttpResponse(year)
+
+
+def own_id(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse("x")
+    response["X-Request-ID"] = "chosen-by-the-view"
+    return response
+
+
+def bind(request: HttpRequest) -> HttpResponse:
+    structlog.contextvars.bind_contextvars(user_id=request.GET["user"])
+    structlog.get_logger("view").info("bound")
+    return HttpResponse("bound")
+
+
+async def bind_async(request: HttpRequest) -> HttpResponse:
+    structlog.contextvars.bind_contextvars(user_id=request.GET["user"])
+    structlog.get_logger("view").info("bound")
+    return HttpResponse("bound")
+
+
+def plain_view(request: HttpRequest) -> HttpResponse:
+    structlog.get_logger("view").info("plain")
+    return HttpResponse("plain")
+
+
+archive_patterns = [
+    re_path(r"^(?P<year>[0-9]{4})/$", archive),
+    re_path(r"^(?P<year>[0-9]{4})/(?P<slug>[\w-]+)\.html$", archive),
+]
+
 urlpatterns = [
     path("polls/<int:question_id>/", question),
     path("boom", boom),
     path("missing", missing),
     path("stream", stream),
+    path("own-id", own_id),
+    path("bind", bind),
+    path("bind-async", bind_async),
+    path("plain", plain_view),
+    re_path(r"^v2/archive/(?P<year>[0-9]{4})/$", archive),
+    path("blog/", include(archive_patterns)),
+    re_path(r"^old/", include(archive_patterns)),
 ]
+
+# No request context may outlive its request: the autouse fixture checks instead of clearing.
+pytestmark = pytest.mark.no_context_reset
 
 
 def observed(registry: CollectorRegistry) -> Any:
@@ -119,3 +164,108 @@ def test_inside_the_wsgi_middleware_a_request_counts_once(registry: CollectorReg
         result.close()  # type: ignore[attr-defined]
     assert count(registry, http_route="/polls/<int:question_id>/") == 1
     assert count(registry) == 1
+
+
+def test_re_path_routes_are_readable_templates(registry: CollectorRegistry) -> None:
+    with observed(registry):
+        client = Client()
+        for url in (
+            "/v2/archive/2024/",
+            "/blog/2023/",
+            "/blog/2023/hello-world.html",
+            "/old/1999/",
+        ):
+            assert client.get(url).status_code == 200
+    routes = {"/v2/archive/{year}/", "/blog/{year}/", "/blog/{year}/{slug}.html", "/old/{year}/"}
+    assert {r for r in routes if count(registry, http_route=r) == 1} == routes
+
+
+def test_regex_template_rule() -> None:
+    from obs.django import regex_template
+
+    assert regex_template(r"^archive/(?P<year>[0-9]{4})/$") == "archive/{year}/"
+    assert regex_template(r"^files/(.+)\.txt\Z") == "files/{0}.txt"
+    assert regex_template(r"^c/(?:page-(?P<n>\d+)/)?$") == "c/(?:page-{n}/)?"
+    assert regex_template(r"^a/[^/)]+/(\d+)/(\w+)$") == "a/[^/)]+/{0}/{1}"
+
+
+def test_django_request_lines_carry_the_request_id(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    with observed(registry):
+        client = Client(raise_request_exception=False)
+        not_found = client.get("/nowhere/1")
+        failed = client.get("/boom")
+    records = [json.loads(line) for line in log.getvalue().splitlines()]
+    django_lines = [r for r in records if r.get("logger") == "django.request"]
+    assert [(r["event"], r["request_id"]) for r in django_lines] == [
+        ("Not Found: /nowhere/1", not_found.headers["X-Request-ID"]),
+        ("Internal Server Error: /boom", failed.headers["X-Request-ID"]),
+    ]
+
+
+def test_a_views_own_request_id_is_replaced_never_doubled(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    with observed(registry):
+        response = Client().get("/own-id", headers={"X-Request-ID": "from-the-client"})
+    assert response.headers["X-Request-ID"] == "from-the-client"
+    assert access(log)[0]["request_id"] == "from-the-client"
+
+
+@pytest.mark.parametrize("view", ["/bind", "/bind-async"])
+def test_context_bound_by_a_view_stays_with_its_request(
+    registry: CollectorRegistry, log: io.StringIO, view: str
+) -> None:
+    async def run_async() -> None:
+        client = AsyncClient()
+        await client.get(view, {"user": "alice"})
+        await client.get("/plain")
+
+    with observed(registry):
+        client = Client()
+        client.get(view, {"user": "alice"})
+        client.get("/plain")
+        asyncio.run(run_async())
+    records = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [(r["event"], r.get("user_id")) for r in records] == [
+        ("bound", "alice"), ("request", "alice"), ("plain", None), ("request", None),
+    ] * 2  # fmt: skip
+    assert structlog.contextvars.get_contextvars() == {}
+
+
+def test_metrics_view_serves_the_middlewares_registry_with_basic_auth(
+    registry: CollectorRegistry,
+) -> None:
+    from obs.django import metrics_view
+
+    with (
+        observed(registry),
+        override_settings(
+            OBS_METRICS={"username": "scraper", "password": "s3cret"},
+            ROOT_URLCONF=__name__ + "_metrics",
+        ),
+    ):
+        client = Client()
+        client.get("/polls/1/")
+        denied = client.get("/metrics")
+        allowed = client.get("/metrics", headers={"Authorization": "Basic c2NyYXBlcjpzM2NyZXQ="})
+    assert denied.status_code == 401 and denied.headers["WWW-Authenticate"].startswith("Basic")
+    assert allowed.status_code == 200
+    assert 'http_route="/polls/<int:question_id>/"' in allowed.content.decode()
+    assert metrics_view.__name__ == "metrics_view"
+
+
+def _metrics_urlconf() -> None:
+    """A URLconf with the metrics view, registered as a module for override_settings."""
+    import sys
+    import types
+
+    from obs.django import metrics_view
+
+    module = types.ModuleType(__name__ + "_metrics")
+    module.urlpatterns = [path("metrics", metrics_view), *urlpatterns]  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+
+
+_metrics_urlconf()

@@ -4,6 +4,18 @@ An adapter makes a :class:`RequestObservation` when a request arrives (it starts
 counts the request as active and binds its ids for logging), fills in what it learns (status,
 bytes, route), and closes it with :meth:`RequestObservation.finish` exactly once. This is the
 only place that binds and restores the request's log context.
+
+Two ways to give a request its log context:
+
+- ASGI: each request is a task with its own copy of the context; the ids are bound in it when
+  the observation is made (:meth:`RequestObservation.bind`) and reset by
+  :meth:`RequestObservation.unbind`.
+- WSGI and Django: a server thread runs request after request in one context, and a request
+  runs in steps the server drives (call, iterate the body, close). Each request gets a context
+  of its own (:meth:`RequestObservation.own_context`): a copy of the server's with every
+  structlog key cleared and only the request's ids bound. Every step runs in it, so what the
+  app binds (``bind_contextvars(user_id=...)``) stays with its request, the next request on the
+  thread starts clean, and the server's own context is never changed: nothing to restore.
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ from typing import Any
 from obs.http.ids import request_id_from, trace_id_from_traceparent
 from obs.http.labels import method_label
 from obs.http.observer import HttpObserver, RunningProfile, SlowProfileHandle
-from obs.logs.context import REQUEST_ID, TRACE_ID
+from obs.logs.context import REQUEST_ID, TRACE_ID, clear_bound_context
 from obs.logs.pipeline import mark_reported
 from obs.selfreport import report_internal_error
 
@@ -25,6 +37,15 @@ CLIENT_CLOSED_REQUEST = 499
 
 _perf_counter = time.perf_counter
 ContextTokens = tuple[contextvars.Token[Any], contextvars.Token[Any] | None] | None
+
+
+_REQUEST_ID_ATTR = "_obs_request_id"
+
+
+def request_id_of(exc: BaseException | None) -> str | None:
+    """The id of the request an exception escaped from (see :meth:`RequestObservation.note_on`)."""
+    value = getattr(exc, _REQUEST_ID_ATTR, None)
+    return value if isinstance(value, str) else None
 
 
 def error_type_of(exc: BaseException) -> str:
@@ -53,6 +74,8 @@ class RequestObservation:
         path: str,
         raw_request_id: bytes | None = None,
         traceparent: bytes | None = None,
+        *,
+        bind_ids: bool = True,
     ) -> None:
         self.start = _perf_counter()
         self.observer = observer
@@ -88,12 +111,11 @@ class RequestObservation:
         if not observer.request_ids:
             return
         self.request_id = request_id = request_id_from(raw_request_id)
-        trace = None
         if traceparent is not None:
-            self.trace_id = trace_id = trace_id_from_traceparent(traceparent)
-            if trace_id is not None:
-                trace = TRACE_ID.set(trace_id)
-        self.tokens = (REQUEST_ID.set(request_id), trace)  # bind(), without the call
+            self.trace_id = trace_id_from_traceparent(traceparent)
+        if bind_ids:  # else the adapter runs the request in :meth:`own_context`
+            trace = None if self.trace_id is None else TRACE_ID.set(self.trace_id)
+            self.tokens = (REQUEST_ID.set(request_id), trace)  # bind(), without the call
 
     # -- the request's log context -------------------------------------------------------------
 
@@ -122,6 +144,31 @@ class RequestObservation:
         if tokens is not None:
             self.tokens = None
             self.restore(tokens)
+
+    def own_context(self) -> contextvars.Context:
+        """A context for this request alone: the current one with every structlog key cleared
+        and only this request's ids bound. Run each step of the request in it
+        (``context.run(app, ...)``); the caller's context is left as it was."""
+        context = contextvars.copy_context()
+        context.run(self._bind_alone)
+        return context
+
+    def _bind_alone(self) -> None:
+        clear_bound_context()
+        self.bind()  # no tokens to keep: the context is the request's own
+
+    def note_on(self, exc: BaseException) -> None:
+        """Tag an exception that leaves the request with its id, for the server that logs it
+        after obs is done (gunicorn's "Error handling request"): an attribute read by
+        :func:`request_id_of`, and a note in its traceback for every other server."""
+        request_id = self.request_id
+        if request_id is None or request_id_of(exc) is not None:
+            return
+        try:
+            setattr(exc, _REQUEST_ID_ATTR, request_id)
+            exc.add_note(f"request_id: {request_id}")
+        except Exception:  # an exception class that refuses attributes: only the note is lost
+            pass
 
     # -- what happened ---------------------------------------------------------------------------
 

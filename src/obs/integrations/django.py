@@ -3,17 +3,32 @@
     MIDDLEWARE = ["obs.django.ObservabilityMiddleware", ...]
     urlpatterns = [path("metrics", obs.django.metrics_view), ...]
 
-Routes come from the URL resolver (``/polls/<int:question_id>/``), view exceptions from
-``process_exception`` (recorded only when they end in a 5xx, so ``Http404`` is no error), and a
-request is finished when Django's server closes its response. Options go in the
-``OBS_MIDDLEWARE`` setting, a dict of :class:`obs.http.observer.HttpObserver` keywords. Inside
-:class:`obs.wsgi.ObservabilityMiddleware` the middleware only reports the route and the
-exception to it, so a request is never counted twice.
+Routes come from the URL resolver (``/polls/<int:question_id>/``; ``re_path`` regexes made
+readable by :func:`regex_template`), view exceptions from ``process_exception`` (recorded only
+when they end in a 5xx, so ``Http404`` is no error), and a request is finished when Django's
+server closes its response. Options go in the ``OBS_MIDDLEWARE`` setting, a dict of
+:class:`obs.http.observer.HttpObserver` keywords. Inside :class:`obs.wsgi.ObservabilityMiddleware`
+the middleware only reports the route and the exception to it, so a request is never counted
+twice.
+
+Each request runs in a context of its own
+(:meth:`~obs.http.observation.RequestObservation.own_context`): the views, the streaming body
+and ``close()`` see the request's ids and what the view binds, nothing of the request before,
+and the server's context is left as it was. Django's own ``django.request`` lines ("Not Found:
+/x") are written inside it too, so they carry the request id. The response carries exactly one
+``X-Request-ID``, the request's (one the view set is replaced), as in every obs integration.
+
+``metrics_view`` serves what the middleware records into (``OBS_MIDDLEWARE["registry"]``, else
+the default registry or the multiprocess aggregate); ``OBS_METRICS = {"username": ...,
+"password": ...}`` turns on basic auth, as :func:`make_metrics_view` does for views of your own.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+import asyncio
+import contextvars
+import functools
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -23,12 +38,103 @@ from obs.http.observation import RequestObservation
 from obs.http.observer import HttpObserver
 from obs.logs.context import current_request_id
 from obs.logs.pipeline import mark_reported
-from obs.prometheus.exposition import render
+from obs.prometheus.exposition import MetricsEndpoint
 from obs.wsgi import EXCEPTION_KEY, OBSERVATION_KEY, ROUTE_KEY
 
-__all__ = ["ObservabilityMiddleware", "metrics_view", "route_template"]
+__all__ = [
+    "ObservabilityMiddleware",
+    "make_metrics_view",
+    "metrics_view",
+    "regex_template",
+    "route_template",
+]
 
 _EXCEPTION_ATTR = "_obs_exception"
+#: Characters that only a regex route (``re_path``) contains; ``path()`` routes (Django warns
+#: about ``^``, ``$`` and ``(?P<`` in them) go through unchanged.
+_REGEX_SYNTAX = frozenset("^$()[]\\")
+
+
+@functools.lru_cache(maxsize=1024)  # one entry per route of the URLconf
+def regex_template(route: str) -> str:
+    """A ``re_path`` route as a readable template, by one rule:
+
+    named groups become ``{name}``, unnamed ones ``{0}``, ``{1}``... (by position); the anchors
+    ``^``, ``$``, ``\\A``, ``\\Z`` are dropped; an escaped character stands for itself (``\\.``
+    is ``.``); everything else (classes, quantifiers, ``(?:...)`` with its content converted)
+    is kept as written. So ``^archive/(?P<year>[0-9]{4})/$`` is ``archive/{year}/``. The
+    template is never longer than the regex, and there are as many as the URLconf has routes:
+    bounded.
+    """
+    return _convert(route, [0])
+
+
+def _convert(route: str, position: list[int]) -> str:
+    out: list[str] = []
+    i, n = 0, len(route)
+    while i < n:
+        char = route[i]
+        if char == "\\" and i + 1 < n:
+            escaped = route[i + 1]
+            if escaped not in "AZ":
+                out.append(char + escaped if escaped.isalnum() else escaped)
+            i += 2
+        elif char in "^$":
+            i += 1
+        elif char == "[":
+            end = _class_end(route, i)
+            out.append(route[i:end])
+            i = end
+        elif char == "(":
+            end = _group_end(route, i)
+            inner = route[i + 1 : end - 1]
+            if inner.startswith("?P<") and ">" in inner:
+                out.append("{" + inner[3 : inner.index(">")] + "}")
+            elif inner.startswith("?:"):
+                out.append("(?:" + _convert(inner[2:], position) + ")")
+            elif inner.startswith("?"):  # look-around, flags: as written
+                out.append(route[i:end])
+            else:
+                out.append("{" + str(position[0]) + "}")
+                position[0] += 1
+            i = end
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def _class_end(route: str, start: int) -> int:
+    """The index after the ``]`` closing the character class at *start*."""
+    i = start + 1
+    if i < len(route) and route[i] == "^":
+        i += 1
+    if i < len(route) and route[i] == "]":  # a leading ] is a literal
+        i += 1
+    while i < len(route) and route[i] != "]":
+        i += 2 if route[i] == "\\" else 1
+    return min(i + 1, len(route))
+
+
+def _group_end(route: str, start: int) -> int:
+    """The index after the ``)`` closing the group at *start*."""
+    depth, i = 0, start
+    while i < len(route):
+        char = route[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            i = _class_end(route, i)
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return len(route)
 
 
 def route_template(request: Any) -> str | None:
@@ -37,7 +143,10 @@ def route_template(request: Any) -> str | None:
     route = getattr(match, "route", None)
     if not route:
         return None
-    return "/" + str(route).lstrip("^/")
+    route = str(route)
+    if not _REGEX_SYNTAX.isdisjoint(route):
+        route = regex_template(route)
+    return "/" + route.lstrip("/")
 
 
 class ObservabilityMiddleware:
@@ -64,14 +173,13 @@ class ObservabilityMiddleware:
             _report_to_wsgi(request, response)
             return response
         observation = self._begin(request)
+        context = observation.own_context()
         try:
-            response = self.get_response(request)
+            response = context.run(self._respond, request)
         except BaseException as exc:
-            _abandon(observation, request, exc)
+            context.run(_abandon, observation, request, exc)
             raise
-        finally:
-            observation.unbind()
-        self._observe_response(observation, request, response)
+        self._observe_response(observation, context, request, response)
         return response
 
     async def __acall__(self, request: Any) -> Any:
@@ -82,14 +190,25 @@ class ObservabilityMiddleware:
             _report(scope, request, response)
             return response
         observation = self._begin(request)
+        context = observation.own_context()
         try:
-            response = await self.get_response(request)
+            # A task of its own runs the request in its own context (a task copies nothing
+            # back), so what a view binds ends with the request.
+            response = await asyncio.create_task(self._respond_async(request), context=context)
         except BaseException as exc:
-            _abandon(observation, request, exc)
+            context.run(_abandon, observation, request, exc)
             raise
-        finally:
-            observation.unbind()
-        self._observe_response(observation, request, response)
+        self._observe_response(observation, context, request, response)
+        return response
+
+    def _respond(self, request: Any) -> Any:
+        response = self.get_response(request)
+        _log_response(request, response)
+        return response
+
+    async def _respond_async(self, request: Any) -> Any:
+        response = await self.get_response(request)
+        _log_response(request, response)
         return response
 
     def process_exception(self, request: Any, exception: BaseException) -> None:
@@ -105,17 +224,22 @@ class ObservabilityMiddleware:
             request.path,
             header_bytes(meta.get("HTTP_X_REQUEST_ID")),
             header_bytes(meta.get("HTTP_TRACEPARENT")),
+            bind_ids=False,
         )
         if self.observer.access_log is not None:
             describe_cgi(observation, meta)
         return observation
 
     def _observe_response(
-        self, observation: RequestObservation, request: Any, response: Any
+        self,
+        observation: RequestObservation,
+        context: contextvars.Context,
+        request: Any,
+        response: Any,
     ) -> None:
         observation.status = response.status_code
         if observation.request_id is not None:
-            response["X-Request-ID"] = observation.request_id
+            response["X-Request-ID"] = observation.request_id  # replaces the view's own
         _note_exception(observation, request)
         observation.route = route_template(request)
         length = response.get("Content-Length")
@@ -126,16 +250,27 @@ class ObservabilityMiddleware:
         elif getattr(response, "is_async", False):
             response.streaming_content = _count_async(response.streaming_content, observation)
         else:
-            response.streaming_content = _count(response.streaming_content, observation)
+            response.streaming_content = _count(response.streaming_content, observation, context)
         close = response.close
 
         def close_and_finish() -> None:
             try:
-                close()
+                context.run(close)
             finally:
-                observation.finish()
+                context.run(observation.finish)
 
         response.close = close_and_finish
+
+
+def _log_response(request: Any, response: Any) -> None:
+    """Write Django's own line for a 4xx/5xx ("Not Found: /x") now, in the request's context,
+    so that it carries the request id; Django then sees it logged and does not repeat it."""
+    if response.status_code >= 400:
+        from django.utils.log import log_response
+
+        log_response(
+            "%s: %s", response.reason_phrase, request.path, response=response, request=request
+        )
 
 
 def _note_exception(observation: RequestObservation, request: Any) -> None:
@@ -148,6 +283,7 @@ def _abandon(observation: RequestObservation, request: Any, exc: BaseException) 
     observation.fail(exc)
     observation.route = route_template(request)
     observation.finish()
+    observation.note_on(exc)
 
 
 def _report_to_wsgi(request: Any, response: Any) -> None:
@@ -162,8 +298,13 @@ def _report(target: dict[str, Any], request: Any, response: Any) -> None:
         target[EXCEPTION_KEY] = exception
 
 
-def _count(chunks: Iterable[bytes], observation: RequestObservation) -> Iterator[bytes]:
-    for chunk in chunks:
+def _count(
+    chunks: Iterable[bytes], observation: RequestObservation, context: contextvars.Context
+) -> Iterator[bytes]:
+    """The streaming body, counted, each chunk made in the request's context."""
+    run = context.run
+    iterator = run(iter, chunks)
+    while (chunk := run(next, iterator, None)) is not None:
         observation.bytes_out += len(chunk)
         yield chunk
 
@@ -176,14 +317,47 @@ async def _count_async(
         yield chunk
 
 
+def make_metrics_view(
+    registry: Any = None, *, username: str | None = None, password: str | None = None
+) -> Callable[[Any], Any]:
+    """A Django view serving *registry* (default: the default registry, or the aggregate of all
+    workers in multiprocess mode), with HTTP basic auth when *username* and *password* are
+    given: :class:`obs.prometheus.exposition.MetricsEndpoint` behind a view."""
+    endpoint = MetricsEndpoint(registry, username=username, password=password)
+
+    def metrics(request: Any) -> Any:
+        return _serve(endpoint, request)
+
+    return metrics
+
+
 def metrics_view(request: Any) -> Any:
-    """A Django view serving the metrics (the aggregate of all workers in multiprocess mode)."""
+    """A Django view serving what the middleware records into (``OBS_MIDDLEWARE["registry"]``,
+    else the default registry, the aggregate of all workers in multiprocess mode); basic auth
+    from ``OBS_METRICS = {"username": ..., "password": ...}``. Settings are read per scrape,
+    so ``override_settings`` applies."""
+    from django.conf import settings
+
+    auth = getattr(settings, "OBS_METRICS", {})
+    endpoint = MetricsEndpoint(
+        getattr(settings, "OBS_MIDDLEWARE", {}).get("registry"),
+        username=auth.get("username"),
+        password=auth.get("password"),
+    )
+    return _serve(endpoint, request)
+
+
+def _serve(endpoint: MetricsEndpoint, request: Any) -> Any:
     from django.http import HttpResponse
 
-    body, headers = render(
-        None, request.headers.get("Accept"), request.headers.get("Accept-Encoding")
+    headers = request.headers
+    scrape = endpoint.answer(
+        request.method or "GET",
+        headers.get("Accept"),
+        headers.get("Accept-Encoding"),
+        headers.get("Authorization"),
     )
-    response = HttpResponse(b"" if request.method == "HEAD" else body)
-    for name, value in headers:
+    response = HttpResponse(scrape.body, status=scrape.status)
+    for name, value in scrape.headers:
         response[name] = value
     return response

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from obs.logs._compat import KEY_PREFIX
+from obs.logs._compat import CONTEXT_VARS, KEY_PREFIX
 
 
 def _structlog_var(key: str) -> contextvars.ContextVar[Any]:
@@ -37,3 +37,17 @@ def current_request_id() -> str | None:
     """The id of the request being handled, or ``None`` outside a request."""
     value = REQUEST_ID.get(None)
     return value if isinstance(value, str) else None
+
+
+def clear_bound_context() -> None:
+    """Unbind every key bound with ``structlog.contextvars`` in the current context.
+
+    What :func:`structlog.contextvars.clear_contextvars` does, touching only the variables that
+    hold a value (a fresh request context usually has none, so this costs a few reads).
+    """
+    if CONTEXT_VARS is None:  # pragma: no cover - a structlog that keeps them elsewhere
+        structlog.contextvars.clear_contextvars()
+        return
+    for var in tuple(CONTEXT_VARS.values()):  # one C call: safe against a concurrent bind
+        if var.get() is not Ellipsis:
+            var.set(Ellipsis)

@@ -1,4 +1,10 @@
-"""Rendering a registry for a scrape, shared by the ASGI and WSGI ``/metrics`` apps.
+"""The one metrics endpoint behind every ``/metrics`` obs serves.
+
+:class:`MetricsEndpoint` is the pure core: which registry a scrape serves (the one given, else
+prometheus_client's global one, or with ``PROMETHEUS_MULTIPROC_DIR`` set the aggregate of all
+workers), content negotiation and HTTP basic auth. The ASGI and WSGI ``MetricsApp``, Flask's
+route, Django's view and :func:`start_metrics_server` are thin adapters over it, so all of them
+answer the same scrape the same way.
 
 Content negotiation follows Prometheus: OpenMetrics (which carries the exemplars that link a
 latency bucket to a request id) when the scraper asks for it, the classic text format otherwise;
@@ -11,10 +17,14 @@ import base64
 import gzip
 import hmac
 import os
+import socket
 import threading
-from typing import Any
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any, NamedTuple
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from obs.exceptions import ObsError
@@ -70,19 +80,111 @@ def authorized(expected: bytes | None, presented: bytes | None) -> bool:
     return hmac.compare_digest(expected, presented or b"")
 
 
-def start_metrics_server(
-    port: int, addr: str = "127.0.0.1", registry: CollectorRegistry | None = None
-) -> tuple[Any, threading.Thread]:
-    """Serve ``/metrics`` on a separate port, bound to *addr* (loopback by default).
+_UNAUTHORIZED_BODY = b"authentication required\n"
 
-    Keeping metrics off the public port is the simplest way to keep them private.
+
+class Scrape(NamedTuple):
+    """The answer to one scrape, for an adapter to send as its framework sends responses."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class MetricsEndpoint:
+    """What every obs ``/metrics`` endpoint answers: the core its adapters share.
+
+    :param registry: what to serve (default: prometheus_client's global registry, or with
+        ``PROMETHEUS_MULTIPROC_DIR`` set the aggregate of all workers, resolved per scrape).
+    :param username: with *password*, scrapes need HTTP basic auth (Prometheus: ``basic_auth``
+        in the scrape config); checked here, at start-up, not at the first scrape.
     """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.registry = registry
+        self._expected_authorization = basic_authorization(username, password)
+
+    def answer(
+        self,
+        method: str,
+        accept: str | None,
+        accept_encoding: str | None,
+        authorization: str | bytes | None,
+    ) -> Scrape:
+        """The response to a scrape with these request headers."""
+        if isinstance(authorization, str):
+            authorization = authorization.encode("latin-1", "replace")
+        if not authorized(self._expected_authorization, authorization):
+            headers = [
+                ("WWW-Authenticate", 'Basic realm="metrics", charset="UTF-8"'),
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(_UNAUTHORIZED_BODY))),
+            ]
+            return Scrape(401, "Unauthorized", headers, _UNAUTHORIZED_BODY)
+        body, headers = render(self.registry, accept, accept_encoding)
+        return Scrape(200, "OK", headers, b"" if method == "HEAD" else body)
+
+    def wsgi_app(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        """The endpoint as a WSGI app (what :func:`start_metrics_server` serves)."""
+        scrape = self.answer(
+            environ.get("REQUEST_METHOD", "GET"),
+            environ.get("HTTP_ACCEPT"),
+            environ.get("HTTP_ACCEPT_ENCODING"),
+            environ.get("HTTP_AUTHORIZATION"),
+        )
+        start_response(f"{scrape.status} {scrape.reason}", scrape.headers)
+        return [scrape.body]
+
+
+class _MetricsServer(ThreadingMixIn, WSGIServer):
+    """One thread per scrape, none left behind at exit."""
+
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No line per scrape on stderr (wsgiref's default); errors are still reported."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+def start_metrics_server(
+    port: int,
+    addr: str = "127.0.0.1",
+    registry: CollectorRegistry | None = None,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+) -> tuple[Any, threading.Thread]:
+    """Serve the metrics on a separate port, bound to *addr* (loopback by default).
+
+    Keeping metrics off the public port is the simplest way to keep them private. It serves
+    what every other obs endpoint serves (:class:`MetricsEndpoint`): with
+    ``PROMETHEUS_MULTIPROC_DIR`` set and no *registry*, the aggregate of all workers. Returns
+    the server (``server.shutdown()``, then ``server.server_close()``, stops it) and its thread.
+    """
+    endpoint = MetricsEndpoint(registry, username=username, password=password)
     try:
-        return start_http_server(
-            port, addr=addr, registry=REGISTRY if registry is None else registry
+        family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
+        server_class = type("MetricsServer", (_MetricsServer,), {"address_family": family})
+        server: WSGIServer = make_server(
+            addr, port, endpoint.wsgi_app, server_class=server_class, handler_class=_QuietHandler
         )
     except OSError as exc:
         raise ObsError(
             f"cannot serve metrics on {addr}:{port} ({exc.strerror}); "
             "choose a free port or stop what listens there."
         ) from exc
+    thread = threading.Thread(target=server.serve_forever, name="obs-metrics", daemon=True)
+    thread.start()
+    return server, thread
