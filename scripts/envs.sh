@@ -14,7 +14,7 @@ PYENV_ROOT=${PYENV_ROOT:-/root/.pyenv}
 ENVS="py3.12-newest $PYENV_ROOT/versions/3.12.1/bin/python3 constraints/newest.txt
 py3.13-newest $PYENV_ROOT/versions/3.13.0/bin/python3 constraints/newest.txt
 py3.11-oldest python3.11 constraints/oldest.txt"
-PACKAGES="structlog prometheus-client fastapi starlette litestar django uvicorn httptools hypercorn gunicorn uvicorn-worker"
+PACKAGES="structlog prometheus-client fastapi starlette litestar django flask werkzeug uvicorn httptools hypercorn gunicorn uvicorn-worker"
 say() { printf '[envs] %s\n' "$*" >&2; }
 # pip, quiet, keeping its errors but not its notes about unreachable index locations.
 quiet_pip() {

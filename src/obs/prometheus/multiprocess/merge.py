@@ -154,8 +154,9 @@ def multiprocess_lines(directory: str, out: list[str]) -> None:
         exposed = metric_name + "_total" if kind == "counter" else metric_name
         out.append(f"# HELP {exposed} {help_text(metric.help)}\n")
         out.append(f"# TYPE {exposed} {kind}\n")
-        counts: dict[tuple[tuple[str, str], ...], float] = {}
         bucket = metric_name + "_bucket"
+        count_name, sum_name = metric_name + "_count", metric_name + "_sum"
+        written: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         for labels, by_bound in metric.buckets.items():
             le_at = sum(1 for k, _ in labels if k < "le")
             before = ",".join(f'{k}="{escape_value(v)}"' for k, v in labels[:le_at])
@@ -166,11 +167,18 @@ def multiprocess_lines(directory: str, out: list[str]) -> None:
             for bound in sorted(by_bound):
                 total += by_bound[bound]
                 out.append(f'{head}le="{go_float(bound)}{tail}{go_float(total)}\n')
-            counts[labels] = total
+            # Each label set's samples together (buckets, count, sum), as parsers that check
+            # the grouping want (prometheus_client's own before 0.24 among them).
+            labels_text = _labels_text(labels)
+            out.append(f"{count_name}{labels_text} {go_float(total)}\n")
+            written.add((count_name, labels))
+            total_sum = metric.values.get((sum_name, labels))
+            if total_sum is not None:
+                out.append(f"{sum_name}{labels_text} {go_float(total_sum)}\n")
+                written.add((sum_name, labels))
         for (name, labels), value in metric.values.items():
-            if kind == "histogram" and name == metric_name + "_count":
-                value = counts.get(labels, value)
-            out.append(f"{name}{_labels_text(labels)} {go_float(value)}\n")
+            if (name, labels) not in written:
+                out.append(f"{name}{_labels_text(labels)} {go_float(value)}\n")
 
 
 def render_multiprocess_text(directory: str) -> bytes:
