@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry
 from obs.http.describe import cgi_path, describe_cgi, header_bytes
 from obs.http.observation import RequestObservation
 from obs.http.observer import HttpObserver, ObserverOptions
+from obs.http.options import check_route_getter, check_wsgi_app
 from obs.prometheus.exposition import (
     UNAUTHORIZED_HEADERS,
     authorized,
@@ -96,9 +97,16 @@ class ObservabilityMiddleware:
         route_getter: RouteGetter | None = None,
         **options: Unpack[ObserverOptions],
     ) -> None:
+        check_wsgi_app(app)
+        check_route_getter(route_getter)
         self.app = app
         self.observer = HttpObserver(**options)
         self.route_getter = route_template if route_getter is None else route_getter
+        self._request_id_key = self.observer.request_id_environ_key
+        self._label_keys = {
+            source.header: "HTTP_" + source.header.upper().replace("-", "_")
+            for _, source in self.observer.header_labels
+        }
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         get = environ.get
@@ -107,9 +115,13 @@ class ObservabilityMiddleware:
             self.observer,
             environ["REQUEST_METHOD"],
             cgi_path(environ),
-            header_bytes(get("HTTP_X_REQUEST_ID")),
+            header_bytes(get(self._request_id_key)),
             header_bytes(get("HTTP_TRACEPARENT")),
         )
+        if self._label_keys:
+            observation.labels = self.observer.header_label_values(
+                lambda name: get(self._label_keys[name])
+            )
         response = ObservedResponse(
             observation, start_response, environ, self.route_getter, script_name
         )
@@ -118,7 +130,9 @@ class ObservabilityMiddleware:
                 describe_cgi(observation, environ)
             environ[OBSERVATION_KEY] = observation
             if observation.request_id is not None:
-                response.extra_headers.append(("X-Request-ID", observation.request_id))
+                response.extra_headers.append(
+                    (self.observer.request_id_header, observation.request_id)
+                )
                 token = get("HTTP_X_OBS_PROFILE")
                 if token is not None:
                     profile_id = observation.start_profile(token)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from obs.http.options import check_metrics_path
 from obs.prometheus.exposition import render
 from obs.wsgi import EXCEPTION_KEY, ROUTE_KEY, ObservabilityMiddleware
 
@@ -48,6 +49,19 @@ def _observed(request_class: type[Any]) -> type[Any]:
     return type(request_class.__name__, (request_class,), namespace)
 
 
+def _check_flask_app(app: Any, flask_class: type[Any]) -> None:
+    if not isinstance(app, flask_class):
+        hint = (
+            "for an ASGI app use obs.asgi.ObservabilityMiddleware(app)"
+            if callable(app)
+            else "give the Flask() object"
+        )
+        raise TypeError(
+            f"instrument(app=<{type(app).__module__}.{type(app).__qualname__}>): not a Flask "
+            f"app; {hint}."
+        )
+
+
 def instrument(app: Any, *, metrics_path: str | None = "/metrics", **options: Any) -> Any:
     """Observe every request of the Flask *app*; return it.
 
@@ -59,6 +73,8 @@ def instrument(app: Any, *, metrics_path: str | None = "/metrics", **options: An
         import flask
     except ImportError as exc:  # pragma: no cover - the caller has a Flask app
         raise ImportError("obs.integrations.flask needs Flask: pip install flask") from exc
+    _check_flask_app(app, flask.Flask)
+    check_metrics_path(metrics_path)
 
     def note_exception(sender: Any, exception: BaseException, **extra: Any) -> None:
         flask.request.environ[EXCEPTION_KEY] = exception
