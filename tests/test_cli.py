@@ -21,10 +21,14 @@ def test_config_lists_variables(runner: CliRunner) -> None:
 
 
 def test_config_prints_values_as_written_in_the_environment(runner: CliRunner) -> None:
-    result = runner.invoke(cli, ["config"], env={"OBS_ACCESS_LOG": "off", "OBS_PROFILE_TOKEN": None})
+    result = runner.invoke(
+        cli, ["config"], env={"OBS_ACCESS_LOG": "off", "OBS_PROFILE_TOKEN": None}
+    )
     lines = result.output.splitlines()
     assert "OBS_ACCESS_LOG=false" in lines and "OBS_METRICS_EXCLUDE_PATHS=/metrics" in lines
-    assert "OBS_DURATION_BUCKETS=0.005,0.01,0.025,0.05,0.075,0.1,0.25,0.5,0.75,1,2.5,5,7.5,10" in lines
+    assert (
+        "OBS_DURATION_BUCKETS=0.005,0.01,0.025,0.05,0.075,0.1,0.25,0.5,0.75,1,2.5,5,7.5,10" in lines
+    )
     assert "# OBS_PROFILE_TOKEN unset" in result.output
     assert not any(word in result.output for word in ("True", "False", "None"))
 

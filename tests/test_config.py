@@ -95,7 +95,11 @@ def test_warn_and_fatal_are_accepted_as_levels() -> None:
         ("OBS_EXCLUDE_PATHS", "metrics", "OBS_EXCLUDE_PATHS: 'metrics' is not a path"),
         ("OBS_METRICS_EXCLUDE_PATHS", "/ok,static/*", "'static/*' is not a path"),
         ("OBS_DURATION_BUCKETS", "0.1,fast", "OBS_DURATION_BUCKETS: 'fast' is not a number"),
-        ("OBS_DURATION_BUCKETS", "1,0.5", "OBS_DURATION_BUCKETS=1.0,0.5 is not strictly increasing"),
+        (
+            "OBS_DURATION_BUCKETS",
+            "1,0.5",
+            "OBS_DURATION_BUCKETS=1.0,0.5 is not strictly increasing",
+        ),
         ("OBS_REQUEST_ID_HEADER", "X Request", "OBS_REQUEST_ID_HEADER='X Request' is not an HTTP"),
     ],
 )

@@ -141,7 +141,9 @@ def test_validator_and_generator_never_fail_a_request(registry: CollectorRegistr
         raise RuntimeError("validator bug")
 
     read = request_id_reader(lambda: "bad id\r\n", broken_validator)
-    made = read(b"incoming-1")  # the validator raised: a new id, from obs (the generator's is unsafe)
+    made = read(
+        b"incoming-1"
+    )  # the validator raised: a new id, from obs (the generator's is unsafe)
     assert re.fullmatch(r"[0-9a-f]{32}", made)
     assert request_id_reader(None, lambda v: v == "ok")(b"ok") == "ok"
     assert request_id_reader(None, lambda v: True)(b"has space") != "has space"  # obs's rule first

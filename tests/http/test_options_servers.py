@@ -20,7 +20,15 @@ APPS = Path(__file__).resolve().parent / "apps"
 
 
 def uvicorn(port: int, module: str = "options_asgi_app") -> list[str]:
-    return ["uvicorn", f"{module}:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    return [
+        "uvicorn",
+        f"{module}:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
 
 
 def samples(base_url: str) -> list[Any]:
@@ -132,7 +140,11 @@ def test_options_under_gunicorn_and_flask() -> None:
         counted = httpx.get(server.base_url + "/items/2", headers={"X-Tenant": "acme"})
         found = counts(server.base_url)
     assert excluded.headers["x-correlation-id"] and counted.headers["x-correlation-id"]
-    tenants = {dict(k)["tenant"]: v for k, v in found.items() if dict(k)["http_route"] == "/items/<item_id>"}
+    tenants = {
+        dict(k)["tenant"]: v
+        for k, v in found.items()
+        if dict(k)["http_route"] == "/items/<item_id>"
+    }
     # /items/2 as acme (/items/1 is excluded), and the readiness probe(s) without a header.
     assert set(tenants) == {"acme", "_other"} and tenants["acme"] == 1.0
 

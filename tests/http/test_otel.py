@@ -25,7 +25,9 @@ def finish(observer: HttpObserver, traceparent: bytes | None = None) -> RequestO
     return observation
 
 
-def test_the_recording_span_gives_the_trace_id(registry: CollectorRegistry, log: io.StringIO) -> None:
+def test_the_recording_span_gives_the_trace_id(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
     observer = HttpObserver(registry=registry)
     tracer = TracerProvider().get_tracer("test")
     with tracer.start_as_current_span("GET /x") as span:

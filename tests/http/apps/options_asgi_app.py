@@ -7,9 +7,10 @@ import itertools
 import json
 import os
 
+from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 import obs
@@ -30,6 +31,11 @@ async def boom(request: Request) -> PlainTextResponse:
     raise RuntimeError("boom")
 
 
+async def plain_metrics(request: Request) -> Response:
+    """A text-only metrics endpoint that ignores Accept (what obs doctor must catch)."""
+    return Response(generate_latest(), media_type="text/plain; version=0.0.4")
+
+
 def options() -> dict[str, object]:
     given: dict[str, object] = json.loads(os.environ.get("OPTIONS_TEST", "{}"))
     if given.pop("generator", False):
@@ -48,6 +54,10 @@ inner = Starlette(
         Route("/boom", boom),
         Route("/static/{name}", item),
         Route("/metrics", make_metrics_app()),
+        Route("/plain-metrics", plain_metrics),
     ]
 )
-app = ObservabilityMiddleware(inner, **options())  # type: ignore[arg-type]
+# OPTIONS_TEST_BARE=1: no obs middleware at all (responses carry no request id).
+app: object = inner
+if os.environ.get("OPTIONS_TEST_BARE") != "1":
+    app = ObservabilityMiddleware(inner, **options())  # type: ignore[arg-type]
