@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from prometheus_client import CollectorRegistry
@@ -66,3 +67,23 @@ def test_without_opentelemetry_nothing_is_imported() -> None:
         "import obs.asgi\nprint(any(m.startswith('opentelemetry.') for m in sys.modules))"
     )
     assert unimported.stdout.strip() == "False", unimported.stderr
+
+
+def test_the_opentelemetry_internals_obs_reads_still_exist() -> None:
+    from importlib.metadata import version
+
+    from obs.http.otel import PRIVATE_NAMES
+    from tests.conftest import assert_private_names_exist
+
+    assert_private_names_exist(PRIVATE_NAMES, "opentelemetry-api", version("opentelemetry-api"))
+
+
+def test_the_public_path_when_the_internals_are_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import obs.http.otel
+
+    monkeypatch.setattr(obs.http.otel, "_fast_span_lookup", lambda: None)
+    read = obs.http.otel.current_trace_id_reader()
+    assert read is not None and read.__name__ == "current_trace_id_public"
+    assert read() is None
+    with TracerProvider().get_tracer("t").start_as_current_span("s") as span:
+        assert read() == f"{span.get_span_context().trace_id:032x}"
