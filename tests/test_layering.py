@@ -31,7 +31,15 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("obs.asgi", "obs.wsgi"),
     ("obs.integrations", "obs.django", "obs.gunicorn"),
     ("obs.dashboards",),
-    ("obs", "obs.__main__", "obs.cli", "obs.demo", "obs.profiling.cli", "obs.dashboards.cli"),
+    (
+        "obs",
+        "obs.__main__",
+        "obs.cli",
+        "obs.demo",
+        "obs.profiling.cli",
+        "obs.dashboards.cli",
+        "obs.doctor",
+    ),
 )
 
 

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from obs.http.describe import describe_scope
 from obs.http.observation import RequestObservation
 from obs.http.observer import HttpObserver, ObserverOptions
+from obs.http.options import check_asgi_app, check_route_getter
 from obs.integrations.asgi_routes import ROUTE_KEY, route_template
 from obs.prometheus.exposition import MetricsEndpoint, start_metrics_server
 
@@ -65,13 +66,17 @@ class ObservabilityMiddleware:
         route_getter: RouteGetter | None = None,
         **options: Unpack[ObserverOptions],
     ) -> None:
+        check_asgi_app(app)
+        check_route_getter(route_getter)
         self.app = app
         self.observer = HttpObserver(**options)
         self.route_getter = route_template if route_getter is None else route_getter
         # Resolved once: which request headers matter, and whether request bytes are counted.
-        wanted = set()
+        self._request_id_header = self.observer.request_id_header_bytes
+        self._label_headers = {source.header.encode() for _, source in self.observer.header_labels}
+        wanted = set(self._label_headers)
         if self.observer.request_ids:
-            wanted |= {b"x-request-id", b"traceparent"}
+            wanted |= {self._request_id_header, b"traceparent"}
         if self.observer.access_log is not None:
             wanted.add(b"user-agent")
         if self.observer.profiler is not None:
@@ -91,15 +96,21 @@ class ObservabilityMiddleware:
             self.observer,
             scope["method"],
             scope["path"],
-            found.get(b"x-request-id"),
+            found.get(self._request_id_header),
             found.get(b"traceparent"),
         )
+        if self._label_headers:
+            observation.labels = self.observer.header_label_values(
+                lambda name: (
+                    None if (v := found.get(name.encode())) is None else v.decode("latin-1")
+                )
+            )
         if self.observer.access_log is not None:
             describe_scope(observation, scope, found.get(b"user-agent"))
         request_id = observation.request_id
         if request_id is None:
             return observation, None
-        extra_headers = [(b"x-request-id", request_id.encode())]
+        extra_headers = [(self._request_id_header, request_id.encode())]
         profile_token = found.get(b"x-obs-profile")
         if profile_token is not None:
             profile_id = observation.start_profile(profile_token.decode("latin-1"))
@@ -208,12 +219,14 @@ def _finish(
 
 
 def _with_ours(message: Message, ours: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The response's headers with obs's added; an ``X-Request-ID`` the app set is replaced, so
-    the client gets one, the id of the logs (the rule of every obs integration)."""
+    """The response's headers with obs's added; a request-id header the app set is replaced, so
+    the client gets one, the id of the logs (the rule of every obs integration). The request-id
+    header comes first in *ours*, its name in lower case."""
     headers = message.get("headers", ())
+    id_header = ours[0][0]
     for name, _ in headers:
-        if name.lower() == b"x-request-id":
-            return [h for h in headers if h[0].lower() != b"x-request-id"] + ours
+        if name.lower() == id_header:
+            return [h for h in headers if h[0].lower() != id_header] + ours
     return [*headers, *ours]
 
 

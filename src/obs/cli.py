@@ -13,8 +13,9 @@ from typing import Any
 import click
 
 from obs import __version__
-from obs.config import ENVIRONMENT_VARIABLES, Settings
+from obs.config import ENVIRONMENT_VARIABLES, Settings, environment_value
 from obs.dashboards.cli import dashboards
+from obs.doctor.cli import doctor_command
 from obs.exceptions import ObsError
 from obs.profiling.cli import dump_command, profile_command
 from obs.profiling.slow.cli import profiles as slow_profiles
@@ -39,16 +40,23 @@ def cli() -> None:
 
 @cli.command("config")
 def config_command() -> None:
-    """Show the settings obs reads from OBS_* environment variables."""
+    """Show the settings obs reads from OBS_* environment variables.
+
+    Each line is written the way the variable is (``true``, ``a,b``), so it can be pasted into
+    an environment file; a setting left unset is a comment saying what it means.
+    """
+    from obs.metrics import DURATION_BUCKETS
+
     settings = Settings.from_env()
     for var in ENVIRONMENT_VARIABLES:
         field = var.removeprefix("OBS_").lower()
         value = getattr(settings, field)
-        if field == "profile_token" and value:
-            value = "(set)"
-        elif isinstance(value, frozenset | tuple):
-            value = ",".join(sorted(value)) if isinstance(value, frozenset) else ",".join(value)
-        click.echo(f"{var}={value}")
+        if field == "profile_token":
+            click.echo(f"{var}=(set)" if value else f"# {var} unset: one-request profiles off")
+        elif field == "duration_buckets" and value is None:
+            click.echo(f"{var}={environment_value(DURATION_BUCKETS)}")
+        else:
+            click.echo(f"{var}={environment_value(value)}")
 
 
 @cli.command("demo")
@@ -88,6 +96,7 @@ cli.add_command(dashboards)
 cli.add_command(profile_command)
 cli.add_command(dump_command)
 cli.add_command(slow_profiles)
+cli.add_command(doctor_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

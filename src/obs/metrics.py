@@ -16,6 +16,7 @@ from typing import Any, Literal
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from obs import selfreport
+from obs.exceptions import ConfigError
 from obs.prometheus.families import CounterFamily, GaugeFamily, HistogramFamily
 
 # Label names.
@@ -109,6 +110,28 @@ CATALOGUE: tuple[MetricSpec, ...] = (
 
 _BY_NAME = {spec.name: spec for spec in CATALOGUE}
 
+#: Label names a request's own labels already use: extra labels may not take them.
+RESERVED_LABELS: frozenset[str] = frozenset(
+    {label for row in CATALOGUE for label in row.labels} | {"job", "instance", "le", "quantile"}
+)
+
+
+def catalogue(extra_labels: tuple[str, ...] = ()) -> tuple[MetricSpec, ...]:
+    """The catalogue as a service exports it: the duration histogram, which every RED panel
+    reads, carries the service's extra labels (``extra_labels=`` of the middleware) last.
+
+    Dashboards built with the same *extra_labels* can group and filter by them; every other
+    name and label is :data:`CATALOGUE`'s.
+    """
+    if not extra_labels:
+        return CATALOGUE
+    return tuple(
+        MetricSpec(row.name, row.kind, row.labels + extra_labels, row.help)
+        if row.name == REQUEST_DURATION
+        else row
+        for row in CATALOGUE
+    )
+
 
 def spec(name: str) -> MetricSpec:
     """Return the catalogue entry called *name* (a ``KeyError`` names the known ones)."""
@@ -132,14 +155,17 @@ class ObsMetrics:
     worker processes through files.
     """
 
-    def __init__(self, registry: CollectorRegistry, duration_buckets: tuple[float, ...]) -> None:
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         if self.multiprocess:
             from obs.prometheus.multiprocess import ensure_multiprocess_values
 
             ensure_multiprocess_values()
-        self.request_duration = self._histogram(REQUEST_DURATION, duration_buckets)
+        #: The duration histogram's boundaries and extra labels, once it exists.
+        self.duration_buckets: tuple[float, ...] | None = None
+        self.extra_labels: tuple[str, ...] = ()
+        self._request_duration: Any = None
         self.active_requests = self._gauge(ACTIVE_REQUESTS, "livesum")
         self.request_body_size = self._histogram(REQUEST_BODY_SIZE, SIZE_BUCKETS)
         self.response_body_size = self._histogram(RESPONSE_BODY_SIZE, SIZE_BUCKETS)
@@ -148,18 +174,47 @@ class ObsMetrics:
         self.build_info = self._gauge(BUILD_INFO, "max")
         self.internal_errors = self._counter(INTERNAL_ERRORS)
 
-    def _histogram(self, name: str, buckets: tuple[float, ...]) -> Any:
+    @property
+    def request_duration(self) -> Any:
+        """The duration histogram; made with the catalogue's buckets if nobody asked for others.
+
+        Made on first use rather than with the other families: the log pipeline usually
+        reaches the registry before the middleware says which buckets and labels it wants.
+        """
+        if self._request_duration is None:
+            return self.duration_histogram(DURATION_BUCKETS, ())
+        return self._request_duration
+
+    def duration_histogram(self, buckets: tuple[float, ...], extra_labels: tuple[str, ...]) -> Any:
+        """The duration histogram with *buckets* and *extra_labels*; a ConfigError if it
+        already exists in this registry with others (two middlewares disagreeing)."""
+        with _lock:
+            if self._request_duration is None:
+                row = spec(REQUEST_DURATION)
+                labels = row.labels + extra_labels
+                self._request_duration = self._histogram(REQUEST_DURATION, buckets, labels)
+                self.duration_buckets, self.extra_labels = buckets, extra_labels
+            elif (buckets, extra_labels) != (self.duration_buckets, self.extra_labels):
+                raise ConfigError(
+                    f"{REQUEST_DURATION} is already registered in this registry with buckets "
+                    f"{self.duration_buckets} and extra labels {self.extra_labels}; give every "
+                    "middleware the same duration_buckets and extra_labels, or its own registry."
+                )
+            return self._request_duration
+
+    def _histogram(
+        self, name: str, buckets: tuple[float, ...], labels: tuple[str, ...] | None = None
+    ) -> Any:
         row = spec(name)
+        labels = row.labels if labels is None else labels
         if self.multiprocess:
             from obs.prometheus.multiprocess import (
                 exemplar_histogram,  # keeps exemplars across workers
             )
 
-            histogram = Histogram(
-                name, row.help, row.labels, registry=self.registry, buckets=buckets
-            )
+            histogram = Histogram(name, row.help, labels, registry=self.registry, buckets=buckets)
             return exemplar_histogram(histogram, buckets)
-        family = HistogramFamily(name, row.help, row.labels, buckets)
+        family = HistogramFamily(name, row.help, labels, buckets)
         self.registry.register(family)
         return family
 
@@ -183,25 +238,31 @@ class ObsMetrics:
         return family
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _instances: weakref.WeakKeyDictionary[CollectorRegistry, ObsMetrics] = weakref.WeakKeyDictionary()
 
 
 def get_metrics(
     registry: CollectorRegistry | None = None,
     *,
-    duration_buckets: tuple[float, ...] = DURATION_BUCKETS,
+    duration_buckets: tuple[float, ...] | None = None,
+    extra_labels: tuple[str, ...] = (),
 ) -> ObsMetrics:
     """Return the obs metrics of *registry* (default: prometheus_client's global one).
 
-    Idempotent: the first call registers the metrics, later calls return them.
+    Idempotent: the first call registers the metrics, later calls return them. With
+    *duration_buckets* or *extra_labels*, the duration histogram is made with them (a
+    :class:`ConfigError` if it already exists with others).
     """
     registry = REGISTRY if registry is None else registry
     with _lock:
         metrics = _instances.get(registry)
         if metrics is None:
-            metrics = ObsMetrics(registry, duration_buckets)
+            metrics = ObsMetrics(registry)
             _instances[registry] = metrics
+        if duration_buckets is not None or extra_labels:
+            buckets = DURATION_BUCKETS if duration_buckets is None else duration_buckets
+            metrics.duration_histogram(buckets, extra_labels)
         return metrics
 
 

@@ -47,6 +47,7 @@ from prometheus_client import CollectorRegistry
 from obs.http.describe import cgi_path, describe_cgi, header_bytes
 from obs.http.observation import RequestObservation
 from obs.http.observer import HttpObserver, ObserverOptions
+from obs.http.options import check_route_getter, check_wsgi_app
 from obs.prometheus.exposition import MetricsEndpoint, start_metrics_server
 
 Environ = dict[str, Any]
@@ -98,12 +99,15 @@ def route_template(environ: Environ, script_name: str) -> str | None:
     return None
 
 
-def without_request_id(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """*headers* without any ``X-Request-ID`` (the same list when it has none, the common case:
-    a length test per header before any ``lower()``)."""
+def without_request_id(
+    headers: list[tuple[str, str]], id_header: str = "x-request-id"
+) -> list[tuple[str, str]]:
+    """*headers* without any *id_header* (lower case); the same list when it has none, the
+    common case: a length test per header before any ``lower()``."""
+    size = len(id_header)
     for name, _ in headers:
-        if len(name) == 12 and name.lower() == "x-request-id":
-            return [h for h in headers if not (len(h[0]) == 12 and h[0].lower() == "x-request-id")]
+        if len(name) == size and name.lower() == id_header:
+            return [h for h in headers if not (len(h[0]) == size and h[0].lower() == id_header)]
     return headers
 
 
@@ -122,9 +126,16 @@ class ObservabilityMiddleware:
         route_getter: RouteGetter | None = None,
         **options: Unpack[ObserverOptions],
     ) -> None:
+        check_wsgi_app(app)
+        check_route_getter(route_getter)
         self.app = app
         self.observer = HttpObserver(**options)
         self.route_getter = route_template if route_getter is None else route_getter
+        self._request_id_key = self.observer.request_id_environ_key
+        self._label_keys = {
+            source.header: "HTTP_" + source.header.upper().replace("-", "_")
+            for _, source in self.observer.header_labels
+        }
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         get = environ.get
@@ -132,10 +143,14 @@ class ObservabilityMiddleware:
             self.observer,
             environ["REQUEST_METHOD"],
             cgi_path(environ),
-            header_bytes(get("HTTP_X_REQUEST_ID")),
+            header_bytes(get(self._request_id_key)),
             header_bytes(get("HTTP_TRACEPARENT")),
             bind_ids=False,
         )
+        if self._label_keys:
+            observation.labels = self.observer.header_label_values(
+                lambda name: get(self._label_keys[name])
+            )
         context = observation.own_context()
         response = ObservedResponse(
             observation, context, start_response, environ, self.route_getter, get("SCRIPT_NAME", "")
@@ -145,7 +160,9 @@ class ObservabilityMiddleware:
                 describe_cgi(observation, environ)
             environ[OBSERVATION_KEY] = observation
             if observation.request_id is not None:
-                response.extra_headers.append(("X-Request-ID", observation.request_id))
+                response.extra_headers.append(
+                    (self.observer.request_id_header, observation.request_id)
+                )
                 token = get("HTTP_X_OBS_PROFILE")
                 if token is not None:  # started in the request's context, where it samples
                     profile_id = context.run(observation.start_profile, token)
@@ -223,7 +240,7 @@ class ObservedResponse:
             if len(name) == 14 and name.lower() == "content-length" and value.isdigit():
                 length = int(value)
         if self.extra_headers:
-            headers = [*without_request_id(headers), *self.extra_headers]
+            headers = [*without_request_id(headers, self.extra_headers[0][0].lower()), *self.extra_headers]
         if self.forwarded:  # only with exc_info; the server re-raises if the headers are out
             self._server_write = self._server_start_response(status, headers, exc_info)
         else:

@@ -14,13 +14,15 @@ from prometheus_client import CollectorRegistry
 import obs
 import obs.asgi
 import obs.django
+import obs.doctor
 import obs.gunicorn
 import obs.integrations.flask
 import obs.metrics
 import obs.multiprocess
 import obs.wsgi
-from obs.config import Settings
+from obs.config import InvalidEnvironmentError, Settings
 from obs.exceptions import ConfigError, ObsError, ProfilingError
+from obs.http.options import HeaderLabel, from_header
 from obs.profiling import ProfileResult
 
 
@@ -53,6 +55,19 @@ def middleware_api() -> None:
     metrics_wsgi: obs.wsgi.MetricsApp = obs.wsgi.make_metrics_app(
         registry, username="u", password="p"
     )
+    tenant: HeaderLabel = from_header("X-Tenant", ["acme", "globex"])
+    options: obs.asgi.ObservabilityMiddleware = obs.asgi.ObservabilityMiddleware(
+        asgi_app,
+        registry=CollectorRegistry(),
+        metrics_exclude_paths=["/metrics", "/static/*"],
+        exclude_paths=["/health"],
+        duration_buckets=[0.1, 1.0],
+        request_id_header="X-Correlation-ID",
+        request_id_generator=lambda: "id",
+        request_id_validator=lambda value: bool(value),
+        extra_labels={"tenant": tenant},
+    )
+    assert options
     route: str | None = obs.asgi.route_template({"type": "http"}, "")
     key: str = obs.wsgi.ROUTE_KEY
     assert asgi and wsgi and metrics_asgi and metrics_wsgi and (route or key)
@@ -63,6 +78,15 @@ def metrics_api() -> None:
     spec: obs.metrics.MetricSpec = obs.metrics.spec(obs.metrics.REQUEST_DURATION)
     buckets: tuple[float, ...] = obs.metrics.DURATION_BUCKETS
     assert metrics and spec.labels and buckets and obs.metrics.CATALOGUE
+    rows: tuple[obs.metrics.MetricSpec, ...] = obs.metrics.catalogue(("tenant",))
+    stop: type[SystemExit] = InvalidEnvironmentError
+    assert rows and stop
+
+
+def doctor_api() -> None:
+    findings: list[obs.doctor.Finding] = obs.doctor.run_checks(url="http://127.0.0.1:8000")
+    status: obs.doctor.Status = findings[0].status
+    assert status and findings[0].line()
 
 
 def integrations_api(flask_app: Any) -> None:

@@ -34,16 +34,25 @@ class AccessLog:
     """Writes the access line of finished requests, unless excluded or sampled out."""
 
     def __init__(
-        self, redactor: RedactSecrets, exclude_paths: frozenset[str], sample_rate: float
+        self,
+        redactor: RedactSecrets,
+        exclude_paths: frozenset[str],
+        sample_rate: float,
+        *,
+        exclude_prefixes: tuple[str, ...] = (),
     ) -> None:
         self.exclude_paths = exclude_paths
+        #: Entries of ``OBS_EXCLUDE_PATHS`` that ended in ``/*``, without the ``*``.
+        self.exclude_prefixes = exclude_prefixes
         self.sample_rate = sample_rate
         self._redactor = redactor
         self._emitter = EventEmitter(ACCESS_LOGGER, ACCESS_KEYS)
 
     def write(self, observation: RequestObservation, route: str, duration: float) -> None:
         """Log *observation*, finished after *duration* seconds, labelled *route*."""
-        if observation.path in self.exclude_paths:
+        if observation.path in self.exclude_paths or (
+            self.exclude_prefixes and observation.path.startswith(self.exclude_prefixes)
+        ):
             return
         status = observation.status
         if (

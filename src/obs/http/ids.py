@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable
+
+from obs.selfreport import report_internal_error
 
 MAX_REQUEST_ID_LENGTH = 128
 
@@ -75,3 +78,44 @@ def trace_id_from_traceparent(value: bytes | None) -> str | None:
     if trace_id == b"0" * 32 or parent_id == b"0" * 16:
         return None
     return trace_id.decode("ascii")
+
+
+def request_id_reader(
+    generator: Callable[[], str] | None = None, validator: Callable[[str], bool] | None = None
+) -> Callable[[bytes | None], str]:
+    """:func:`request_id_from`, or one that makes ids with *generator* and keeps an incoming id
+    only if *validator* accepts it too.
+
+    Decided once, at construction: the default path stays the plain function. obs's own rule
+    (1-128 safe characters) always applies first, so a lenient validator can never let CR/LF
+    into a header; a generator or validator that raises, or a generator whose id breaks that
+    rule, is reported and replaced by obs's own, so it never fails a request.
+    """
+    if generator is None and validator is None:
+        return request_id_from
+
+    def new_id() -> str:
+        if generator is None:
+            return new_request_id()
+        try:
+            made = generator()
+            if isinstance(made, str) and is_safe_request_id(made.encode("latin-1")):
+                return made
+            raise ValueError(f"request_id_generator returned {made!r}, not a safe id")
+        except Exception as exc:
+            report_internal_error("request id generator", exc)
+            return new_request_id()
+
+    def read(value: bytes | None) -> str:
+        if value is not None and is_safe_request_id(value):
+            incoming = value.decode("ascii")
+            if validator is None:
+                return incoming
+            try:
+                if validator(incoming):
+                    return incoming
+            except Exception as exc:
+                report_internal_error("request id validator", exc)
+        return new_id()
+
+    return read

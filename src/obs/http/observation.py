@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from obs.http.ids import request_id_from, trace_id_from_traceparent
+from obs.http.ids import trace_id_from_traceparent
 from obs.http.labels import method_label
 from obs.http.observer import HttpObserver, RunningProfile, SlowProfileHandle
 from obs.logs.context import REQUEST_ID, TRACE_ID, clear_bound_context
@@ -61,10 +61,10 @@ class RequestObservation:
     """
 
     __slots__ = (
-        "active", "bytes_in", "bytes_out", "client", "client_gone", "end", "error_type", "exception",
-        "finished", "method", "observer", "path", "profile", "profile_path", "query",
-        "raw_method", "request_id", "route", "slow_profile", "start", "status", "tokens",
-        "trace_id", "user_agent",
+        "active", "bytes_in", "bytes_out", "client", "client_gone", "end", "error_type",
+        "exception", "finished", "labels", "measured", "method", "observer", "path", "profile",
+        "profile_path", "query", "raw_method", "request_id", "route", "slow_profile", "start",
+        "status", "tokens", "trace_id", "user_agent",
     )  # fmt: skip
 
     def __init__(
@@ -82,15 +82,24 @@ class RequestObservation:
         self.raw_method = method
         self.method = label = method_label(method)
         self.path = path
-        try:
-            # The cached child read here, not through active_child(): one call fewer per
-            # request (bench/instructions.py: about 120 instructions).
-            active = observer.active_children.get(label) or observer.active_child(label)
-            active.inc()
-            self.active = active
-        except Exception as exc:
-            self.active = None
-            report_internal_error("metrics", exc, observer.registry)
+        #: Extra label values (``extra_labels=``), set by the adapter from the headers.
+        self.labels: tuple[str, ...] = ()
+        self.active: Any = None
+        # Excluded from metrics (the scrape itself, by default): decided here, one set lookup,
+        # so the request is neither gauged now nor counted when it finishes.
+        self.measured = not (
+            path in observer.unmeasured_paths
+            or (observer.unmeasured_prefixes and path.startswith(observer.unmeasured_prefixes))
+        )
+        if self.measured:
+            try:
+                # The cached child read here, not through active_child(): one call fewer per
+                # request (bench/instructions.py: about 120 instructions).
+                active = observer.active_children.get(label) or observer.active_child(label)
+                active.inc()
+                self.active = active
+            except Exception as exc:
+                report_internal_error("metrics", exc, observer.registry)
         self.status = self.bytes_in = self.bytes_out = 0
         self.end = 0.0
         self.route: str | None = None
@@ -110,8 +119,14 @@ class RequestObservation:
         self.slow_profile: SlowProfileHandle | None = None if slow is None else slow.begin()
         if not observer.request_ids:
             return
-        self.request_id = request_id = request_id_from(raw_request_id)
-        if traceparent is not None:
+        self.request_id = request_id = observer.request_id_from(raw_request_id)
+        current_trace_id = observer.current_trace_id
+        if current_trace_id is not None:  # OpenTelemetry is installed: its span wins
+            try:
+                self.trace_id = current_trace_id()
+            except Exception as exc:
+                report_internal_error("opentelemetry", exc, observer.registry)
+        if traceparent is not None and self.trace_id is None:
             self.trace_id = trace_id_from_traceparent(traceparent)
         if bind_ids:  # else the adapter runs the request in :meth:`own_context`
             trace = None if self.trace_id is None else TRACE_ID.set(self.trace_id)
@@ -233,12 +248,13 @@ class RequestObservation:
                 self.active.dec()
             if self.profile is not None:
                 self.profile_path = self.profile.stop()
-            template = self.route
-            if template is None or template not in observer.admitted_routes:  # route_label()
-                route = observer.route_labels(template)
-            else:
-                route = template
-            observer.record(self, route, duration)
+            if self.measured:
+                template = self.route
+                if template is None or template not in observer.admitted_routes:  # route_label()
+                    route = observer.route_labels(template)
+                else:
+                    route = template
+                observer.record(self, route, duration)
             if self.slow_profile is not None:
                 slow_path = self.slow_profile.finish(duration, route, self.request_id)
                 self.profile_path = self.profile_path or slow_path

@@ -3,15 +3,19 @@ access log. Per request, adapters make a :class:`~obs.http.observation.RequestOb
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from prometheus_client import CollectorRegistry
 
-from obs.config import Settings
+from obs.config import PREFIX_WILDCARD, Settings
 from obs.http.access_line import AccessLog
+from obs.http.ids import request_id_reader
 from obs.http.labels import DEFAULT_MAX_ROUTES, LabelSets, RouteLabels, status_label
+from obs.http.options import HeaderLabel, check_observer_options
+from obs.http.otel import current_trace_id_reader
 from obs.logs.redaction import RedactSecrets
-from obs.metrics import EXEMPLAR_MAX_CHARS, get_metrics
+from obs.metrics import DURATION_BUCKETS, EXEMPLAR_MAX_CHARS, get_metrics
 
 if TYPE_CHECKING:
     from obs.http.observation import RequestObservation
@@ -65,6 +69,16 @@ class ObserverOptions(TypedDict, total=False):
     - ``request_ids``: read/generate ``X-Request-ID``, bind it for logging and attach it to the
       latency histogram as an exemplar (``False`` for bare metrics).
     - ``profiler``: decides which requests are profiled (default: from ``OBS_PROFILE_TOKEN``).
+    - ``metrics_exclude_paths``: paths neither counted nor gauged (``OBS_METRICS_EXCLUDE_PATHS``,
+      default ``/metrics``); ``exclude_paths``: paths not access-logged (``OBS_EXCLUDE_PATHS``).
+      An entry ending in ``/*`` is a prefix (``/static/*``), any other matches exactly.
+    - ``duration_buckets``: the duration histogram's boundaries in seconds
+      (``OBS_DURATION_BUCKETS``, default OpenTelemetry's).
+    - ``request_id_header``: where the id is read and returned (``OBS_REQUEST_ID_HEADER``,
+      default ``X-Request-ID``); ``request_id_generator``: makes new ids;
+      ``request_id_validator``: whether to keep an incoming id (obs's safety rule applies first).
+    - ``extra_labels``: ``{"tenant": from_header("X-Tenant", allowed=[...])}``, labels of the
+      duration histogram read from request headers, bounded by their allow-lists.
     """
 
     registry: CollectorRegistry | None
@@ -75,6 +89,20 @@ class ObserverOptions(TypedDict, total=False):
     access_log: bool | None
     request_ids: bool
     profiler: OnDemandProfiler | None
+    metrics_exclude_paths: Iterable[str] | None
+    exclude_paths: Iterable[str] | None
+    duration_buckets: Sequence[float] | None
+    request_id_header: str | None
+    request_id_generator: Callable[[], str] | None
+    request_id_validator: Callable[[str], bool] | None
+    extra_labels: Mapping[str, HeaderLabel] | None
+
+
+def split_paths(paths: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Exact paths and prefixes (entries ending in ``/*``, kept without the ``*``)."""
+    exact = frozenset(p for p in paths if not p.endswith(PREFIX_WILDCARD))
+    prefixes = tuple(p[: -len(PREFIX_WILDCARD)] for p in paths if p.endswith(PREFIX_WILDCARD))
+    return exact, prefixes
 
 
 class HttpObserver:
@@ -91,13 +119,53 @@ class HttpObserver:
         access_log: bool | None = None,
         request_ids: bool = True,
         profiler: OnDemandProfiler | None = None,
+        metrics_exclude_paths: Iterable[str] | None = None,
+        exclude_paths: Iterable[str] | None = None,
+        duration_buckets: Sequence[float] | None = None,
+        request_id_header: str | None = None,
+        request_id_generator: Callable[[], str] | None = None,
+        request_id_validator: Callable[[str], bool] | None = None,
+        extra_labels: Mapping[str, HeaderLabel] | None = None,
     ) -> None:
+        check_observer_options(
+            {
+                "registry": registry, "settings": settings, "max_routes": max_routes,
+                "max_label_sets": max_label_sets, "record_body_sizes": record_body_sizes,
+                "request_ids": request_ids, "access_log": access_log, "profiler": profiler,
+                "metrics_exclude_paths": metrics_exclude_paths, "exclude_paths": exclude_paths,
+                "duration_buckets": duration_buckets, "request_id_header": request_id_header,
+                "request_id_generator": request_id_generator,
+                "request_id_validator": request_id_validator, "extra_labels": extra_labels,
+            }
+        )  # fmt: skip
         self.request_ids = request_ids
         self.record_body_sizes = record_body_sizes
         self.settings = settings if settings is not None else Settings.from_env()
         self.registry = registry
+        settings = self.settings
+        unmeasured = settings.metrics_exclude_paths
+        if metrics_exclude_paths is not None:
+            unmeasured = tuple(metrics_exclude_paths)
+        #: Paths neither counted nor gauged: looked up once per request, at its start.
+        self.unmeasured_paths, self.unmeasured_prefixes = split_paths(unmeasured)
+        buckets = settings.duration_buckets or DURATION_BUCKETS
+        if duration_buckets is not None:
+            buckets = tuple(float(b) for b in duration_buckets if b != float("inf"))
+        self.header_labels: tuple[tuple[str, HeaderLabel], ...] = tuple(
+            (extra_labels or {}).items()
+        )
+        label_names = tuple(name for name, _ in self.header_labels)
         metrics = get_metrics(registry)
-        self._duration = metrics.request_duration
+        self._duration = metrics.duration_histogram(buckets, label_names)
+        #: The request-id header as written (WSGI responses), lower case (ASGI) and as a CGI
+        #: environ key (``HTTP_X_REQUEST_ID``).
+        self.request_id_header = request_id_header or settings.request_id_header
+        self.request_id_header_bytes = self.request_id_header.lower().encode("ascii")
+        self.request_id_environ_key = "HTTP_" + self.request_id_header.upper().replace("-", "_")
+        self.request_id_from = request_id_reader(request_id_generator, request_id_validator)
+        self.current_trace_id = current_trace_id_reader() if request_ids else None
+        if self.header_labels:
+            self.record = self._record_with_labels  # type: ignore[method-assign]
         self._active = metrics.active_requests
         self._exceptions = metrics.exceptions
         self._request_size = metrics.request_body_size if record_body_sizes else None
@@ -106,15 +174,18 @@ class HttpObserver:
         self.route_labels = RouteLabels(max_routes)
         self.admitted_routes = self.route_labels.admitted  # read-only view for the hot path
         self._label_sets = LabelSets(max_label_sets)
-        self._duration_children: dict[tuple[str, str, int, str], Any] = {}
-        self._bounded_children: dict[tuple[str, str, str, str], Any] = {}
+        self._duration_children: dict[tuple[Any, ...], Any] = {}
+        self._bounded_children: dict[tuple[Any, ...], Any] = {}
         self.active_children: dict[str, Any] = {}
         self.access_log: AccessLog | None = None
         if self.settings.access_log if access_log is None else access_log:
+            unlogged = settings.exclude_paths if exclude_paths is None else tuple(exclude_paths)
+            exact, prefixes = split_paths(unlogged)
             self.access_log = AccessLog(
                 RedactSecrets(self.settings.redact_keys),
-                frozenset(self.settings.exclude_paths),
+                exact,
                 self.settings.access_log_sample,
+                exclude_prefixes=prefixes,
             )
         if profiler is None and self.settings.profile_token:
             # Imported only when profiling is on: pyinstrument stays out of ordinary start-ups.
@@ -165,6 +236,52 @@ class HttpObserver:
             labels = (observation.method, route, status_label(status))
             self._request_size.labels(*labels).observe(observation.bytes_in)
             self._response_size.labels(*labels).observe(observation.bytes_out)
+
+    def header_label_values(self, header: Callable[[str], str | None]) -> tuple[str, ...]:
+        """The extra label values of a request whose header *name* (lower case) is
+        ``header(name)``."""
+        return tuple(source.value(header(source.header)) for _, source in self.header_labels)
+
+    def _record_with_labels(
+        self, observation: RequestObservation, route: str, duration: float
+    ) -> None:
+        """:meth:`record` for a duration histogram with extra labels (chosen at start-up)."""
+        status = observation.status
+        error_type = observation.error_type
+        if not error_type and status >= 500:
+            error_type = status_label(status)
+        labels = observation.labels or self._other_labels
+        key = (observation.method, route, status, error_type, *labels)
+        child = self._duration_children.get(key)
+        if child is None:
+            # Bounded as without extra labels (labels.LabelSets), the extra values kept.
+            bounded = self._label_sets.admit(
+                (observation.method, route, status_label(status), error_type),
+                self._bounded_children,
+            )
+            full = (*bounded, *labels)
+            child = self._bounded_children.get(full)
+            if child is None:
+                child = self._bounded_children[full] = self._duration.labels(*full)
+            if len(self._duration_children) < 4 * self._label_sets.max_label_sets:
+                self._duration_children[key] = child
+        request_id = observation.request_id
+        if request_id is None or len(request_id) > MAX_EXEMPLAR_REQUEST_ID:
+            child.observe(duration)
+        elif observation.trace_id is None or len(request_id) > MAX_EXEMPLAR_REQUEST_ID_WITH_TRACE:
+            child.observe(duration, {"request_id": request_id})
+        else:
+            child.observe(duration, {"request_id": request_id, "trace_id": observation.trace_id})
+        if observation.exception is not None:
+            self._exceptions.labels(route, error_type).inc()
+        if self._request_size is not None and self._response_size is not None:
+            sizes = (observation.method, route, status_label(status))
+            self._request_size.labels(*sizes).observe(observation.bytes_in)
+            self._response_size.labels(*sizes).observe(observation.bytes_out)
+
+    @property
+    def _other_labels(self) -> tuple[str, ...]:
+        return tuple(source.value(None) for _, source in self.header_labels)
 
     def _new_duration_child(self, key: tuple[str, str, int, str]) -> Any:
         # Keyed by the raw status on the hot path; bounded (labels.LabelSets) on the way in.

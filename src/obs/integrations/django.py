@@ -222,10 +222,14 @@ class ObservabilityMiddleware:
             self.observer,
             request.method or "GET",
             request.path,
-            header_bytes(meta.get("HTTP_X_REQUEST_ID")),
+            header_bytes(meta.get(self.observer.request_id_environ_key)),
             header_bytes(meta.get("HTTP_TRACEPARENT")),
             bind_ids=False,
         )
+        if self.observer.header_labels:
+            observation.labels = self.observer.header_label_values(
+                lambda name: meta.get("HTTP_" + name.upper().replace("-", "_"))
+            )
         if self.observer.access_log is not None:
             describe_cgi(observation, meta)
         return observation
@@ -239,7 +243,7 @@ class ObservabilityMiddleware:
     ) -> None:
         observation.status = response.status_code
         if observation.request_id is not None:
-            response["X-Request-ID"] = observation.request_id  # replaces the view's own
+            response[self.observer.request_id_header] = observation.request_id  # replaces the view's own
         _note_exception(observation, request)
         observation.route = route_template(request)
         length = response.get("Content-Length")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from obs.http.options import check_metrics_path
 from obs.prometheus.exposition import MetricsEndpoint
 from obs.wsgi import EXCEPTION_KEY, ROUTE_KEY, ObservabilityMiddleware
 
@@ -89,6 +90,7 @@ class Observability:
         metrics_password: str | None = None,
         **options: Any,
     ) -> None:
+        check_metrics_path(metrics_path)
         self.metrics_path = metrics_path
         self.options = options
         # Checked here, where the credentials are given, not at the first scrape.
@@ -104,6 +106,7 @@ class Observability:
             import flask
         except ImportError as exc:  # pragma: no cover - the caller has a Flask app
             raise ImportError("obs.integrations.flask needs Flask: pip install flask") from exc
+        _check_flask_app(app, flask.Flask)
         if EXTENSION_KEY in app.extensions:
             return
         app.extensions[EXTENSION_KEY] = self
@@ -128,6 +131,19 @@ class Observability:
         return flask.Response(scrape.body, status=scrape.status, headers=scrape.headers)
 
 
+def _check_flask_app(app: Any, flask_class: type[Any]) -> None:
+    if not isinstance(app, flask_class):
+        hint = (
+            "for an ASGI app use obs.asgi.ObservabilityMiddleware(app)"
+            if callable(app)
+            else "give the Flask() object"
+        )
+        raise TypeError(
+            f"instrument(app=<{type(app).__module__}.{type(app).__qualname__}>): not a Flask "
+            f"app; {hint}."
+        )
+
+
 def instrument(
     app: Any,
     *,
@@ -140,6 +156,9 @@ def instrument(
 
     Idempotent: a second call on the same app changes nothing.
     """
+    import flask
+
+    _check_flask_app(app, flask.Flask)  # here too: Observability(None) means "no app yet"
     Observability(
         app,
         metrics_path=metrics_path,

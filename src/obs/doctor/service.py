@@ -1,0 +1,133 @@
+"""Checks of a running service from outside (``--url``): what its responses and ``/metrics``
+show. The doctor's own probe request (an unmatched path, so a 404) is what they look at."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from obs.doctor.findings import Finding, fail, ok, warn
+from obs.doctor.http import Response, get
+from obs.metrics import LOG_EVENTS, REQUEST_DURATION
+
+OPENMETRICS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;charset=utf-8,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+_EXEMPLAR = re.compile(
+    rf"^{REQUEST_DURATION}_bucket\{{[^}}]*\}} \S+ # \{{[^}}]*request_id=\"([^\"]*)\"", re.M
+)
+
+
+class ServiceProbe:
+    """One look at the service: the probe request, then an OpenMetrics scrape."""
+
+    def __init__(self, url: str, metrics_path: str, request_id_header: str) -> None:
+        self.url = url.rstrip("/")
+        self.request_id = "obs-doctor-" + os.urandom(6).hex()
+        self.request_id_header = request_id_header
+        self.probe: Response | None = None
+        self.metrics: Response | None = None
+        self.error = ""
+        try:
+            self.probe = get(f"{self.url}/obs-doctor-probe", {request_id_header: self.request_id})
+            self.metrics = get(self.url + metrics_path, {"Accept": OPENMETRICS_ACCEPT})
+        except OSError as exc:
+            self.error = str(exc)
+
+    def sample_total(self, name: str) -> float | None:
+        """The sum of the samples called *name* in the scrape, ``None`` if there are none."""
+        if self.metrics is None:
+            return None
+        values = [
+            float(match[1])
+            for match in re.finditer(rf"^{name}(?:\{{[^}}]*\}})? (\S+)", self.metrics.body, re.M)
+        ]
+        return sum(values) if values else None
+
+
+def check_reachable(probe: ServiceProbe) -> Finding:
+    name = "/metrics reachable"
+    if probe.metrics is None:
+        return fail(
+            name,
+            f"{probe.url} does not answer ({probe.error})",
+            "check --url and that the service runs",
+        )
+    if probe.metrics.status != 200:
+        return fail(
+            name,
+            f"the metrics path answered {probe.metrics.status}",
+            "serve obs's metrics app there (make_metrics_app(), instrument(), metrics_view)",
+        )
+    return ok(name, "200")
+
+
+def check_openmetrics(probe: ServiceProbe) -> Finding:
+    name = "OpenMetrics"
+    if probe.metrics is None or probe.metrics.status != 200:
+        return fail(name, "no scrape to look at", "fix /metrics first")
+    content_type = probe.metrics.headers.get("content-type", "")
+    if content_type.startswith("application/openmetrics-text"):
+        return ok(name, "negotiated when asked for (exemplars can reach Prometheus)")
+    return fail(
+        name,
+        f"asked for OpenMetrics, got {content_type or 'no content type'}: exemplars never leave",
+        "serve /metrics with obs's make_metrics_app() (it negotiates), not a plain text endpoint",
+    )
+
+
+def check_outermost(probe: ServiceProbe) -> Finding:
+    name = "obs outermost"
+    if probe.probe is None:
+        return fail(name, "the probe request failed", "check --url")
+    returned = probe.probe.headers.get(probe.request_id_header.lower())
+    if returned == probe.request_id:
+        return ok(
+            name,
+            f"a {probe.probe.status} carried the request id back (obs sends 500s itself too)",
+        )
+    if returned:
+        return warn(
+            name,
+            f"the {probe.request_id_header} sent was replaced by {returned!r}",
+            "something in front of obs rewrites request ids; let obs read the incoming one",
+        )
+    return fail(
+        name,
+        f"a {probe.probe.status} came back without {probe.request_id_header}",
+        "wrap the whole app: app = ObservabilityMiddleware(app) as the last line (outermost), "
+        "not inside another middleware or error handler",
+    )
+
+
+def check_exemplars(probe: ServiceProbe) -> Finding:
+    name = "exemplars"
+    if probe.metrics is None or not probe.metrics.headers.get("content-type", "").startswith(
+        "application/openmetrics-text"
+    ):
+        return fail(name, "no OpenMetrics scrape, so no exemplars", "fix OpenMetrics first")
+    ids = _EXEMPLAR.findall(probe.metrics.body)
+    if probe.request_id in ids:
+        return ok(name, "the probe's request id is an exemplar of the duration histogram")
+    if ids:
+        return ok(name, f"{len(ids)} exemplars with request ids")
+    return fail(
+        name,
+        "no exemplar with a request id",
+        "keep request_ids=True (the default) and put the probe path under obs's middleware",
+    )
+
+
+def check_logging(probe: ServiceProbe, log_format: str | None) -> Finding:
+    name = "logging"
+    events = probe.sample_total(LOG_EVENTS)
+    if events:
+        how = f", as {log_format}" if log_format else ""
+        return ok(name, f"obs's pipeline writes the service's lines{how} ({events:g} so far)")
+    return fail(
+        name,
+        f"no line went through obs's pipeline ({LOG_EVENTS} is 0): the server's and obs's "
+        "lines come out in different formats",
+        "call obs.configure_logging() at start-up (gunicorn: -c python:obs.gunicorn)",
+    )

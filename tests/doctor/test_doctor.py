@@ -1,0 +1,236 @@
+"""``obs doctor`` against real servers and a real Prometheus: each check passes where the
+set-up is right and fails (or warns) where it is not, with what to do."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from obs.cli import cli
+from obs.doctor.profiling import ptrace_verdict
+from tests.conftest import free_port
+from tests.integration.servers import Server, serve
+
+APPS = Path(__file__).resolve().parents[1] / "http" / "apps"
+VENV_PYTHON = sys.executable
+
+
+def doctor(*args: str) -> tuple[int, dict[str, str]]:
+    """Run ``obs doctor``; its lines by check name (``status detail``)."""
+    result = CliRunner().invoke(cli, ["doctor", *args])
+    lines: dict[str, str] = {}
+    for line in result.output.splitlines():
+        status, _, rest = line.partition(" ")
+        check, _, detail = rest.strip().partition(": ")
+        lines[check] = f"{status} {detail}"
+    return result.exit_code, lines
+
+
+@contextmanager
+def uvicorn(*extra: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    port = free_port()
+    argv = ["uvicorn", "options_asgi_app:app", "--host", "127.0.0.1", "--port", str(port), *extra]
+    with serve(argv, port, cwd=APPS, env=env or {}, ready_path="/items/ready") as server:
+        yield server
+
+
+def test_a_well_set_up_uvicorn_passes_every_check() -> None:
+    with uvicorn("--no-access-log") as server:
+        code, lines = doctor("--url", server.base_url, "--pid", str(server.process.pid))
+    assert code == 0, lines
+    for check in ("/metrics reachable", "OpenMetrics", "exemplars", "obs outermost", "logging",
+                  "one access log", "multiprocess", "py-spy", "ptrace"):  # fmt: skip
+        assert lines[check].startswith("ok "), (check, lines)
+    assert "as json (auto: stdout is not a terminal)" in lines["logging"]
+    assert lines["one access log"] == "ok obs's only (uvicorn's is off)"
+
+
+def test_uvicorn_without_obs_logging_and_with_its_access_log() -> None:
+    with uvicorn(env={"OPTIONS_TEST_LOGGING": "0"}) as server:
+        code, lines = doctor("--url", server.base_url, "--pid", str(server.process.pid))
+    assert code == 1
+    assert lines["logging"].startswith("fail no line went through obs's pipeline")
+    assert "call obs.configure_logging() at start-up" in lines["logging"]
+    assert lines["one access log"].startswith("warn uvicorn writes an access line beside obs's")
+    assert "add --no-access-log" in lines["one access log"]
+
+
+def test_a_service_without_obs_outermost_nor_openmetrics_fails() -> None:
+    with uvicorn("--no-access-log", env={"OPTIONS_TEST_BARE": "1"}) as server:
+        code, bare = doctor("--url", server.base_url)
+        _, plain = doctor("--url", server.base_url, "--metrics-path", "/plain-metrics")
+        _, missing = doctor("--url", server.base_url, "--metrics-path", "/nowhere")
+    assert code == 1
+    assert bare["obs outermost"].startswith("fail a 404 came back without X-Request-ID")
+    assert "ObservabilityMiddleware(app) as the last line" in bare["obs outermost"]
+    assert bare["exemplars"].startswith("fail no exemplar with a request id")
+    assert plain["OpenMetrics"].startswith("fail asked for OpenMetrics, got text/plain")
+    assert missing["/metrics reachable"].startswith("fail the metrics path answered 404")
+
+
+@contextmanager
+def gunicorn(*config: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    port = free_port()
+    argv = ["gunicorn", *config, "-w", "2", "-b", f"127.0.0.1:{port}", "options_wsgi_app:app"]
+    with serve(argv, port, cwd=APPS, env=env or {}, ready_path="/items/ready") as server:
+        deadline = time.monotonic() + 20
+        while len(workers(server.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for i in range(20):  # every worker makes its files
+            httpx.get(f"{server.base_url}/items/{i}", timeout=5)
+        yield server
+
+
+def workers(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+
+
+def test_gunicorn_with_obs_gunicorn_has_its_multiprocess_set_up() -> None:
+    with gunicorn("-c", "python:obs.gunicorn") as server:
+        code, lines = doctor("--url", server.base_url, "--pid", str(server.process.pid))
+    assert lines["multiprocess"].startswith("ok 2 workers share ")
+    assert lines["multiprocess directory private"].startswith("ok ")
+    assert lines["multiprocess directory emptied"].startswith("ok ")
+    assert lines["child-exit hook"].startswith("ok obs.gunicorn folds")
+    assert code == 0, lines
+
+
+def test_gunicorn_without_the_multiprocess_set_up_fails() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    with gunicorn(env=env) as server:
+        code, lines = doctor("--pid", str(server.process.pid))
+    assert code == 1
+    assert lines["multiprocess"].startswith("fail 2 workers but no PROMETHEUS_MULTIPROC_DIR")
+
+
+def test_gunicorn_with_a_shared_stale_directory_and_no_hook() -> None:
+    directory = Path(tempfile.mkdtemp(prefix="obs-doctor-mp-"))
+    try:
+        stale = directory / "counter_1.db"
+        stale.write_bytes(b"\0" * 16)
+        os.utime(stale, (time.time() - 3600, time.time() - 3600))
+        directory.chmod(0o777)
+        with gunicorn(env={"PROMETHEUS_MULTIPROC_DIR": str(directory)}) as server:
+            code, lines = doctor("--pid", str(server.process.pid))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    assert code == 1
+    assert lines["multiprocess"] == f"ok 2 workers share {directory}"
+    assert lines["multiprocess directory private"].startswith("fail ")
+    assert f"chmod 700 {directory}" in lines["multiprocess directory private"]
+    assert lines["multiprocess directory emptied"].startswith(
+        "fail 1 file(s) older than the server"
+    )
+    assert lines["child-exit hook"].startswith("warn nothing folds a dead worker's files")
+
+
+@contextmanager
+def prometheus(work: Path, targets: list[str], *, exemplars: bool) -> Iterator[str]:
+    config = {
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [{"job_name": "doctor", "static_configs": [{"targets": targets}]}],
+    }
+    work.mkdir(parents=True)
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    binary = shutil.which("prometheus")
+    assert binary, "Debian's prometheus binary is needed: apt-get install prometheus"
+    argv = [
+        binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+    ]  # fmt: skip
+    if exemplars:
+        argv.append("--enable-feature=exemplar-storage")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "Prometheus did not start"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_prometheus_with_and_without_exemplar_storage(tmp_path: Path) -> None:
+    with uvicorn("--no-access-log") as server:
+        target = server.base_url.removeprefix("http://")
+        with prometheus(tmp_path / "with", [target], exemplars=True) as url:
+            deadline = time.monotonic() + 30
+            while True:
+                code, lines = doctor("--url", server.base_url, "--prometheus", url)
+                if (
+                    lines["Prometheus scrapes the service"].startswith("ok ")
+                    or time.monotonic() > deadline
+                ):
+                    break
+                time.sleep(0.5)
+        assert lines["Prometheus exemplar storage"] == "ok --enable-feature=exemplar-storage"
+        assert lines["Prometheus scrapes the service"] == "ok job doctor is up"
+        assert code == 0, lines
+        with prometheus(tmp_path / "without", [], exemplars=False) as url:
+            code, lines = doctor("--url", server.base_url, "--prometheus", url)
+    assert code == 1
+    assert lines["Prometheus exemplar storage"].startswith("fail started without exemplar storage")
+    assert "--enable-feature=exemplar-storage" in lines["Prometheus exemplar storage"]
+    assert lines["Prometheus scrapes the service"].startswith("fail no scrape target at 127.0.0.1:")
+
+
+def test_ptrace_fails_for_another_user() -> None:
+    """Run as the unprivileged user against a root process: py-spy could not attach."""
+    target = subprocess.Popen([VENV_PYTHON, "-c", "import time; time.sleep(60)"])
+    try:
+        src = Path(__file__).resolve().parents[2] / "src"
+        proc = subprocess.run(
+            # Files stay readable (as in tests/integration/test_profile_cli.py); ptrace is gone.
+            ["setpriv", "--reuid=obsnobody", "--regid=obsnobody", "--clear-groups",
+             "--inh-caps=-all,+dac_read_search", "--ambient-caps=+dac_read_search",
+             VENV_PYTHON, "-m", "obs", "doctor", "--pid", str(target.pid)],
+            capture_output=True, text=True, timeout=60, check=False, cwd="/tmp",
+            env={**os.environ, "PYTHONPATH": str(src), "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
+        )  # fmt: skip
+    finally:
+        target.kill()
+        target.wait()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if " ptrace: " in x)
+    assert line.startswith("fail ptrace: the target runs as another user"), line
+    assert "run obs profile as that user or as root" in line
+
+
+@pytest.mark.parametrize(
+    ("scope", "cap", "same_user", "possible"),
+    [(None, False, True, True), (0, False, True, True), (1, False, True, False),
+     (1, True, True, True), (2, True, False, True), (2, False, True, False),
+     (3, True, True, False), (0, False, False, False)],
+)  # fmt: skip
+def test_ptrace_verdict(scope: int | None, cap: bool, same_user: bool, possible: bool) -> None:
+    allowed, why, fix = ptrace_verdict(scope, cap, same_user)
+    assert allowed is possible
+    assert bool(fix) is not possible and why
+
+
+def test_doctor_needs_something_to_look_at() -> None:
+    result = CliRunner().invoke(cli, ["doctor"])
+    assert (
+        result.exit_code == 2 and "give at least one of --url, --prometheus, --pid" in result.output
+    )
