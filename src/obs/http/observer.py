@@ -38,7 +38,9 @@ class OnDemandProfiler(Protocol):
 
     enabled: bool
 
-    def start(self, presented_token: str | None, request_id: str) -> RunningProfile | None: ...
+    def start(
+        self, presented_token: str | None, request_id: str, client: str | None = None
+    ) -> RunningProfile | None: ...
 
 
 class ObserverOptions(TypedDict, total=False):
@@ -107,7 +109,7 @@ class HttpObserver:
             # Imported only when profiling is on: pyinstrument stays out of ordinary start-ups.
             from obs.profiling.request import RequestProfiler
 
-            profiler = RequestProfiler.from_settings(self.settings)
+            profiler = RequestProfiler.from_settings(self.settings, self.registry)
         self.profiler = profiler if profiler is not None and profiler.enabled else None
 
     def active_child(self, method: str) -> Any:
