@@ -45,11 +45,11 @@ _EXCEPTION_KEYS = frozenset({"exc_info", "stack_info"})
 
 #: URL userinfo: ``scheme://user:password@`` (a token as user name counts as well).
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@?#\"'<>]+@")
-#: A ``key=value`` or ``key: value`` pair (values quoted, or one word after an auth scheme).
-_PAIR = re.compile(
-    r"""(?P<key>[\w.\-\[\]%]+)(?P<sep>['"]?\s*[=:]\s*)"""
-    r"""(?P<value>"[^"]*"?|'[^']*'?|(?i:(?:bearer|basic|digest|token|negotiate)\s+)?"""
-    r"""[^\s&;,'"<>(){}\[\]]*)"""
+#: The ``key=`` or ``key:`` of a pair (the key is checked, then its value matched).
+_KEY = re.compile(r"""(?P<key>[\w.\-\[\]%]+)['"]?\s*[=:]\s*""")
+#: A pair's value: quoted, or one word (after an auth scheme such as ``Bearer``).
+_VALUE = re.compile(
+    r""""[^"]*"?|'[^']*'?|(?i:(?:bearer|basic|digest|token|negotiate)\s+)?[^\s&;,'"<>(){}\[\]]*"""
 )
 
 
@@ -108,15 +108,23 @@ class RedactSecrets:
             return text
         if "://" in text:
             text = _USERINFO.sub(self._mask_userinfo, text)
-        return _PAIR.sub(self._mask_pair, text)
+        # A key that is not secret consumes only itself and its separator, so that the pair in
+        # "ValueError: secret=x" is still found after "ValueError: ".
+        parts: list[str] = []
+        done = 0
+        for match in _KEY.finditer(text):
+            if match.start() < done or not self.is_secret(match["key"]):
+                continue
+            value = _VALUE.match(text, match.end())
+            parts += (text[done : match.end()], self.mask)
+            done = match.end() if value is None else value.end()
+        if not parts:
+            return text
+        parts.append(text[done:])
+        return "".join(parts)
 
     def _mask_userinfo(self, match: re.Match[str]) -> str:
         return f"{match['scheme']}{self.mask}@"
-
-    def _mask_pair(self, match: re.Match[str]) -> str:
-        if not self.is_secret(match["key"]):
-            return match[0]
-        return f"{match['key']}{match['sep']}{self.mask}"
 
     def redact_query(self, query: str) -> str:
         """A query string with the values of secret parameters masked (``&`` and ``;`` both

@@ -51,7 +51,8 @@ class LineSink:
     def write(self, line: str | bytes) -> None:
         try:
             if self._fd is None:
-                self.stream.write(line.decode() if isinstance(line, bytes) else line)
+                text = line.decode() if isinstance(line, bytes) else line
+                self.stream.write(text if text.endswith("\n") else text + "\n")
                 self.stream.flush()
                 return
             data = line if isinstance(line, bytes) else line.encode("utf-8", "backslashreplace")
