@@ -12,6 +12,7 @@ from obs.http.access_line import AccessLog
 from obs.http.labels import DEFAULT_MAX_ROUTES, RouteLabels
 from obs.logs.redaction import RedactSecrets
 from obs.metrics import EXEMPLAR_MAX_CHARS, OVERFLOW_ROUTE, get_metrics
+from obs.selfreport import report_internal_error
 
 if TYPE_CHECKING:
     from obs.http.observation import RequestObservation
@@ -92,7 +93,13 @@ class HttpObserver:
         self._exceptions = metrics.exceptions
         self._request_size = metrics.request_body_size if record_body_sizes else None
         self._response_size = metrics.response_body_size if record_body_sizes else None
-        metrics.build_info.labels(self.settings.service_name, self.settings.service_version).set(1)
+        try:
+            build_info = metrics.build_info.labels(
+                self.settings.service_name, self.settings.service_version
+            )
+            build_info.set(1)
+        except Exception as exc:  # a full multiprocess directory must not stop the app booting
+            report_internal_error("metrics", exc, registry)
         self.route_labels = RouteLabels(max_routes)
         self._admitted_routes = self.route_labels.admitted  # read-only view for the hot path
         self._max_label_sets = max_label_sets

@@ -104,7 +104,12 @@ def private_mmaped_dict() -> Any:
             if not read_mode:
                 fd = open_private(filename, os.O_RDWR)
                 try:
-                    reserve(fd, max(os.fstat(fd).st_size, INITIAL_FILE_SIZE))
+                    size = os.fstat(fd).st_size
+                    reserve(fd, max(size, INITIAL_FILE_SIZE))
+                except OSError:
+                    if size == 0:  # an empty .db file would break every scrape's merge
+                        os.remove(filename)
+                    raise
                 finally:
                     os.close(fd)
             super().__init__(filename, read_mode)
