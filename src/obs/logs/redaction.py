@@ -40,8 +40,9 @@ _CACHE_LIMIT = 4096
 _SCALARS = frozenset({int, float, bool, type(None)})
 #: Leaf types the JSON renderer writes natively; everything else becomes its (scrubbed) repr.
 _NATIVE = (int, float, datetime.datetime, datetime.date, datetime.time, uuid.UUID, enum.Enum)
-#: Keys the exception step renders (and scrubs) itself.
-_EXCEPTION_KEYS = frozenset({"exc_info", "stack_info"})
+#: Keys whose values redaction leaves alone: the exception step renders ``exc_info`` (and the
+#: result is scrubbed), and obs itself writes the standard fields (a timestamp has colons).
+_SKIPPED_KEYS = frozenset({"exc_info", "stack_info", "timestamp", "level", "logger", "service"})
 
 #: URL userinfo: ``scheme://user:password@`` (a token as user name counts as well).
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@?#\"'<>]+@")
@@ -79,6 +80,7 @@ class RedactSecrets:
         self._compact = tuple(sorted({k.replace("_", "") for k in self.keys}))
         self.mask = mask
         self._verdicts: dict[Any, bool] = {}
+        self._text_verdicts: dict[str, bool] = {}
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -113,7 +115,7 @@ class RedactSecrets:
         parts: list[str] = []
         done = 0
         for match in _KEY.finditer(text):
-            if match.start() < done or not self.is_secret(match["key"]):
+            if match.start() < done or not self._text_key_is_secret(match["key"]):
                 continue
             value = _VALUE.match(text, match.end())
             parts += (text[done : match.end()], self.mask)
@@ -122,6 +124,18 @@ class RedactSecrets:
             return text
         parts.append(text[done:])
         return "".join(parts)
+
+    def _text_key_is_secret(self, key: str) -> bool:
+        # Words found in text (timestamps, addresses) get a cache of their own, emptied when
+        # full, so they never crowd the keys of structured events out of theirs.
+        verdict = self._text_verdicts.get(key)
+        if verdict is None:
+            compact = normalise_key(key).replace("_", "")
+            verdict = bool(compact) and compact.endswith(self._compact)
+            if len(self._text_verdicts) >= _CACHE_LIMIT:
+                self._text_verdicts.clear()
+            self._text_verdicts[key] = verdict
+        return verdict
 
     def _mask_userinfo(self, match: re.Match[str]) -> str:
         return f"{match['scheme']}{self.mask}@"
@@ -313,10 +327,12 @@ class RedactSecrets:
                 verdict = self.is_secret(key)
             if verdict:
                 event_dict[key] = self.mask
+            elif key in _SKIPPED_KEYS:
+                continue
             elif type(value) is str:
                 if "=" in value or ":" in value:
                     event_dict[key] = self.scrub_text(value)
-            elif type(value) not in _SCALARS and key not in _EXCEPTION_KEYS:
+            elif type(value) not in _SCALARS:
                 event_dict[key] = self.redact(value, 1)
         return event_dict
 
