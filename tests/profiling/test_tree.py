@@ -53,7 +53,9 @@ def tree(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """A root process with a child, a grandchild and a child that starts 1.5 s later."""
     script = tmp_path / "tree.py"
     script.write_text(TREE)
-    root = subprocess.Popen([sys.executable, str(script), "1.5"], stdout=subprocess.PIPE, text=True)
+    root = subprocess.Popen(
+        [sys.executable, str(script), "1.5"], stdout=subprocess.PIPE, text=True
+    )
     assert root.stdout is not None
     try:
         yield root
@@ -113,7 +115,9 @@ def test_every_process_of_the_tree_gets_a_spy_including_late_ones(
     (grandchild,) = children(child)
     started, command = fake_spy(tmp_path)
     began = time.monotonic()
-    recording = record_tree(root.pid, 4, command, tmp_path, env=dict(os.environ), grace=20)
+    recording = record_tree(
+        root.pid, 4, command, tmp_path, env=dict(os.environ), grace=20
+    )
     (late,) = read_pids(root, 1)
     assert time.monotonic() - began < 15
     spied = dict(started)
