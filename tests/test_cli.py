@@ -13,11 +13,11 @@ def runner() -> CliRunner:
 
 def test_config_lists_variables(runner: CliRunner) -> None:
     result = runner.invoke(
-        cli, ["config"], env={"OBS_SERVICE_NAME": "shop", "OBS_PROFILE_TOKEN": "t0p"}
+        cli, ["config"], env={"OBS_SERVICE_NAME": "shop", "OBS_PROFILE_TOKEN": "t0p-s3cret-0123456"}
     )
     assert result.exit_code == 0
     assert "OBS_SERVICE_NAME=shop" in result.output
-    assert "OBS_PROFILE_TOKEN=(set)" in result.output and "t0p" not in result.output
+    assert "OBS_PROFILE_TOKEN=(set)" in result.output and "t0p-s3cret" not in result.output
 
 
 def test_config_prints_values_as_written_in_the_environment(runner: CliRunner) -> None:

@@ -29,7 +29,7 @@ def test_environment_is_read() -> None:
     assert settings.service_name == "shop"
     assert settings.log_level == "debug"
     assert settings.log_format == "json"
-    assert settings.redact_keys == frozenset({"ssn", "card_number"})
+    assert settings.redact_keys == DEFAULT_REDACT_KEYS | {"ssn", "card_number"}  # added
     assert settings.access_log is False
     assert settings.access_log_sample == 0.25
 

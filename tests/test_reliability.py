@@ -283,20 +283,24 @@ def test_profile_token_is_compared_in_constant_time(
         return real(a, b)
 
     monkeypatch.setattr(profiling_request.hmac, "compare_digest", spy)
-    settings = Settings.from_env({}, profile_token="s3cret-token", profile_dir=str(tmp_path))
+    settings = Settings.from_env(
+        {}, profile_token="s3cret-token-0123456", profile_dir=str(tmp_path)
+    )
     middleware = ObservabilityMiddleware(app(), registry=registry, settings=settings)
-    for token in (b"s", b"s3cret-tokem", b"x" * 200):
+    for token in (b"s", b"s3cret-token-0123457", b"x" * 200):
         exchange = request(middleware, "/text", headers=[(b"x-obs-profile", token)])
         assert b"x-obs-profile-id" not in exchange.headers
-    assert [a for a, _ in calls] == [b"s", b"s3cret-tokem", b"x" * 200]
+    assert [a for a, _ in calls] == [b"s", b"s3cret-token-0123457", b"x" * 200]
     assert not list(tmp_path.iterdir())
 
 
 def test_profiles_are_never_served_over_http(registry: CollectorRegistry, tmp_path: Any) -> None:
     obs.configure_logging(log_format="json", stream=io.StringIO(), registry=registry)
-    settings = Settings.from_env({}, profile_token="s3cret-token", profile_dir=str(tmp_path))
+    settings = Settings.from_env(
+        {}, profile_token="s3cret-token-0123456", profile_dir=str(tmp_path)
+    )
     middleware = ObservabilityMiddleware(app(), registry=registry, settings=settings)
-    profiled = request(middleware, "/text", headers=[(b"x-obs-profile", b"s3cret-token")])
+    profiled = request(middleware, "/text", headers=[(b"x-obs-profile", b"s3cret-token-0123456")])
     profile_id = profiled.headers[b"x-obs-profile-id"].decode()
     assert (tmp_path / f"{profile_id}.html").stat().st_mode & 0o777 == 0o600
     for path in (

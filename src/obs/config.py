@@ -9,10 +9,12 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import unquote
 
 from obs.exceptions import ConfigError
 
@@ -21,8 +23,9 @@ LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 #: Spellings accepted for a level, as the standard library and most tools write them.
 LOG_LEVEL_ALIASES: dict[str, str] = {"warn": "warning", "fatal": "critical"}
 
-#: Keys whose values never reach a log line (matched case-insensitively, ``-`` equal to ``_``,
-#: and as a ``_``-separated suffix, so ``x_api_key`` and ``access_token`` are covered too).
+#: Keys whose values never reach a log line. Keys are compared after :func:`normalise_key`,
+#: separators ignored, as suffixes: ``accessToken``, ``x.api.key``, ``db_password`` and
+#: ``session_id`` are covered too. ``OBS_REDACT_KEYS`` adds to these.
 DEFAULT_REDACT_KEYS: frozenset[str] = frozenset(
     {
         "authorization",
@@ -31,15 +34,30 @@ DEFAULT_REDACT_KEYS: frozenset[str] = frozenset(
         "set_cookie",
         "password",
         "passwd",
+        "pwd",
+        "passphrase",
         "secret",
         "token",
         "api_key",
         "apikey",
+        "access_key",
+        "secret_key",
         "private_key",
         "client_secret",
+        "credentials",
+        "credential",
+        "session",
+        "sessionid",
+        "csrftoken",
+        "csrf",
+        "xsrf",
+        "signature",
+        "jwt",
         "x_obs_profile",
     }
 )
+#: The shortest ``OBS_PROFILE_TOKEN`` accepted: a short token can be guessed over the network.
+MIN_PROFILE_TOKEN_LENGTH = 16
 
 #: Paths whose requests are measured but not access-logged by default.
 DEFAULT_EXCLUDE_PATHS: tuple[str, ...] = ("/metrics", "/health", "/healthz", "/ready", "/readyz")
@@ -172,6 +190,26 @@ def check_header_name(name: str, value: str) -> str:
     return value
 
 
+def _parse_keys(name: str, raw: str) -> tuple[str, ...]:
+    keys = _parse_list(name, raw)
+    if not keys:
+        raise ConfigError(
+            f"{name} is set but names no key; unset it (the defaults stay in force) or list keys "
+            "to add, such as ssn,card_number. To drop the defaults set OBS_REDACT_DEFAULTS=false."
+        )
+    return keys
+
+
+def _parse_token(name: str, raw: str) -> str:
+    value = _parse_text(name, raw)
+    if len(value) < MIN_PROFILE_TOKEN_LENGTH:
+        raise ConfigError(
+            f"{name} is {len(value)} characters long; use at least {MIN_PROFILE_TOKEN_LENGTH} "
+            "(for example: python -c 'import secrets; print(secrets.token_urlsafe(24))')."
+        )
+    return value
+
+
 def _parse_fraction(name: str, raw: str) -> float:
     try:
         value = float(raw)
@@ -215,6 +253,7 @@ class Settings:
     log_level: str = "info"
     log_format: str = "auto"
     redact_keys: frozenset[str] = DEFAULT_REDACT_KEYS
+    redact_defaults: bool = True
     access_log: bool = True
     exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
     access_log_sample: float = 1.0
@@ -262,13 +301,27 @@ class Settings:
                     raise
         if "service_name" not in values and (otel := env.get("OTEL_SERVICE_NAME")):
             values["service_name"] = otel.strip()
-        if "redact_keys" in values:
-            values["redact_keys"] = frozenset(_normalise_key(k) for k in values["redact_keys"])
+        if "redact_keys" in values or "redact_defaults" in values:
+            # OBS_REDACT_KEYS adds to the defaults; only OBS_REDACT_DEFAULTS=false drops them.
+            added = frozenset(normalise_key(k) for k in values.get("redact_keys", ()))
+            keep = values.get("redact_defaults", True)
+            values["redact_keys"] = (DEFAULT_REDACT_KEYS if keep else frozenset()) | added
         return cls(**values)
 
 
-def _normalise_key(key: str) -> str:
-    return key.strip().lower().replace("-", "_")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SEPARATORS = re.compile(r"[^a-z0-9]+")
+
+
+def normalise_key(key: str) -> str:
+    """*key* as redaction compares it: percent-decoded, split at camelCase boundaries,
+    lower-case, every run of other characters (``-``, ``.``, spaces, brackets) one ``_``:
+    ``accessToken``, ``Access-Token`` and ``pass%77ord`` become ``access_token`` and
+    ``password``."""
+    if "%" in key:
+        key = unquote(key)
+    key = _CAMEL.sub("_", key.strip())
+    return _SEPARATORS.sub("_", key.lower()).strip("_")
 
 
 def _validate_override(name: str, var: str, value: Any) -> Any:
@@ -278,11 +331,13 @@ def _validate_override(name: str, var: str, value: Any) -> Any:
         return _ENV[name][1](where, value)
     if name == "access_log_sample":
         return _parse_fraction(where, str(value))
-    if name in ("exclude_paths", "metrics_exclude_paths", "redact_keys"):
+    if name == "redact_keys":
+        return _parse_keys(where, ",".join(str(item) for item in value))
+    if name in ("exclude_paths", "metrics_exclude_paths"):
         items = tuple(value)
         if not all(isinstance(item, str) for item in items):
             raise ConfigError(f"{where}={value!r}: give a list of strings.")
-        return items if name == "redact_keys" else check_paths(where, items)
+        return check_paths(where, items)
     if name == "duration_buckets":
         try:
             return check_buckets(where, [float(v) for v in value])
@@ -313,11 +368,12 @@ _ENV: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "service_version": ("OBS_SERVICE_VERSION", _parse_text),
     "log_level": ("OBS_LOG_LEVEL", _parse_choice(LOG_LEVELS, LOG_LEVEL_ALIASES)),
     "log_format": ("OBS_LOG_FORMAT", _parse_choice(LOG_FORMATS)),
-    "redact_keys": ("OBS_REDACT_KEYS", _parse_list),
+    "redact_keys": ("OBS_REDACT_KEYS", _parse_keys),
+    "redact_defaults": ("OBS_REDACT_DEFAULTS", _parse_bool),
     "access_log": ("OBS_ACCESS_LOG", _parse_bool),
     "exclude_paths": ("OBS_EXCLUDE_PATHS", _parse_paths),
     "access_log_sample": ("OBS_ACCESS_LOG_SAMPLE", _parse_fraction),
-    "profile_token": ("OBS_PROFILE_TOKEN", _parse_text),
+    "profile_token": ("OBS_PROFILE_TOKEN", _parse_token),
     "profile_dir": ("OBS_PROFILE_DIR", _parse_text),
     # slow-request profiles (issue 20)
     "slow_profiles": ("OBS_SLOW_PROFILES", _parse_bool),

@@ -4,8 +4,9 @@
 
 or, from a configuration file of your own, ``from obs.gunicorn import *``. It provides:
 
-- ``on_starting``: create and empty ``PROMETHEUS_MULTIPROC_DIR`` (a directory of its own under
-  the temporary directory if unset, removed again at exit);
+- ``on_starting``: check and empty ``PROMETHEUS_MULTIPROC_DIR`` (if unset, a new ``0700``
+  directory with an unpredictable name under the temporary directory, removed again at exit;
+  a directory of another user, a symbolic link, or one writable by others is refused);
 - ``post_fork``/``worker_exit``: each worker's side file (exemplars, GC counts) from its start
   to its last request;
 - ``child_exit``: fold the dead worker's values into the aggregate (``--max-requests`` recycling
@@ -26,14 +27,16 @@ import os
 import shutil
 import tempfile
 
+from obs.private_files import ensure_private_directory
+
 # Set before the app is loaded (with --preload, before on_starting), and inherited by workers.
+# mkdtemp: 0700 and a name no other user can guess and create first.
 _OWN_DIRECTORY = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _OWN_DIRECTORY:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(
-        tempfile.gettempdir(), f"obs-prometheus-multiproc-{os.getpid()}"
-    )
-# gunicorn logs (and obs counts log lines) before on_starting empties the directory.
-os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="obs-prometheus-multiproc-")
+# gunicorn logs (and obs counts log lines) before on_starting empties the directory; a directory
+# that is not private is refused here, before anything is written to it.
+ensure_private_directory(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
 import sys  # noqa: E402
 from typing import Any  # noqa: E402

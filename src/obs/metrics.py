@@ -37,6 +37,7 @@ EXCEPTIONS = "http_server_exceptions_total"
 LOG_EVENTS = "obs_log_events_total"
 BUILD_INFO = "obs_build_info"
 INTERNAL_ERRORS = "obs_internal_errors_total"
+PROFILE_TOKEN_REJECTIONS = "obs_profile_token_rejections_total"
 
 #: Duration buckets from the OpenTelemetry HTTP semantic conventions, in seconds.
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -106,6 +107,12 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         ("component",),
         "Failures inside obs itself (the observed request was still served).",
     ),
+    MetricSpec(
+        PROFILE_TOKEN_REJECTIONS,
+        "counter",
+        ("reason",),
+        "Requests whose X-Obs-Profile token was refused (wrong, or the client locked out).",
+    ),
 )
 
 _BY_NAME = {spec.name: spec for spec in CATALOGUE}
@@ -173,6 +180,7 @@ class ObsMetrics:
         self.log_events = self._counter(LOG_EVENTS)
         self.build_info = self._gauge(BUILD_INFO, "max")
         self.internal_errors = self._counter(INTERNAL_ERRORS)
+        self.profile_token_rejections = self._counter(PROFILE_TOKEN_REJECTIONS)
 
     @property
     def request_duration(self) -> Any:

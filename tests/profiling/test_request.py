@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import stat
 import threading
 import time
@@ -13,10 +14,11 @@ import pytest
 from starlette.concurrency import run_in_threadpool
 
 from obs.config import Settings
+from obs.exceptions import ConfigError
 from obs.profiling.request import ActiveProfile, RequestProfiler
 from tests.profiling.conftest import speedscope_frame_names, validate_speedscope
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-0123456"
 
 
 def hot_sync_handler_work(seconds: float = 0.15) -> int:
@@ -74,12 +76,22 @@ def test_disabled_without_token(tmp_path: Path) -> None:
 
 
 def test_from_settings() -> None:
-    profiler = RequestProfiler.from_settings(Settings(profile_token="t", profile_dir="/tmp/x"))
+    profiler = RequestProfiler.from_settings(Settings(profile_token=TOKEN, profile_dir="/tmp/x"))
     assert profiler.enabled is True and profiler.directory == Path("/tmp/x")
     assert RequestProfiler.from_settings(Settings()).enabled is False
 
 
-@pytest.mark.parametrize("presented", [None, "", "wrong", TOKEN + "x", TOKEN[:-1], "s3cret-tokén"])
+@pytest.mark.parametrize("token", ["", "a", " " * 20, "x" * 15])
+def test_short_or_empty_tokens_are_refused_through_the_api(tmp_path: Path, token: str) -> None:
+    with pytest.raises(ConfigError, match="at least 16"):
+        RequestProfiler(token, tmp_path)
+    with pytest.raises(ConfigError, match="at least 16"):
+        RequestProfiler.from_settings(Settings(profile_token=token, profile_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    "presented", [None, "", "wrong", TOKEN + "x", TOKEN[:-1], "s3cret-token-012345é"]
+)
 def test_wrong_or_missing_token_profiles_nothing(
     profiler: RequestProfiler, presented: str | None
 ) -> None:
@@ -94,13 +106,14 @@ def test_async_handler_profile_names_hot_function(profiler: RequestProfiler) -> 
     async def request() -> str | None:
         profile = profiler.start(TOKEN, "req/1 ../x")
         assert profile is not None
-        assert profile.profile_id == "req_1_.._x"
+        assert re.fullmatch(r"req_1_\.\._x-[0-9a-f]{12}", profile.profile_id)
         await hot_async_handler_work()
         return profile.stop()
 
     html = asyncio.run(request())
-    assert html == str(profiler.directory / "req_1_.._x.html")
-    assert "hot_async_handler_work" in frames_of_path(profiler, "req_1_.._x")
+    assert html is not None and re.fullmatch(r"req_1_\.\._x-[0-9a-f]{12}\.html", Path(html).name)
+    assert Path(html).parent == profiler.directory
+    assert "hot_async_handler_work" in frames_of_path(profiler, Path(html).name[: -len(".html")])
     assert "hot_async_handler_work" in Path(html).read_text()
     assert stat.S_IMODE(Path(html).stat().st_mode) == 0o600
     assert stat.S_IMODE(profiler.directory.stat().st_mode) == 0o700
@@ -201,7 +214,7 @@ def test_two_concurrent_profiled_requests_do_not_corrupt_each_other(
     names = frames_of(first, profiler)
     assert "hot_async_handler_work" in names
     assert "other_request_work" not in names  # the other task's time is not in this profile
-    assert sorted(p.name for p in profiler.directory.iterdir()) == [
+    assert sorted(re.sub("-[0-9a-f]{12}", "", p.name) for p in profiler.directory.iterdir()) == [
         "first.html",
         "first.speedscope.json",
     ]
@@ -212,7 +225,8 @@ def test_same_request_id_twice_gets_two_files(profiler: RequestProfiler) -> None
         profile = profiler.start(TOKEN, "dup")
         assert profile is not None
         profile.stop()
-    assert sorted(p.name for p in profiler.directory.glob("*.html")) == ["dup-2.html", "dup.html"]
+    names = sorted(p.name for p in profiler.directory.glob("*.html"))
+    assert len(names) == 2 and all(re.fullmatch(r"dup-[0-9a-f]{12}\.html", n) for n in names)
 
 
 def test_files_kept_are_capped(tmp_path: Path) -> None:
@@ -223,7 +237,7 @@ def test_files_kept_are_capped(tmp_path: Path) -> None:
         hot_sync_handler_work(0.005)
         profile.stop()
         time.sleep(0.01)  # distinct modification times
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
+    assert sorted(re.sub("-[0-9a-f]{12}", "", p.name) for p in tmp_path.iterdir()) == [
         "r2.html", "r2.speedscope.json", "r3.html", "r3.speedscope.json",
     ]  # fmt: skip
 
@@ -234,7 +248,7 @@ def test_duration_is_capped(tmp_path: Path) -> None:
     assert profile is not None
     hot_sync_handler_work(0.3)
     profile.stop()
-    document = validate_speedscope(tmp_path / "long.speedscope.json")
+    document = validate_speedscope(tmp_path / f"{profile.profile_id}.speedscope.json")
     assert document["profiles"][0]["endValue"] <= 0.06
 
 
@@ -275,4 +289,5 @@ def test_a_profile_that_never_stops_frees_the_slot_after_twice_its_cap(tmp_path:
     fresh.stop()
     finish.set()
     worker.join()
-    assert (tmp_path / "stuck.html").exists() and (tmp_path / "fresh.html").exists()
+    assert len(list(tmp_path.glob("stuck-*.html"))) == 1
+    assert (tmp_path / f"{fresh.profile_id}.html").exists()

@@ -118,7 +118,9 @@ def check_concurrent(
     measured_slow = {rid for rid, ms in durations.items() if ms >= THRESHOLD * 1000}
     # What the server measured decides; the plan keeps the fast ones fast, so both agree.
     assert kept == measured_slow, (sorted(kept), durations)
-    assert kept == {ids[i] for i in slow}, (sorted(kept), durations)
+    # Every planned slow request kept one; a planned fast one only if a loaded machine made it
+    # slow (then the server measured it so, above).
+    assert {ids[i] for i in slow} <= kept, (sorted(kept), durations)
     for i in slow:
         result: ProfileResult = profiles[ids[i]].load()
         mine = {f"{kind}_of_request_{i}" for kind in ("compute", "wait", "sleep")}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -25,11 +26,10 @@ def test_safe_stem(text: str, stem: str) -> None:
     assert safe_stem(text) == stem
 
 
-def test_unique_stem_never_reuses_a_name(tmp_path: Path) -> None:
-    assert unique_stem(tmp_path, "r1") == "r1"
-    (tmp_path / "r1.html").write_text("")
-    (tmp_path / "r1-2.speedscope.json").write_text("")
-    assert unique_stem(tmp_path, "r1") == "r1-3"
+def test_unique_stem_has_a_part_no_one_can_guess(tmp_path: Path) -> None:
+    stems = {unique_stem(tmp_path, "r1") for _ in range(100)}
+    assert len(stems) == 100
+    assert all(re.fullmatch(r"r1-[0-9a-f]{12}", stem) for stem in stems)
 
 
 def test_directory_and_files_are_owner_only(tmp_path: Path) -> None:
@@ -37,11 +37,21 @@ def test_directory_and_files_are_owner_only(tmp_path: Path) -> None:
     ensure_directory(directory)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     path = directory / "p.html"
-    path.write_text("old")
-    path.chmod(0o644)
     write_private(path, "<html/>")
     assert path.read_text() == "<html/>"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_an_existing_file_is_never_written_through(tmp_path: Path) -> None:
+    path = tmp_path / "p.html"
+    path.write_text("old")
+    with pytest.raises(FileExistsError):
+        write_private(path, "<html/>")
+    assert path.read_text() == "old"
+    path.chmod(0o644)
+    write_private(path, "<html/>", replace=True)  # replaced by a new owner-only file
+    assert path.read_text() == "<html/>" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.html"]
 
 
 def test_prune_keeps_the_newest_pairs_and_nothing_else_is_touched(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ class AccessLog:
             "event": "request",
             "http_request_method": observation.raw_method,
             "http_route": route,
-            "path": observation.path,
+            "path": self._redactor.scrub_text(observation.path),  # URL userinfo, ;token=…
             "status": status,
             "duration_ms": round(duration * 1_000_000.0) / 1000,  # 3 decimals, cheaper
             "bytes_in": observation.bytes_in,
@@ -97,9 +97,4 @@ class AccessLog:
 
     def redact_query(self, query: str) -> str:
         """The query string with the values of secret parameters masked."""
-        parts = query.split("&")
-        for i, part in enumerate(parts):
-            name, sep, _ = part.partition("=")
-            if sep and self._redactor.is_secret(name):
-                parts[i] = f"{name}={self._redactor.mask}"
-        return "&".join(parts)
+        return self._redactor.redact_query(query)

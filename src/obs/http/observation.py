@@ -192,7 +192,8 @@ class RequestObservation:
         profiler = self.observer.profiler
         if profiler is None or presented_token is None or self.request_id is None:
             return None
-        self.profile = profiler.start(presented_token, self.request_id)
+        client = None if self.client is None else self.client.rpartition(":")[0] or self.client
+        self.profile = profiler.start(presented_token, self.request_id, client)
         return None if self.profile is None else self.profile.profile_id
 
     def fail(self, exc: BaseException) -> None:

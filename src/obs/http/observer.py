@@ -16,6 +16,7 @@ from obs.http.options import HeaderLabel, check_observer_options
 from obs.http.otel import current_trace_id_reader
 from obs.logs.redaction import RedactSecrets
 from obs.metrics import DURATION_BUCKETS, EXEMPLAR_MAX_CHARS, get_metrics
+from obs.selfreport import report_internal_error
 
 if TYPE_CHECKING:
     from obs.http.observation import RequestObservation
@@ -42,7 +43,9 @@ class OnDemandProfiler(Protocol):
 
     enabled: bool
 
-    def start(self, presented_token: str | None, request_id: str) -> RunningProfile | None: ...
+    def start(
+        self, presented_token: str | None, request_id: str, client: str | None = None
+    ) -> RunningProfile | None: ...
 
 
 class SlowProfileHandle(Protocol):
@@ -170,7 +173,13 @@ class HttpObserver:
         self._exceptions = metrics.exceptions
         self._request_size = metrics.request_body_size if record_body_sizes else None
         self._response_size = metrics.response_body_size if record_body_sizes else None
-        metrics.build_info.labels(self.settings.service_name, self.settings.service_version).set(1)
+        try:
+            build_info = metrics.build_info.labels(
+                self.settings.service_name, self.settings.service_version
+            )
+            build_info.set(1)
+        except Exception as exc:  # a full multiprocess directory must not stop the app booting
+            report_internal_error("metrics", exc, registry)
         self.route_labels = RouteLabels(max_routes)
         self.admitted_routes = self.route_labels.admitted  # read-only view for the hot path
         self._label_sets = LabelSets(max_label_sets)
@@ -191,7 +200,7 @@ class HttpObserver:
             # Imported only when profiling is on: pyinstrument stays out of ordinary start-ups.
             from obs.profiling.request import RequestProfiler
 
-            profiler = RequestProfiler.from_settings(self.settings)
+            profiler = RequestProfiler.from_settings(self.settings, self.registry)
         self.profiler = profiler if profiler is not None and profiler.enabled else None
         #: Tail-kept profiles of slow requests (``OBS_SLOW_PROFILES``), imported only when on.
         self.slow_profiler: SlowProfiler | None = None

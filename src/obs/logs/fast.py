@@ -52,10 +52,13 @@ class JsonLine:
                     event_dict[key] = value
                     untrusted = untrusted or key not in trusted
         self._standard.add(event_dict, method_name, logger_name)
+        if "exc_info" in event_dict or "stack_info" in event_dict:
+            # Rendered first: the rendered exception is not a trusted key, so its messages
+            # are scrubbed by the redaction step below.
+            event_dict = self._exceptions(None, method_name, event_dict)
+            untrusted = True
         if untrusted:
             event_dict = self._redact.redact_untrusted(event_dict, trusted)
-        if "exc_info" in event_dict or "stack_info" in event_dict:
-            event_dict = self._exceptions(None, method_name, event_dict)
         try:
             # Keys are strings here, so orjson's faster path without OPT_NON_STR_KEYS applies.
             return orjson.dumps(event_dict, default=json_default, option=STR_KEYS_OPTIONS)

@@ -21,6 +21,8 @@ from obs.config import Settings
 from obs.logs.fast import JsonLine
 from obs.logs.processors import (
     AddStandardFields,
+    ConsoleLine,
+    ExceptionText,
     RenderExceptions,
     merge_contextvars,
     render_json,
@@ -116,12 +118,12 @@ def build_processors(
     the JSON format, the same chain fused into one call for obs's access line."""
     standard = AddStandardFields(settings.service_name, registry)
     redact = RedactSecrets(settings.redact_keys)
-    chain: list[Processor] = [merge_contextvars, standard, redact]
+    # Exceptions are rendered before redaction, so that their messages are scrubbed too.
     if not json:
-        chain.append(structlog.dev.ConsoleRenderer(colors=_wants_colour(LogState.sink.stream)))
-        return chain, None
+        console = ConsoleLine(colors=_wants_colour(LogState.sink.stream))
+        return [merge_contextvars, standard, ExceptionText(), redact, console], None
     exceptions = RenderExceptions()
-    chain += [exceptions, render_json]
+    chain: list[Processor] = [merge_contextvars, standard, exceptions, redact, render_json]
     return chain, JsonLine(standard, redact, exceptions)
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextvars
 import datetime
+import re
 import time
+from io import StringIO
 from typing import Any
 
 import orjson
@@ -17,7 +19,9 @@ from prometheus_client import CollectorRegistry
 from structlog.typing import EventDict, WrappedLogger
 
 from obs.logs._compat import CONTEXT_VARS, KEY_PREFIX
+from obs.logs.redaction import safe_repr
 from obs.metrics import get_metrics
+from obs.selfreport import report_internal_error
 
 
 class BoundKeys:
@@ -126,10 +130,13 @@ class AddStandardFields:
         if "service" not in event_dict:
             event_dict["service"] = self.service_name
         event_dict["timestamp"] = self._timestamp.at(_time_ns())
-        child = self._children.get(level)
-        if child is None:
-            child = self._children.setdefault(level, self._counter.labels(level))
-        child.inc()
+        try:
+            child = self._children.get(level)
+            if child is None:
+                child = self._children.setdefault(level, self._counter.labels(level))
+            child.inc()
+        except Exception as exc:  # a full multiprocess directory: the line still goes out
+            report_internal_error("log event count", exc)
         return event_dict
 
 
@@ -144,17 +151,93 @@ class RenderExceptions:
         self._stacks = structlog.processors.StackInfoRenderer()
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-        if "stack_info" in event_dict:
-            event_dict = self._stacks(logger, method_name, event_dict)
-        if "exc_info" in event_dict:
-            event_dict = self._exceptions(logger, method_name, event_dict)
+        # Runs before redaction, which then scrubs the exception messages it rendered.
+        try:
+            if "stack_info" in event_dict:
+                event_dict = self._stacks(logger, method_name, event_dict)
+            if "exc_info" in event_dict:
+                event_dict = self._exceptions(logger, method_name, event_dict)
+        except Exception as exc:  # an exception whose str() raises, say
+            report_internal_error("logging", exc)
+            event_dict["exception"] = safe_repr(event_dict.pop("exc_info", None))
+            event_dict.pop("stack_info", None)
         return event_dict
+
+
+class ExceptionText:
+    """For the console: ``exc_info`` turned into plain traceback text under ``exception``,
+    before redaction, so the exception's message is scrubbed like every other string (structlog's
+    console renderer would format it after redaction, with whatever the message holds)."""
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        exc_info = event_dict.pop("exc_info", None)
+        if not exc_info:
+            return event_dict
+        try:
+            if exc_info is True or not isinstance(exc_info, BaseException | tuple):
+                import sys
+
+                exc_info = sys.exc_info()
+            if isinstance(exc_info, BaseException):
+                exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+            if exc_info[0] is not None:
+                sio = StringIO()
+                structlog.dev.plain_traceback(sio, exc_info)
+                event_dict["exception"] = sio.getvalue().lstrip("\n")
+        except Exception as exc:
+            report_internal_error("logging", exc)
+            event_dict["exception"] = safe_repr(exc_info)
+        return event_dict
+
+
+# C0 and C1 control characters, DEL included: a terminal would obey ESC/BEL sequences taken
+# from a path or a user agent, and a newline would forge a log line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match[0]):02x}"
+
+
+def escape_control(text: str, *, keep_newlines: bool = False) -> str:
+    """*text* with control characters written as ``\\xNN``."""
+    return (_CONTROL_BUT_NEWLINE if keep_newlines else _CONTROL).sub(_escape, text)
+
+
+class ConsoleLine:
+    """structlog's console renderer, made safe for a terminal and for any value.
+
+    Control characters in keys and string values are escaped (the exception text keeps its
+    line breaks); anything the renderer still cannot render is written as ``key=repr`` pairs.
+    """
+
+    def __init__(self, colors: bool) -> None:
+        self._renderer = structlog.dev.ConsoleRenderer(colors=colors)
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
+        try:
+            clean: dict[str, Any] = {}
+            for key, value in event_dict.items():
+                name = escape_control(key if type(key) is str else safe_repr(key))
+                if isinstance(value, str):
+                    value = escape_control(value, keep_newlines=name in ("exception", "stack"))
+                elif not isinstance(value, int | float | type(None)):
+                    value = escape_control(safe_repr(value))
+                clean[name] = value
+            return str(self._renderer(logger, method_name, clean))
+        except Exception as exc:
+            report_internal_error("logging", exc)
+            return " ".join(
+                f"{escape_control(safe_repr(k))}={escape_control(safe_repr(v))}"
+                for k, v in list(event_dict.items())
+            )
 
 
 def json_default(obj: Any) -> Any:
     if isinstance(obj, set | frozenset):
-        return sorted(obj, key=repr)
-    return repr(obj)
+        return sorted(obj, key=safe_repr)
+    return safe_repr(obj)
 
 
 STR_KEYS_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_UTC_Z
@@ -166,7 +249,17 @@ def render_json(logger: WrappedLogger, method_name: str, event_dict: EventDict) 
     try:
         return orjson.dumps(event_dict, default=json_default, option=_ORJSON_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
-        # Lone surrogates or integers beyond 64 bits: fall back to the slow, lenient encoder.
-        import json
+        pass
+    import json
 
-        return (json.dumps(event_dict, default=repr, ensure_ascii=True) + "\n").encode()
+    try:
+        # Lone surrogates or integers beyond 64 bits: the slow, lenient encoder.
+        return (json.dumps(event_dict, default=safe_repr, ensure_ascii=True) + "\n").encode()
+    except Exception as exc:  # keys it cannot write, or a chain without redaction
+        report_internal_error("logging", exc)
+    line = {
+        "event": safe_repr(event_dict.get("event")),
+        "level": str(event_dict.get("level", method_name)),
+        "obs_error": "the log event could not be rendered as JSON",
+    }
+    return (json.dumps(line, ensure_ascii=True) + "\n").encode()

@@ -1,95 +1,351 @@
 """Masking secrets before they reach a log line.
 
-Keys are matched case-insensitively with ``-`` equal to ``_``, exactly or as a ``_``-separated
-suffix (``access_token`` and ``x_api_key`` match ``token`` and ``api_key``). Nested dicts, lists
-and header pairs are walked; the caller's objects are never modified (a changed copy is logged).
+Keys are normalised before matching (:func:`obs.config.normalise_key`: percent-decoding, case,
+camelCase boundaries, and ``-``, ``_``, ``.``, spaces and brackets as one separator), then match
+when they end with a secret key, separators ignored: ``accessToken``, ``x.api.key``,
+``user[password]`` and ``session_id`` are all caught. Values are walked to any depth without
+recursion (an explicit stack), through every mapping (``dict``, Starlette's and werkzeug's
+``Headers``, ``MappingProxyType``), sequence and set type, dataclass and attrs instance, and header
+pairs such as ``(b"authorization", b"...")`` or ``[["cookie", "..."]]``; a changed copy of plain
+dicts, lists and tuples is logged, the caller's objects are never modified. Other objects are
+logged as their ``repr`` (a failing ``repr`` as a placeholder), so the renderer never sees
+anything it could choke on.
+
+Text is scrubbed too (:meth:`RedactSecrets.scrub_text`): ``key=value`` and ``key: value`` pairs
+whose key is secret, query strings, and URL userinfo (``https://user:pw@host``) in every string
+of a line: the event, the servers' own lines, exception messages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+import datetime
+import enum
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from structlog.typing import EventDict, WrappedLogger
 
-from obs.config import DEFAULT_REDACT_KEYS
+from obs.config import DEFAULT_REDACT_KEYS, normalise_key
 
 MASK = "[REDACTED]"
-_MAX_DEPTH = 8
+#: Containers nested deeper than this are logged as a placeholder: renderers (orjson: 254
+#: levels, ``repr``: the recursion limit) could not render them, and nothing below is shown.
+MAX_DEPTH = 100
+DEEP = "[nested deeper than 100 levels]"
+CIRCULAR = "[circular reference]"
 _CACHE_LIMIT = 4096
-_SCALARS = frozenset({str, int, float, bool, type(None)})
+_SCALARS = frozenset({int, float, bool, type(None)})
+#: Leaf types the JSON renderer writes natively; everything else becomes its (scrubbed) repr.
+_NATIVE = (int, float, datetime.datetime, datetime.date, datetime.time, uuid.UUID, enum.Enum)
+#: Keys whose values redaction leaves alone: the exception step renders ``exc_info`` (and the
+#: result is scrubbed), and obs itself writes the standard fields (a timestamp has colons).
+_SKIPPED_KEYS = frozenset({"exc_info", "stack_info", "timestamp", "level", "logger", "service"})
+
+#: URL userinfo: ``scheme://user:password@`` (a token as user name counts as well).
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@?#\"'<>]+@")
+#: The ``key=`` or ``key:`` of a pair (the key is checked, then its value matched).
+_KEY = re.compile(r"""(?P<key>[\w.\-\[\]%]+)['"]?\s*[=:]\s*""")
+#: A pair's value: quoted, or one word (after an auth scheme such as ``Bearer``).
+_VALUE = re.compile(
+    r""""[^"]*"?|'[^']*'?|(?i:(?:bearer|basic|digest|token|negotiate)\s+)?[^\s&;,'"<>(){}\[\]]*"""
+)
+
+
+def safe_repr(value: Any) -> str:
+    """``repr(value)``, or a placeholder naming its type when ``repr`` itself fails."""
+    try:
+        return repr(value)
+    except Exception:
+        try:
+            name = type(value).__qualname__
+        except Exception:
+            name = "object"
+        return f"<unrepresentable {name}>"
 
 
 class RedactSecrets:
-    """A structlog processor that replaces the values of secret keys with :data:`MASK`."""
+    """A structlog processor that replaces the values of secret keys with :data:`MASK`.
+
+    *keys* is the exact list to mask (:class:`obs.config.Settings` adds ``OBS_REDACT_KEYS`` to
+    :data:`~obs.config.DEFAULT_REDACT_KEYS` before it gets here). Never raises: an event that
+    cannot be walked is replaced by one saying so (see :meth:`__call__`).
+    """
 
     def __init__(self, keys: Iterable[str] = DEFAULT_REDACT_KEYS, mask: str = MASK) -> None:
-        self.keys = frozenset(k.strip().lower().replace("-", "_") for k in keys)
+        self.keys = frozenset(k for k in (normalise_key(key) for key in keys) if k)
+        # Compared with separators removed, as suffixes: "xapikey" and "db_password" match.
+        self._compact = tuple(sorted({k.replace("_", "") for k in self.keys}))
         self.mask = mask
-        self._verdicts: dict[str, bool] = {}
+        self._verdicts: dict[Any, bool] = {}
+        self._text_verdicts: dict[str, bool] = {}
+
+    # -- keys ------------------------------------------------------------------------------------
 
     def is_secret(self, key: Any) -> bool:
-        """Whether values under *key* must be masked."""
-        if isinstance(key, bytes):
-            key = key.decode("latin-1")
-        if not isinstance(key, str):
+        """Whether values under *key* (a ``str`` or ``bytes`` name) must be masked."""
+        verdict = self._verdicts.get(key) if type(key) is str else None
+        if verdict is not None:
+            return verdict
+        if isinstance(key, bytes | bytearray):
+            text = bytes(key).decode("latin-1")
+        elif isinstance(key, str):
+            text = key
+        else:
             return False
-        verdict = self._verdicts.get(key)
-        if verdict is None:
-            norm = key.lower().replace("-", "_")
-            verdict = norm in self.keys or any(norm.endswith("_" + k) for k in self.keys)
-            if len(self._verdicts) < _CACHE_LIMIT:
-                self._verdicts[key] = verdict
+        compact = normalise_key(text).replace("_", "")
+        verdict = bool(compact) and compact.endswith(self._compact)
+        if type(key) is str and len(self._verdicts) < _CACHE_LIMIT:
+            self._verdicts[key] = verdict
         return verdict
 
+    # -- text ------------------------------------------------------------------------------------
+
+    def scrub_text(self, text: str) -> str:
+        """*text* with URL userinfo and the values of secret ``key=value``/``key: value`` pairs
+        (query strings included) masked. Text without ``=`` or ``:`` costs two scans."""
+        if "=" not in text and ":" not in text:
+            return text
+        if "://" in text:
+            text = _USERINFO.sub(self._mask_userinfo, text)
+        # A key that is not secret consumes only itself and its separator, so that the pair in
+        # "ValueError: secret=x" is still found after "ValueError: ".
+        parts: list[str] = []
+        done = 0
+        for match in _KEY.finditer(text):
+            if match.start() < done or not self._text_key_is_secret(match["key"]):
+                continue
+            value = _VALUE.match(text, match.end())
+            parts += (text[done : match.end()], self.mask)
+            done = match.end() if value is None else value.end()
+        if not parts:
+            return text
+        parts.append(text[done:])
+        return "".join(parts)
+
+    def _text_key_is_secret(self, key: str) -> bool:
+        # Words found in text (timestamps, addresses) get a cache of their own, emptied when
+        # full, so they never crowd the keys of structured events out of theirs.
+        verdict = self._text_verdicts.get(key)
+        if verdict is None:
+            compact = normalise_key(key).replace("_", "")
+            verdict = bool(compact) and compact.endswith(self._compact)
+            if len(self._text_verdicts) >= _CACHE_LIMIT:
+                self._text_verdicts.clear()
+            self._text_verdicts[key] = verdict
+        return verdict
+
+    def _mask_userinfo(self, match: re.Match[str]) -> str:
+        return f"{match['scheme']}{self.mask}@"
+
+    def redact_query(self, query: str) -> str:
+        """A query string with the values of secret parameters masked (``&`` and ``;`` both
+        separate; names are percent-decoded and bracketed forms such as ``user[password]``
+        match)."""
+        parts = re.split(r"([&;])", query)
+        for i in range(0, len(parts), 2):
+            name, sep, _ = parts[i].partition("=")
+            if sep and self.is_secret(name):
+                parts[i] = f"{name}={self.mask}"
+        return "".join(parts)
+
+    def redact_argv(self, argv: Sequence[str]) -> list[str]:
+        """A command line with secret-looking arguments masked: ``--db-password=x``,
+        ``--db-password x``, ``PASSWORD=x``, and URL userinfo anywhere."""
+        out: list[str] = []
+        mask_next = False
+        for arg in argv:
+            if mask_next and not arg.startswith("-"):
+                out.append(self.mask)
+                mask_next = False
+                continue
+            mask_next = False
+            name, sep, _ = arg.partition("=")
+            if arg.startswith("-") and not sep and self.is_secret(arg.lstrip("-")):
+                mask_next = True
+                out.append(arg)
+            elif sep and self.is_secret(name.lstrip("-")):
+                out.append(f"{name}={self.mask}")
+            else:
+                out.append(self.scrub_text(arg))
+        return out
+
+    # -- values ----------------------------------------------------------------------------------
+
     def redact(self, value: Any, depth: int = 0) -> Any:
-        """Return *value* with secrets masked: the same object when nothing needed masking."""
-        if depth >= _MAX_DEPTH:
-            return value
-        if isinstance(value, dict):
-            changed: dict[Any, Any] | None = None
-            for key, item in value.items():
-                new = self.mask if self.is_secret(key) else self.redact(item, depth + 1)
-                if new is not item:
-                    if changed is None:
-                        changed = dict(value)
-                    changed[key] = new
-            return value if changed is None else changed
-        if isinstance(value, list | tuple):
+        """*value* with secrets masked, ready to render: plain containers (copies), native
+        scalars, scrubbed strings, and ``repr`` strings for everything else.
+
+        Iterative (an explicit stack), so no nesting depth can exhaust the interpreter's; a
+        container inside itself is logged as :data:`CIRCULAR`, one deeper than
+        :data:`MAX_DEPTH` as :data:`DEEP`.
+        """
+        result: list[Any] = [None]
+        # (value, target container, slot in it, depth); an exit marker has target None.
+        stack: list[tuple[Any, Any, Any, int]] = [(value, result, 0, depth)]
+        on_path: set[int] = set()
+        keep_alive: list[Any] = []  # ids stay unique while the objects they name live
+        mask = self.mask
+        while stack:
+            item, target, slot, level = stack.pop()
+            if target is None:  # leaving a container: item is its id, slot a tuple to make
+                on_path.discard(item)
+                if slot is not None:
+                    parent, key = slot
+                    parent[key] = tuple(parent[key])
+                continue
+            kind = type(item)
+            if kind is str:
+                target[slot] = self.scrub_text(item)
+                continue
+            if kind in _SCALARS:
+                target[slot] = item
+                continue
+            pairs, sequence = self._children(item)
+            if pairs is None and sequence is None:
+                target[slot] = self._leaf(item)
+                continue
+            ident = id(item)
+            if ident in on_path:
+                target[slot] = CIRCULAR
+                continue
+            if level >= MAX_DEPTH:
+                target[slot] = DEEP
+                continue
+            keep_alive.append(item)
+            on_path.add(ident)
+            if pairs is not None:
+                new_dict: dict[Any, Any] = {}
+                target[slot] = new_dict
+                stack.append((ident, None, None, 0))
+                for key, child in pairs:
+                    key = self._key(key)
+                    if self.is_secret(key):
+                        new_dict[key] = mask
+                    else:
+                        new_dict[key] = None
+                        stack.append((child, new_dict, key, level + 1))
+                continue
+            assert sequence is not None
             if (
-                isinstance(value, tuple)
-                and len(value) == 2
-                and isinstance(value[0], str | bytes)
-                and self.is_secret(value[0])
+                len(sequence) == 2
+                and isinstance(sequence[0], str | bytes)
+                and isinstance(item, tuple | list)
+                and self.is_secret(sequence[0])
             ):
-                return (value[0], self.mask)  # a (name, value) header pair
-            items = [self.redact(item, depth + 1) for item in value]
-            if all(new is old for new, old in zip(items, value, strict=True)):
-                return value
-            return items if isinstance(value, list) else tuple(items)
-        return value
+                name = self._leaf(sequence[0])  # a (name, value) header pair
+                target[slot] = (name, mask) if isinstance(item, tuple) else [name, mask]
+                on_path.discard(ident)
+                continue
+            new_list: list[Any] = [None] * len(sequence)
+            target[slot] = new_list
+            stack.append((ident, None, (target, slot) if kind is tuple else None, 0))
+            for index, child in enumerate(sequence):
+                stack.append((child, new_list, index, level + 1))
+        return result[0]
+
+    @staticmethod
+    def _children(value: Any) -> tuple[Any, Any]:
+        """``(pairs, None)`` for a mapping-like value, ``(None, items)`` for a sequence-like
+        one, ``(None, None)`` for a leaf. Generators and iterators are leaves: logging must not
+        consume the caller's."""
+        if isinstance(value, dict):
+            return list(value.items()), None
+        if isinstance(value, list | tuple):
+            return None, value
+        if isinstance(value, str | bytes | bytearray | memoryview):
+            return None, None
+        if isinstance(value, Mapping):
+            return list(value.items()), None
+        if isinstance(value, Set):
+            return None, sorted(value, key=safe_repr)
+        if isinstance(value, Sequence):
+            return None, list(value)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return [(f.name, getattr(value, f.name, None)) for f in dataclasses.fields(value)], None
+        attributes = getattr(type(value), "__attrs_attrs__", None)
+        if attributes is not None:
+            return [(a.name, getattr(value, a.name, None)) for a in attributes], None
+        items = getattr(value, "items", None)
+        if callable(items) and callable(getattr(value, "keys", None)):  # werkzeug's Headers
+            return list(items()), None
+        return None, None
+
+    def _leaf(self, value: Any) -> Any:
+        kind = type(value)
+        if isinstance(value, str):  # str.__str__: a subclass's own __str__ may raise
+            return self.scrub_text(value if kind is str else str.__str__(value))
+        if kind in _SCALARS or isinstance(value, _NATIVE):
+            if kind is not int and kind is not bool and isinstance(value, int | float):
+                # An int or float subclass (not an enum) renders as its plain number.
+                return (
+                    value
+                    if isinstance(value, enum.Enum)
+                    else (int(value) if isinstance(value, int) else float(value))
+                )
+            return value
+        if isinstance(value, bytes | bytearray | memoryview):
+            return self.scrub_text(bytes(value).decode("utf-8", "backslashreplace"))
+        return self.scrub_text(safe_repr(value))
+
+    @staticmethod
+    def _key(key: Any) -> Any:
+        if type(key) is str or key is None or type(key) in _SCALARS:
+            return key
+        if isinstance(key, bytes | bytearray):
+            return bytes(key).decode("utf-8", "backslashreplace")
+        if isinstance(key, str):
+            return str(key)
+        return safe_repr(key)
+
+    # -- the processor ---------------------------------------------------------------------------
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-        verdicts = self._verdicts
-        for key, value in event_dict.items():
-            # Every log line passes here: known keys cost one dict lookup, scalars no more.
-            verdict = verdicts.get(key)
-            if verdict is None:
-                verdict = self.is_secret(key)
-            if verdict:
-                event_dict[key] = self.mask
-            elif type(value) not in _SCALARS and isinstance(value, dict | list | tuple):
-                event_dict[key] = self.redact(value, 1)
-        return event_dict
+        try:
+            return self._redact_event(event_dict, None)
+        except Exception as exc:
+            return self._unrenderable(event_dict, exc)
 
     def redact_untrusted(self, event_dict: EventDict, trusted: frozenset[str]) -> EventDict:
         """Like a call, but only for keys outside *trusted* (set operations, done in C)."""
         if event_dict.keys() <= trusted:  # the usual case: nothing but the caller's own keys
             return event_dict
-        for key in event_dict.keys() - trusted:
+        try:
+            return self._redact_event(event_dict, event_dict.keys() - trusted)
+        except Exception as exc:
+            return self._unrenderable(event_dict, exc)
+
+    def _redact_event(self, event_dict: EventDict, keys: Iterable[str] | None) -> EventDict:
+        verdicts = self._verdicts
+        for key in event_dict if keys is None else keys:
             value = event_dict[key]
-            if self.is_secret(key):
+            # Every log line passes here: known keys cost one dict lookup, numbers no more.
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = self.is_secret(key)
+            if verdict:
                 event_dict[key] = self.mask
-            elif isinstance(value, dict | list | tuple):
+            elif key in _SKIPPED_KEYS:
+                continue
+            elif type(value) is str:
+                if "=" in value or ":" in value:
+                    event_dict[key] = self.scrub_text(value)
+            elif type(value) not in _SCALARS:
                 event_dict[key] = self.redact(value, 1)
         return event_dict
+
+    def _unrenderable(self, event_dict: EventDict, exc: Exception) -> EventDict:
+        """What is logged when an event cannot even be walked: its level and a note."""
+        from obs.selfreport import report_internal_error
+
+        report_internal_error("logging", exc)
+        kept = {
+            k: event_dict[k] for k in ("level", "logger", "service", "timestamp") if k in event_dict
+        }
+        return {
+            "event": "log event dropped: it could not be rendered",
+            **{k: v for k, v in kept.items() if type(v) is str},
+            "obs_error": f"{type(exc).__name__}",
+        }

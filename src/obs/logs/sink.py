@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import os
+import select
+import threading
+import time
 from typing import IO
 
 from obs.selfreport import report_internal_error
+
+#: Longest wait for a non-blocking descriptor (a pipe whose reader is slow) to accept a line
+#: before the line is dropped, whole, and counted.
+WAIT_SECONDS = 1.0
+#: Longest wait to finish a line that was partly written: giving up would tear it.
+FINISH_SECONDS = 10.0
+#: ``obs_internal_errors_total`` component of lines dropped whole (the reader did not keep up).
+DROPPED = "log sink dropped line"
 
 
 class LineSink:
@@ -13,6 +24,13 @@ class LineSink:
 
     One system call per line keeps lines from several threads or worker processes sharing a
     pipe from interleaving. A failing write (closed pipe, full disk) is reported, never raised.
+
+    A non-blocking descriptor (an event loop's stdout, a pipe set ``O_NONBLOCK`` by a
+    supervisor) may take part of a line and then refuse with ``EAGAIN``: the sink waits for it,
+    bounded, and never leaves a torn line. A line the descriptor does not start to take within
+    :data:`WAIT_SECONDS` is dropped whole and counted (component :data:`DROPPED`); one it took
+    part of is finished within :data:`FINISH_SECONDS`, and if even that fails, the next line
+    starts on a new line instead of being glued to the fragment.
     """
 
     def __init__(self, stream: IO[str]) -> None:
@@ -26,22 +44,58 @@ class LineSink:
         # buffer must go out first, or it would land after (or inside) later lines. A
         # line-buffered stream never holds a whole line back, so it needs no flush per line.
         self._flush = not getattr(stream, "line_buffering", False)
+        # A line finished after EAGAIN must not be interleaved by another thread's line.
+        self._lock = threading.Lock()
+        self._torn = False
 
     def write(self, line: str | bytes) -> None:
         try:
             if self._fd is None:
-                self.stream.write(line.decode() if isinstance(line, bytes) else line)
+                text = line.decode() if isinstance(line, bytes) else line
+                self.stream.write(text if text.endswith("\n") else text + "\n")
                 self.stream.flush()
                 return
             data = line if isinstance(line, bytes) else line.encode("utf-8", "backslashreplace")
             if not data.endswith(b"\n"):
                 data += b"\n"
-            if self._flush:
-                self.stream.flush()
-            written = os.write(self._fd, data)
-            if written < len(data):  # a pipe or disk took part of it: write the rest
-                view = memoryview(data)[written:]
-                while view:
-                    view = view[os.write(self._fd, view) :]
+            with self._lock:
+                if self._flush:
+                    self.stream.flush()
+                if self._torn:
+                    data = b"\n" + data
+                    self._torn = False
+                try:
+                    written = os.write(self._fd, data)
+                except BlockingIOError:
+                    written = 0
+                if written < len(data):  # a pipe or disk took part of it, or none
+                    self._finish(data, written)
         except Exception as exc:
             report_internal_error("log sink", exc)
+
+    def _finish(self, data: bytes, written: int) -> None:
+        """Write the rest of *data*, waiting (bounded) while the descriptor refuses."""
+        fd = self._fd
+        assert fd is not None
+        view = memoryview(data)[written:]
+        start = time.monotonic()
+        poller: select.poll | None = None
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+                continue
+            except BlockingIOError:
+                pass
+            limit = WAIT_SECONDS if len(view) == len(data) else FINISH_SECONDS
+            left = limit - (time.monotonic() - start)
+            if left <= 0:
+                if len(view) == len(data):
+                    report_internal_error(DROPPED, BlockingIOError("the reader did not keep up"))
+                else:
+                    self._torn = True
+                    report_internal_error("log sink", BlockingIOError("a line was cut short"))
+                return
+            if poller is None:
+                poller = select.poll()
+                poller.register(fd, select.POLLOUT)
+            poller.poll(min(left, 0.05) * 1000)

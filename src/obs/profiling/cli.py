@@ -12,6 +12,7 @@ from obs.exceptions import ProfilingError
 from obs.profiling.pyspy import RecordOptions, check_pid, dump, record
 from obs.profiling.renderers import FORMATS, SUFFIXES, render, render_summary, renderer
 from obs.profiling.result import ProfileResult
+from obs.profiling.storage import ensure_private_directory, write_private
 
 DEFAULT_DIRECTORY = "profiles"
 
@@ -37,12 +38,20 @@ def output_paths(pid: int, fmt: str | None, output: str | None) -> dict[str, Pat
     return paths
 
 
-def write_outputs(result: ProfileResult, paths: dict[str, Path]) -> None:
-    """Render *result* once per format into *paths*."""
+def write_outputs(result: ProfileResult, paths: dict[str, Path], *, private_parent: bool) -> None:
+    """Render *result* once per format into *paths*, each file ``0600``.
+
+    A profile shows the target's command line, source paths and function names: the files are
+    owner-only, replaced atomically without following a link at their name, and the default
+    directory (*private_parent*) is created ``0700`` or checked like every obs state directory.
+    """
     for fmt, path in paths.items():
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(result, fmt), encoding="utf-8")
+            if private_parent:
+                ensure_private_directory(path.parent)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            write_private(path, render(result, fmt), replace=True)
         except OSError as exc:
             raise ProfilingError(
                 f"cannot write {path}: {exc.strerror or exc}; pass --output with a writable path."
@@ -117,7 +126,7 @@ def profile_command(
         result = record(pid, options)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    write_outputs(result, paths)
+    write_outputs(result, paths, private_parent=output is None)
     for path in paths.values():
         click.echo(f"Wrote {path}")
     click.echo(renderer(fmt or "svg").view_hint)

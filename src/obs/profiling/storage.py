@@ -1,8 +1,12 @@
 """Where in-process profiles go: a private directory, owner-only files, a cap on how many.
 
-Profiles show source paths and function names, so the directory is created ``0700`` and every
-file ``0600``. Each profile is a pair ``<id>.speedscope.json`` + ``<id>.html``; beyond
-``max_files`` pairs the oldest are removed. Files that are not such a pair are never touched.
+Profiles show source paths and function names, so the directory is created ``0700`` (an existing
+one must be this user's, not a link and not writable by others: :func:`ensure_private_directory`)
+and every file is created ``0600`` without following links, exclusively, under a name with a
+random part (:func:`write_private`, :func:`unique_stem`): a link another user plants in the
+directory makes the write fail instead of redirecting it. Each profile is a pair
+``<id>.speedscope.json`` + ``<id>.html``; beyond ``max_files`` pairs the oldest are removed.
+Files that are not such a pair are never touched.
 """
 
 from __future__ import annotations
@@ -10,6 +14,27 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+
+from obs.private_files import (
+    UnsafePathError,
+    check_private_directory,
+    ensure_private_directory,
+    random_suffix,
+)
+from obs.private_files import write_private as _write_private
+
+__all__ = [
+    "HTML_SUFFIX",
+    "SPEEDSCOPE_SUFFIX",
+    "UnsafePathError",
+    "check_private_directory",
+    "ensure_directory",
+    "ensure_private_directory",
+    "prune",
+    "safe_stem",
+    "unique_stem",
+    "write_private",
+]
 
 SPEEDSCOPE_SUFFIX = ".speedscope.json"
 HTML_SUFFIX = ".html"
@@ -25,27 +50,30 @@ def safe_stem(text: str, fallback: str = "profile") -> str:
 
 
 def ensure_directory(directory: Path) -> None:
-    """Create *directory* (and parents) owner-only if missing; an existing one is left as is."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create *directory* ``0700`` or check an existing one (:func:`ensure_private_directory`;
+    :class:`UnsafePathError` when another user owns it, it is a link or others may write)."""
+    ensure_private_directory(directory)
 
 
 def unique_stem(directory: Path, stem: str) -> str:
-    """*stem*, or *stem* with a counter, such that neither output file exists yet."""
-    candidate, n = stem, 1
-    while (directory / (candidate + HTML_SUFFIX)).exists() or (
-        directory / (candidate + SPEEDSCOPE_SUFFIX)
-    ).exists():
-        n += 1
-        candidate = f"{stem}-{n}"
-    return candidate
+    """*stem* with a random part another user cannot guess: ``<stem>-<12 hex digits>``.
+
+    The files are then created exclusively (:func:`write_private`), so a name that someone did
+    manage to plant fails the write rather than being written through.
+    """
+    return f"{stem}-{random_suffix()}"
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write *text* to a new file *path* readable by its owner only (mode 0600)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        os.fchmod(fh.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
-        fh.write(text)
+def write_private(
+    path: str | os.PathLike[str], data: str | bytes, *, replace: bool = False
+) -> None:
+    """Write *data* to a new file *path*, mode ``0600``, never following a link.
+
+    Without *replace* the file must not exist (``O_EXCL``: ``FileExistsError`` otherwise);
+    with it, an existing file is replaced atomically by a new one (a link is replaced, never
+    followed). See :func:`obs.private_files.write_private`.
+    """
+    _write_private(path, data, replace=replace)
 
 
 def prune(directory: Path, max_files: int) -> list[Path]:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from obs.logs.redaction import RedactSecrets
+
 #: How often the tree is searched for new processes.
 POLL_SECONDS = 1.0
 
@@ -29,12 +31,23 @@ SpyCommand = Callable[[int, int, Path], list[str]]
 
 
 def command_line(pid: int) -> str:
-    """The command line of *pid* as ``ps`` shows it, or ``""`` if it cannot be read."""
+    """The command line of *pid* as ``ps`` shows it, secret-looking arguments masked, or ``""``
+    if it cannot be read.
+
+    It is written into every profile, so one rule applies (see SECURITY.md): the value of an
+    option whose name is a secret key (``--db-password=x``, ``--api-key x``), of a
+    ``NAME=value`` argument whose name is one, and URL userinfo are replaced by ``[REDACTED]``
+    (:meth:`obs.logs.redaction.RedactSecrets.redact_argv`, default keys).
+    """
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return ""
-    return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+    argv = raw.rstrip(b"\0").decode("utf-8", "replace").split("\0")
+    return " ".join(_REDACT.redact_argv(argv))
+
+
+_REDACT = RedactSecrets()
 
 
 def children(pid: int) -> list[int]:

@@ -9,6 +9,8 @@ release renames one.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +31,11 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     ("prometheus_client.values.ValueClass._multiprocess", "the value class in force"),
     ("prometheus_client.values.get_value_class", "switching to multiprocess values"),
     ("prometheus_client.mmap_dict.MmapedDict", "reading and folding .db files"),
+    ("prometheus_client.values.MmapedDict", "file-backed values opened privately, preallocated"),
+    ("prometheus_client.mmap_dict.MmapedDict._init_value", "reserving space before it grows"),
+    ("prometheus_client.mmap_dict.MmapedDict._capacity", "its current file size"),
+    ("prometheus_client.mmap_dict.MmapedDict._used", "the bytes in use"),
+    ("prometheus_client.mmap_dict.MmapedDict._f", "its open file"),
 )
 
 
@@ -67,8 +74,83 @@ def use_multiprocess_values() -> None:
     """Make prometheus_client create file-backed values from now on (if it does not yet)."""
     from prometheus_client import values
 
+    use_private_files()
     if not getattr(values.ValueClass, "_multiprocess", False):
         values.ValueClass = values.get_value_class()
+
+
+#: Bytes a new ``.db`` file gets (prometheus_client starts its files at the same 64 KiB).
+INITIAL_FILE_SIZE = 1 << 16
+#: An entry's bytes beyond its key: length (4), padding to 8 (at most 8), value and timestamp.
+_ENTRY_OVERHEAD = 28
+
+_private_class: Any = None
+
+
+def private_mmaped_dict() -> Any:
+    """prometheus_client's ``MmapedDict``, made safe for a shared host and a full disk.
+
+    prometheus_client opens ``<dir>/<kind>_<pid>.db`` with ``open(name, "a+b")`` (following a
+    planted symbolic link) and grows it with ``truncate`` + ``mmap``: on a full filesystem the
+    file has holes, and the first write to one kills the process with SIGBUS (the gunicorn master
+    too, when it folds a dead worker). The subclass opens the file first without following links
+    (it must be a regular file of this user) and reserves its blocks with ``posix_fallocate``
+    before each growth, so a full disk is an ``OSError`` (ENOSPC) that the caller counts.
+    """
+    global _private_class
+    if _private_class is not None:
+        return _private_class
+    from prometheus_client.mmap_dict import MmapedDict
+
+    from obs.private_files import open_private
+
+    class PrivateMmapedDict(MmapedDict):
+        def __init__(self, filename: str, read_mode: bool = False) -> None:
+            if not read_mode:
+                fd = open_private(filename, os.O_RDWR)
+                try:
+                    size = os.fstat(fd).st_size
+                    reserve(fd, max(size, INITIAL_FILE_SIZE))
+                except OSError:
+                    if size == 0:  # an empty .db file would break every scrape's merge
+                        os.remove(filename)
+                    raise
+                finally:
+                    os.close(fd)
+            super().__init__(filename, read_mode)
+
+        def _init_value(self, key: str) -> None:
+            needed = len(key.encode("utf-8")) + _ENTRY_OVERHEAD
+            capacity = self._capacity
+            while self._used + needed > capacity:
+                capacity *= 2  # the same doubling as prometheus_client's, reserved first
+            if capacity != self._capacity:
+                reserve(self._f.fileno(), capacity)
+            super()._init_value(key)
+
+    _private_class = PrivateMmapedDict
+    return PrivateMmapedDict
+
+
+def reserve(fd: int, size: int) -> None:
+    """Allocate the first *size* bytes of *fd* for real (no holes); ``OSError`` when full."""
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is not None:
+        fallocate(fd, 0, size)
+        return
+    # No posix_fallocate (macOS): check the free space, then extend the file.
+    if os.fstat(fd).st_size < size:
+        free = os.fstatvfs(fd)
+        if free.f_bavail * free.f_frsize < size:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.ftruncate(fd, size)
+
+
+def use_private_files() -> None:
+    """Make prometheus_client's file-backed values use :func:`private_mmaped_dict`."""
+    from prometheus_client import values
+
+    values.MmapedDict = private_mmaped_dict()  # type: ignore[attr-defined]
 
 
 def _probe(dotted: str) -> object:
@@ -87,6 +169,17 @@ def _probe(dotted: str) -> object:
 
         with tempfile.TemporaryDirectory() as path:
             return getattr(MultiProcessCollector(None, path=path), attribute)
+    if owner == "prometheus_client.mmap_dict.MmapedDict" and attribute != "_init_value":
+        import tempfile
+
+        from prometheus_client.mmap_dict import MmapedDict
+
+        with tempfile.TemporaryDirectory() as path:
+            mmaped = MmapedDict(os.path.join(path, "probe.db"))
+            try:
+                return getattr(mmaped, attribute)
+            finally:
+                mmaped.close()
     if owner in instances:
         return getattr(instances[owner], attribute)
     import importlib

@@ -74,10 +74,16 @@ def basic_authorization(username: str | None, password: str | None) -> bytes | N
 
 
 def authorized(expected: bytes | None, presented: bytes | None) -> bool:
-    """Compare credentials in constant time (no early exit that would leak a prefix)."""
+    """Compare credentials in constant time (no early exit that would leak a prefix).
+
+    The scheme is case-insensitive (RFC 7617: ``basic …`` is valid); only the credentials,
+    which are the secret, need the constant-time comparison.
+    """
     if expected is None:
         return True
-    return hmac.compare_digest(expected, presented or b"")
+    scheme, _, credentials = (presented or b"").strip().partition(b" ")
+    matches = hmac.compare_digest(expected.partition(b" ")[2], credentials.lstrip(b" "))
+    return scheme.lower() == b"basic" and matches
 
 
 _UNAUTHORIZED_BODY = b"authentication required\n"

@@ -4,6 +4,9 @@ prometheus_client's multiprocess mode keeps each worker's values in ``*.db`` fil
 ``PROMETHEUS_MULTIPROC_DIR``. This module owns that directory for obs: set-up in the server's
 master (:func:`prepare`), the lock that keeps a scrape from seeing a dead worker's counts twice
 (:func:`locked`), and the small JSON side files' reading and writing.
+
+The directory is private (see :mod:`obs.private_files`): created ``0700``, refused when it
+belongs to another user or others may write to it, its files opened without following links.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ import fcntl
 import json
 import os
 import tempfile
-import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from obs.private_files import ensure_private_directory, open_private, write_private
 from obs.prometheus import _compat
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -43,9 +46,17 @@ def ensure_multiprocess_values() -> None:
         _compat.use_multiprocess_values()
 
 
+#: The name of a directory obs creates, before its random part.
+DEFAULT_PREFIX = "obs-prometheus-multiproc-"
+
+
 def default_directory() -> str:
-    """Where obs puts the directory when ``PROMETHEUS_MULTIPROC_DIR`` is unset: one per server."""
-    return os.path.join(tempfile.gettempdir(), f"obs-prometheus-multiproc-{os.getpid()}")
+    """Create a new directory for a server whose ``PROMETHEUS_MULTIPROC_DIR`` is unset.
+
+    ``mkdtemp`` makes it ``0700`` under an unpredictable name, atomically: another local user
+    cannot create it first (a name such as ``…-<master pid>`` can be squatted).
+    """
+    return tempfile.mkdtemp(prefix=DEFAULT_PREFIX)
 
 
 def prepare(path: str | None = None) -> str:
@@ -56,14 +67,14 @@ def prepare(path: str | None = None) -> str:
     created its metrics.
     """
     path = path or directory() or default_directory()
-    os.makedirs(path, exist_ok=True)
+    ensure_private_directory(path)  # UnsafePathError: someone else's, or writable by others
     own = str(os.getpid())
     for name in os.listdir(path):
         if name == LOCK_FILE or pid_of(name) == own:
             continue
         if name.endswith((".db", ".json", ".tmp")):
             with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(path, name))
+                os.remove(os.path.join(path, name))  # a planted link goes, never its target
     os.environ[ENV] = path
     return path
 
@@ -77,7 +88,7 @@ def pid_of(name: str) -> str:
 @contextlib.contextmanager
 def locked(path: str, *, exclusive: bool) -> Iterator[None]:
     """Hold the directory's lock: shared for readers, exclusive for folding."""
-    fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_private(os.path.join(path, LOCK_FILE), os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
@@ -86,11 +97,9 @@ def locked(path: str, *, exclusive: bool) -> Iterator[None]:
 
 
 def write_json(target: str, data: Any) -> None:
-    """Replace *target* atomically with *data* as compact JSON."""
-    tmp = f"{target}.{threading.get_ident()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as out:
-        json.dump(data, out, separators=(",", ":"))
-    os.replace(tmp, target)
+    """Replace *target* atomically with *data* as compact JSON (a new ``0600`` file under an
+    unpredictable name, created exclusively, then renamed over *target*)."""
+    write_private(target, json.dumps(data, separators=(",", ":")), replace=True)
 
 
 def read_side_files(paths: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -98,8 +107,9 @@ def read_side_files(paths: Iterable[str]) -> dict[str, dict[str, Any]]:
     out = {}
     for path in paths:
         try:
-            with open(path, encoding="utf-8") as source:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with os.fdopen(fd, encoding="utf-8") as source:
                 out[path] = json.load(source)
-        except (OSError, ValueError):  # gone (worker folded) or being replaced
+        except (OSError, ValueError):  # gone (worker folded), being replaced, or a link
             continue
     return out

@@ -7,11 +7,13 @@ the scrape, grow.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 
 from prometheus_client.multiprocess import mark_process_dead
 
+from obs.private_files import random_suffix
 from obs.prometheus import _compat
 from obs.prometheus.multiprocess.exemplars import exemplar_row, merge_exemplars
 from obs.prometheus.multiprocess.files import (
@@ -22,6 +24,7 @@ from obs.prometheus.multiprocess.files import (
     read_side_files,
     write_json,
 )
+from obs.selfreport import report_internal_error
 
 # How a dead worker's values join the aggregate, by file kind (the file name before the pid).
 _FOLD: dict[str, Callable[[tuple[float, float], tuple[float, float]], tuple[float, float]]] = {
@@ -35,35 +38,63 @@ _FOLD: dict[str, Callable[[tuple[float, float], tuple[float, float]], tuple[floa
 }
 
 
-def fold_dead_worker(pid: int, path: str | None = None) -> None:
+def fold_dead_worker(pid: int, path: str | None = None) -> bool:
     """Fold the files of the dead process *pid* into the aggregate files, then delete them.
 
     Counts are never lost: counters, histograms and summaries are added, ``sum``/``max``/``min``
     /``mostrecent`` gauges combined by their mode, ``live*`` gauges dropped
     (``mark_process_dead``), exemplars merged (latest wins). Gauges in prometheus_client's
     default ``all`` mode keep their per-pid files, as that mode promises.
+
+    Each aggregate is rewritten into a new, fully allocated file that replaces the old one only
+    once complete, so a full disk leaves the dead worker's file in place (the scrape still
+    counts it) instead of a half-folded aggregate, and never kills the calling process (the
+    gunicorn master) with SIGBUS. A failure is counted in ``obs_internal_errors_total``
+    (component ``multiprocess fold``); returns whether everything was folded. Never raises.
     """
-    path = path or directory()
-    if not path or not os.path.isdir(path):
-        return
-    with locked(path, exclusive=True):
-        mark_process_dead(pid, path)
-        suffix = f"_{pid}.db"
-        for name in os.listdir(path):
-            if not name.endswith(suffix):
-                continue
-            kind = name[: -len(suffix)]
-            combine = _FOLD.get(kind)
-            if combine is not None:
-                _fold_file(
-                    os.path.join(path, name), os.path.join(path, f"{kind}_{AGGREGATE}.db"), combine
-                )
-        side = os.path.join(path, f"{SIDE_PREFIX}{pid}.json")
-        if os.path.exists(side):
-            aggregate = os.path.join(path, f"{SIDE_PREFIX}{AGGREGATE}.json")
-            merged = merge_exemplars(read_side_files([aggregate, side]))
+    try:
+        path = path or directory()
+        if not path or not os.path.isdir(path):
+            return True
+        with locked(path, exclusive=True):
+            return _fold_locked(pid, path)
+    except Exception as exc:
+        report_internal_error(COMPONENT, exc)
+        return False
+
+
+COMPONENT = "multiprocess fold"
+
+
+def _fold_locked(pid: int, path: str) -> bool:
+    complete = True
+    mark_process_dead(pid, path)
+    suffix = f"_{pid}.db"
+    for name in os.listdir(path):
+        if not name.endswith(suffix):
+            continue
+        kind = name[: -len(suffix)]
+        combine = _FOLD.get(kind)
+        if combine is None:
+            continue
+        try:
+            _fold_file(
+                os.path.join(path, name), os.path.join(path, f"{kind}_{AGGREGATE}.db"), combine
+            )
+        except OSError as exc:  # a full disk: the worker's own file stays and is still scraped
+            complete = False
+            report_internal_error(COMPONENT, exc)
+    side = os.path.join(path, f"{SIDE_PREFIX}{pid}.json")
+    if os.path.exists(side):
+        aggregate = os.path.join(path, f"{SIDE_PREFIX}{AGGREGATE}.json")
+        merged = merge_exemplars(read_side_files([aggregate, side]))
+        try:
             write_json(aggregate, {"exemplars": [exemplar_row(k, v) for k, v in merged.items()]})
             os.remove(side)
+        except OSError as exc:
+            complete = False
+            report_internal_error(COMPONENT, exc)
+    return complete
 
 
 def _fold_file(
@@ -71,14 +102,26 @@ def _fold_file(
     target: str,
     combine: Callable[[tuple[float, float], tuple[float, float]], tuple[float, float]],
 ) -> None:
-    aggregate = _compat.MmapedDict(target)
+    current: dict[str, tuple[float, float]] = {}
+    if os.path.exists(target):
+        current = {
+            key: (value, ts)
+            for key, value, ts, _ in _compat.MmapedDict.read_all_values_from_file(target)
+        }
+    for key, value, ts, _ in _compat.MmapedDict.read_all_values_from_file(source):
+        old = current.get(key)
+        current[key] = (value, ts) if old is None else combine(old, (value, ts))
+    fresh = f"{target}.{random_suffix()}.tmp"
     try:
-        current = {key: (value, ts) for key, value, ts in aggregate.read_all_values()}
-        for key, value, ts, _ in _compat.MmapedDict.read_all_values_from_file(source):
-            old = current.get(key)
-            new = (value, ts) if old is None else combine(old, (value, ts))
-            aggregate.write_value(key, new[0], new[1])
-            current[key] = new
-    finally:
-        aggregate.close()
+        aggregate = _compat.private_mmaped_dict()(fresh)
+        try:
+            for key, (value, ts) in current.items():
+                aggregate.write_value(key, value, ts)
+        finally:
+            aggregate.close()
+        os.replace(fresh, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(fresh)
+        raise
     os.remove(source)

@@ -1,0 +1,142 @@
+"""Private state on a shared host: directories only the serving user can enter, files no other
+user can plant or redirect.
+
+obs keeps state in directories (the multiprocess directory, profile directories) that may sit in
+a world-writable place such as ``/tmp``. Another local user can create such a directory first,
+or plant a symbolic link where obs will write, so that a process running as root creates or
+truncates files elsewhere. Every directory obs creates is ``0700``; one that already exists is
+used only if it is a real directory (not a symbolic link) owned by the serving user and not
+writable by group or others. Files are opened with ``O_NOFOLLOW`` and created with ``O_EXCL``
+(mode ``0600``), so a planted link or file makes the call fail instead of redirecting it.
+
+This module sits in the lowest layer (it imports nothing of obs but its exceptions) so that both
+:mod:`obs.prometheus.multiprocess` and :mod:`obs.profiling` use the same checks.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from obs.exceptions import ObsError
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class UnsafePathError(ObsError):
+    """A directory or file obs would use is not private to the serving user."""
+
+
+def check_private_directory(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`UnsafePathError` unless *path* is a real directory owned by this user and
+    not writable by group or others.
+
+    The last component must not be a symbolic link: a link planted in ``/tmp`` could point at a
+    directory of root's, whose ``*.db`` files obs would then empty.
+    """
+    where = os.fspath(path)
+    info = os.lstat(where)
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafePathError(
+            f"{where} is a symbolic link; obs keeps private state only in a real directory. "
+            "Point the setting at the directory itself, or remove the link."
+        )
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafePathError(f"{where} exists and is not a directory; remove it or pick another.")
+    if info.st_uid != os.geteuid():
+        raise UnsafePathError(
+            f"{where} is owned by uid {info.st_uid}, not by this process's user "
+            f"(uid {os.geteuid()}): another user could read or replace obs's files there. "
+            "Remove it, or pick a directory of your own."
+        )
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafePathError(
+            f"{where} is writable by other users (mode {stat.S_IMODE(info.st_mode):04o}); "
+            f"run: chmod go-w {where}  (obs creates its directories 0700)."
+        )
+
+
+def ensure_private_directory(path: str | os.PathLike[str]) -> Path:
+    """Create *path* (and missing parents) with mode ``0700``, or check an existing one with
+    :func:`check_private_directory`; return it as a :class:`~pathlib.Path`."""
+    directory = Path(path)
+    try:
+        os.mkdir(directory, 0o700)
+    except FileNotFoundError:
+        directory.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+    except FileExistsError:
+        pass
+    check_private_directory(directory)
+    return directory
+
+
+def open_private(path: str | os.PathLike[str], flags: int = os.O_RDWR) -> int:
+    """Open (creating ``0600`` if missing) *path* without following a symbolic link; the file
+    must be a regular file of this user. Returns the descriptor."""
+    fd = os.open(path, flags | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600)
+    try:
+        check_private_file(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def check_private_file(fd: int, path: str | os.PathLike[str]) -> None:
+    """Raise :class:`UnsafePathError` unless *fd* is a regular file owned by this user."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+        raise UnsafePathError(
+            f"{os.fspath(path)} is not a regular file of uid {os.geteuid()}; someone else put "
+            "it there. Remove it; obs will create its own."
+        )
+
+
+def write_private(
+    path: str | os.PathLike[str], data: str | bytes, *, replace: bool = False
+) -> None:
+    """Write *data* to a new file *path*, mode ``0600``, never following a link.
+
+    Without *replace* the file must not exist yet (``O_EXCL``): a file or link planted under
+    that name makes it fail. With *replace*, *data* goes to a new file with an unpredictable
+    name beside *path* that then replaces it atomically (a link at *path* is replaced, never
+    followed).
+    """
+    target = os.fspath(path)
+    name = f"{target}.{secrets.token_hex(8)}.tmp" if replace else target
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        _remove_quietly(name)
+        raise
+    os.close(fd)
+    if replace:
+        try:
+            os.replace(name, target)
+        except BaseException:
+            _remove_quietly(name)
+            raise
+
+
+def random_suffix() -> str:
+    """A short random name part another user cannot guess (48 bits)."""
+    return secrets.token_hex(6)
+
+
+def _remove_quietly(name: str) -> None:
+    try:
+        os.remove(name)
+    except OSError:
+        pass
