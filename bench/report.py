@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.apps import ASGI_VARIANTS, WSGI_VARIANTS
+from bench.http_load import GROUPS as HTTP_GROUPS
 from bench.logging_throughput import LOGGERS
 
 PEER_PREFIXES = ("starlette-exporter", "prometheus-flask-exporter")
@@ -309,8 +310,8 @@ def markdown(result: dict[str, Any]) -> str:
                   "| Server | Stack | ratio (95 % CI) | requests/s | p99 ms | stdout lines/request |",
                   "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
         commands = []
-        for group, rows in http["groups"].items():
-            for name, row in rows.items():
+        for group, rows in _ordered(http["groups"], HTTP_GROUPS):
+            for name, row in _ordered(rows, HTTP_GROUPS.get(group, {})):
                 lines.append(f"| {group} | {name} | {_ratio(row['ratio'])} | "
                              f"{_fig(row['rps'], digits=0)} | {_fig(row['p99_ms'], digits=2)} | "
                              f"{row['stdout_lines_per_request']:.2f} |")  # fmt: skip
