@@ -58,14 +58,27 @@ def _fastapi(routes: int) -> Any:
     return app
 
 
+#: Set by the over-HTTP section: log lines go to stdout (a pipe another process reads), as
+#: in a container, instead of /dev/null.
+LOG_TO_STDOUT = "BENCH_LOG_TO_STDOUT"
+
+
+def _log_stream() -> Any:
+    import sys
+
+    if os.environ.get(LOG_TO_STDOUT):
+        return sys.stdout
+    return open(DEVNULL, "w", buffering=1)  # lives as long as the process
+
+
 @cache
 def configure_obs_logging() -> None:
-    """obs writes its JSON lines to /dev/null in the request benchmarks, line-buffered as
-    ``configure_logging()`` makes stdout (so each line is one write, no extra flush)."""
+    """obs writes its JSON lines to /dev/null in the in-process benchmarks, line-buffered as
+    ``configure_logging()`` makes stdout (so each line is one write, no extra flush); over
+    HTTP to stdout itself."""
     from obs import configure_logging
 
-    stream = open(DEVNULL, "w", buffering=1)  # noqa: SIM115
-    configure_logging(service_name="bench", log_format="json", stream=stream)
+    configure_logging(service_name="bench", log_format="json", stream=_log_stream())
 
 
 def bare_starlette(routes: int = 1) -> Any:
@@ -144,11 +157,12 @@ def otel_asgi(routes: int = 1) -> Any:
 
 @cache
 def _structlog_access_logger() -> Any:
-    """structlog's JSON set-up, writing to /dev/null, independent of obs's global config."""
+    """structlog's JSON set-up, writing to /dev/null (stdout over HTTP), independent of obs's
+    global config."""
     import structlog
 
     return structlog.wrap_logger(
-        structlog.WriteLogger(open(DEVNULL, "w")),
+        structlog.WriteLogger(_log_stream()),
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
@@ -260,6 +274,14 @@ def fastapi_instrumentator_app() -> Any:
     return fastapi_instrumentator(1)
 
 
+def bare_fastapi_app() -> Any:
+    return bare_fastapi(1)
+
+
+def exporter_and_correlation_id_app() -> Any:
+    return exporter_and_correlation_id(1)
+
+
 # -- WSGI -------------------------------------------------------------------------------------
 
 
@@ -289,6 +311,15 @@ def obs_flask() -> Any:
     return instrument(_flask(), registry=CollectorRegistry())
 
 
+def obs_flask_metrics_only() -> Any:
+    from prometheus_client import CollectorRegistry
+
+    from obs.integrations.flask import instrument
+
+    configure_obs_logging()
+    return instrument(_flask(), registry=CollectorRegistry(), access_log=False, request_ids=False)
+
+
 def flask_exporter() -> Any:
     from prometheus_client import CollectorRegistry
     from prometheus_flask_exporter import PrometheusMetrics
@@ -311,6 +342,7 @@ def otel_wsgi() -> Any:
 
 WSGI_VARIANTS: dict[str, tuple[Callable[[], Any], str | None, str]] = {
     "flask (bare)": (bare_flask, None, "flask"),
+    "obs metrics-only": (obs_flask_metrics_only, "flask (bare)", "obs.wsgi"),
     "obs default": (obs_flask, "flask (bare)", "obs.wsgi"),
     "prometheus-flask-exporter": (flask_exporter, "flask (bare)", "prometheus_flask_exporter"),
     "opentelemetry wsgi": (otel_wsgi, "flask (bare)", "opentelemetry.instrumentation.wsgi"),

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.common import median_ci
 from bench.http_load import free_port, load_generator, wait_ready
 from obs.profiling.tree import descendants
 
@@ -100,15 +101,6 @@ def stop_profile(proc: subprocess.Popen[str]) -> int:
     return int(first) if first.isdigit() else -1
 
 
-def _median_ci(values: list[float]) -> tuple[float, float, float]:
-    """The median of *values* and a 95 % confidence interval for it (order statistics)."""
-    ordered = sorted(values)
-    n = len(ordered)
-    half = 0.98 * n**0.5  # 1.96 * sqrt(n) / 2
-    low, high = max(int(n / 2 - half), 0), min(int(n / 2 + half + 1), n - 1)
-    return statistics.median(ordered), ordered[low], ordered[high]
-
-
 def bench_served(
     seconds: float, connections: int, rounds: int, extra: list[str]
 ) -> dict[str, float]:
@@ -156,7 +148,7 @@ def bench_served(
         100.0 * (1.0 - s / ((before + after) / 2))
         for (s, _), (before, _), (after, _) in zip(sampled, plain, plain[1:], strict=False)
     ]
-    cost, low, high = _median_ci(costs)
+    cost, low, high = median_ci(costs)
     return {
         "plain": statistics.median(p for p, _ in plain),
         "sampled": statistics.median(s for s, _ in sampled),

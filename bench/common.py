@@ -39,9 +39,7 @@ class Rounds:
 
     per_round: dict[str, list[float]] = field(default_factory=dict)
 
-    def run(
-        self, batches: Mapping[str, Batch], *, n: int, rounds: int, scale: float = 1e6
-    ) -> None:
+    def run(self, batches: Mapping[str, Batch], *, n: int, rounds: int, scale: float = 1e6) -> None:
         """Run every batch once per round, rotating the order; store ``seconds / n * scale``."""
         names = list(batches)
         for name in names:  # warm-up: imports, caches, first-use registrations
@@ -57,10 +55,22 @@ class Rounds:
         return summary(self.per_round[name])
 
     def overhead(self, name: str, baseline: str) -> dict[str, Any]:
-        diffs = [
-            v - b for v, b in zip(self.per_round[name], self.per_round[baseline], strict=True)
-        ]
+        diffs = [v - b for v, b in zip(self.per_round[name], self.per_round[baseline], strict=True)]
         return summary(diffs)
+
+
+def median_ci(values: Sequence[float]) -> tuple[float, float, float]:
+    """The median of *values* and a 95 % confidence interval for it, from order statistics
+    (no assumption about the distribution: on a shared VM rounds have long tails).
+
+    With *n* values the interval runs from the ``n/2 - 0.98 sqrt(n)``-th to the
+    ``n/2 + 0.98 sqrt(n) + 1``-th smallest; with five rounds that is the min and the max.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    half = 0.98 * n**0.5  # 1.96 * sqrt(n) / 2
+    low, high = max(int(n / 2 - half), 0), min(int(n / 2 + half + 1), n - 1)
+    return statistics.median(ordered), ordered[low], ordered[high]
 
 
 def timed(loop: Callable[[int], None]) -> Batch:

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.apps import ASGI_VARIANTS, WSGI_VARIANTS
+from bench.http_load import GROUPS as HTTP_GROUPS
 from bench.logging_throughput import LOGGERS
 
-HTTP_ORDER = ("starlette (bare)", "flask (bare)", "obs default")
+PEER_PREFIXES = ("starlette-exporter", "prometheus-flask-exporter")
 
 # Typographic signs for the README, spelled as escapes to keep the source plain ASCII-looking.
 TIMES, DASH = "\u00d7", "\u2013"
@@ -98,6 +99,51 @@ def targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
     wsgi = _get(sections, "wsgi", "variants", "obs default", "overhead_us", "median")
     out.append(_target("WSGI obs default overhead", _us(wsgi), "≤ 10 µs",
                        None if wsgi is None else wsgi <= 10))  # fmt: skip
+    exporter = _get(sections, "wsgi", "variants", "prometheus-flask-exporter", "overhead_us",
+                    "median")  # fmt: skip
+    ratio = None if wsgi is None or not exporter else wsgi / exporter
+    out.append(_target(
+        "WSGI obs default vs prometheus-flask-exporter, wall clock",
+        None if ratio is None else f"{ratio:.2f}{TIMES} ({_us(wsgi)} vs {_us(exporter)})",
+        f"≤ 0.6{TIMES}", None if ratio is None else ratio <= 0.6,
+    ))  # fmt: skip
+    counts = _get(sections, "instructions", "counts") or {}
+    for kind, peer, goal in (
+        ("asgi", "starlette-exporter + asgi-correlation-id + structlog", 0.25),
+        ("wsgi", "prometheus-flask-exporter", 0.6),
+    ):
+        ours = _get(counts, f"{kind} obs default", "added")
+        theirs = _get(counts, f"{kind} {peer}", "added")
+        ratio = None if ours is None or not theirs else ours / theirs
+        out.append(_target(
+            f"{kind.upper()} obs default vs {peer}, instructions",
+            None if ratio is None else f"{ratio:.2f}{TIMES} ({ours:,} vs {theirs:,} added)",
+            f"≤ {goal}{TIMES}", None if ratio is None else ratio <= goal,
+        ))  # fmt: skip
+    budget_lines = _get(sections, "instructions", "check")
+    if budget_lines:
+        out.append(_target("Instruction budgets (bench/budgets.json, +3 %)",
+                           "; ".join(line.split(" (")[0] for line in budget_lines),
+                           "every variant within", _get(sections, "instructions", "within_budgets")))  # fmt: skip
+    for group, rows in (_get(sections, "http", "groups") or {}).items():
+        obs_row = rows.get("obs default (server log off)")
+        if not obs_row:
+            continue
+        r = obs_row["ratio"]
+        met = True if r["low"] >= 1 else (False if r["high"] < 1 else None)
+        out.append(_target(
+            f"HTTP {group}: obs default vs bare + server access log",
+            _ratio(r), f"≥ 1{TIMES} (interval not below)", met,
+        ))  # fmt: skip
+        peers = {n: row["ratio"]["median"] for n, row in rows.items()
+                 if n.startswith(PEER_PREFIXES)}  # fmt: skip
+        if peers:
+            out.append(_target(
+                f"HTTP {group}: obs default vs every peer stack",
+                ", ".join(f"{n.split(' + server')[0].split(' (')[0]} {v:.2f}{TIMES}"
+                          for n, v in peers.items()) + f"; obs {r['median']:.2f}{TIMES}",
+                "faster than each (medians)", all(r["median"] > v for v in peers.values()),
+            ))  # fmt: skip
     loggers = _get(sections, "logging", "loggers") or {}
     ours = _get(loggers, "obs", "lines_per_second", "median")
     stdlib = _get(loggers, "stdlib + python-json-logger", "lines_per_second", "median")
@@ -141,10 +187,72 @@ def _us(value: float | None) -> str | None:
     return None if value is None else f"{value:.1f} µs"
 
 
+def _ratio(r: dict[str, float] | None) -> str:
+    if not r:
+        return DASH
+    return f"{r['median']:.2f}{TIMES} ({r['low']:.2f}{DASH}{r['high']:.2f})"
+
+
 def _fig(row: dict[str, Any] | None, unit: str = "", digits: int = 1) -> str:
     if not row:
         return f"{DASH}"
     return f"{row['median']:,.{digits}f}{unit} ({row['min']:,.{digits}f}{DASH}{row['max']:,.{digits}f})"
+
+
+def _by_python(by_python: dict[str, Any]) -> list[str]:
+    """Instructions and in-process overheads side by side for every Python measured."""
+    versions = sorted(by_python, key=lambda v: tuple(map(int, v.split("."))))
+    if not versions:
+        return []
+    head = " | ".join(f"Python {v}" for v in versions)
+    rule = " | ".join("---" for _ in versions)
+    lines = []
+    counted = {v: _get(by_python, v, "instructions", "counts") or {} for v in versions}
+    if any(counted.values()):
+        requests = next(_get(by_python, v, "instructions", "requests") for v in versions
+                        if counted[v])  # fmt: skip
+        lines += ["", f"**Instructions per request** (callgrind, {requests:,} counted requests "
+                  "after warm-up, garbage collector off while counting; added over the bare "
+                  "framework in brackets; `python -m bench.instructions`)", "",
+                  f"| Stack | {head} |", f"| --- | {rule} |"]  # fmt: skip
+        names: list[str] = []
+        for v in versions:
+            names += [n for n in counted[v] if n not in names]
+        order = [
+            f"{k} {n}" for k, d in (("wsgi", WSGI_VARIANTS), ("asgi", ASGI_VARIANTS)) for n in d
+        ]
+        for name in sorted(names, key=lambda n: order.index(n) if n in order else len(order)):
+            cells = []
+            for v in versions:
+                row = counted[v].get(name)
+                if row is None:
+                    cells.append(DASH)
+                else:
+                    added = "" if row["added"] is None else f" (+{row['added']:,})"
+                    cells.append(f"{row['per_request']:,}{added}")
+            lines.append(f"| {name} | {' | '.join(cells)} |")
+    rows = (
+        ("ASGI obs metrics-only", ("asgi", "routes", "1", "obs metrics-only", "overhead_us")),
+        ("ASGI obs default", ("asgi", "routes", "1", "obs default", "overhead_us")),
+        ("ASGI starlette-exporter + asgi-correlation-id + structlog",
+         ("asgi", "routes", "1", "starlette-exporter + asgi-correlation-id + structlog", "overhead_us")),
+        ("WSGI obs metrics-only", ("wsgi", "variants", "obs metrics-only", "overhead_us")),
+        ("WSGI obs default", ("wsgi", "variants", "obs default", "overhead_us")),
+        ("WSGI prometheus-flask-exporter", ("wsgi", "variants", "prometheus-flask-exporter", "overhead_us")),
+    )  # fmt: skip
+    if any(_get(by_python, v, "asgi", "routes") or _get(by_python, v, "wsgi", "variants")
+           for v in versions):  # fmt: skip
+        lines += ["", "**In-process overhead by Python** (µs added per request over the bare "
+                  f"framework, median (min{DASH}max) of interleaved rounds; wall clock on a shared VM)",
+                  "", f"| Stack | {head} |", f"| --- | {rule} |"]  # fmt: skip
+        for label, path in rows:
+            lines.append(f"| {label} | "
+                         + " | ".join(_fig(_get(by_python, v, *path)) for v in versions) + " |")  # fmt: skip
+    errors = [f"{name} on Python {v}: `{section['error']}`" for v in versions
+              for name, section in by_python[v].items() if "error" in section]  # fmt: skip
+    if errors:
+        lines += ["", "Not measured: " + "; ".join(errors) + "."]
+    return lines
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -155,14 +263,20 @@ def markdown(result: dict[str, Any]) -> str:
         f"on {result['date']}: {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
         f"load average at start {', '.join(map(str, m['load_average_at_start']))}. "
         f"Each figure is the median of interleaved rounds, (min{DASH}max) beside it; overheads are "
-        "per-round differences from the baseline named. Raw data: `bench/results/latest.json`.",
+        "per-round differences from the baseline named. Raw data: `bench/results/latest.json`. "
+        "Met: ✓ yes, ✗ no, ? the 95 % interval straddles the goal.",
+        "",
+        "Versions: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(m.get("versions", {}).items()))
+        + ".",
         "",
         "| Target | Measured | Goal | Met |",
         "| --- | --- | --- | --- |",
     ]
     for t in result["targets"]:
-        met = f"{DASH}" if t["met"] is None else ("✓" if t["met"] else "✗")
+        met = ("?" if t["measured"] else DASH) if t["met"] is None else ("✓" if t["met"] else "✗")
         lines.append(f"| {t['target']} | {t['measured'] or 'not measured'} | {t['goal']} | {met} |")
+    lines += _by_python(result.get("by_python") or {})
     asgi = sections.get("asgi")
     if asgi and "routes" in asgi:
         lines += ["", "**In-process ASGI** (µs per request; one route, and 50 routes with the "
@@ -181,24 +295,36 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", "**In-process WSGI** (µs per request, Flask)", "",
                   "| Stack | µs/request | overhead |", "| --- | --- | --- |"]  # fmt: skip
         for name, row in _ordered(wsgi["variants"], WSGI_VARIANTS):
-            lines.append(f"| {name} | {_fig(row['us_per_request'])} | {_fig(row.get('overhead_us'))} |")
+            lines.append(
+                f"| {name} | {_fig(row['us_per_request'])} | {_fig(row.get('overhead_us'))} |"
+            )
         for name, why in wsgi.get("skipped", {}).items():
             lines.append(f"| {name} | not measured: {why} | {DASH} |")
     http = sections.get("http")
-    if http and "generator" in http:
-        lines += ["", f"**Over HTTP** on 127.0.0.1 ({http['generator']}, {http['connections']} "
-                  f"connections, {http['seconds']:g} s {TIMES} {http['rounds']} rounds)", "",
-                  "| Server | Stack | requests/s | p99 latency (ms) |", "| --- | --- | --- | --- |"]  # fmt: skip
-        for server in ("asgi (uvicorn, 1 worker)", "wsgi (gunicorn, 1 sync worker)"):
-            for name, row in _ordered(http.get(server, {}), HTTP_ORDER):
-                lines.append(f"| {server} | {name} | {_fig(row['rps'], digits=0)} "
-                             f"| {_fig(row['p99_ms'], digits=2)} |")  # fmt: skip
+    if http and "groups" in http:
+        lines += ["", f"**Over HTTP**, each stack as people run it, on 127.0.0.1 ({http['generator']}, "
+                  f"{http['connections']} connections, {http['seconds']:g} s {TIMES} {http['rounds']} "
+                  "interleaved rounds, every server's stdout a pipe read by `wc -l`). Ratio: requests/s "
+                  f"over the same round's *{http['reference']}*, median and 95 % interval; requests/s and "
+                  "p99 latency are context only (on this VM they move by ±20 % between rounds).", "",
+                  "| Server | Stack | ratio (95 % CI) | requests/s | p99 ms | stdout lines/request |",
+                  "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        commands = []
+        for group, rows in _ordered(http["groups"], HTTP_GROUPS):
+            for name, row in _ordered(rows, HTTP_GROUPS.get(group, {})):
+                lines.append(f"| {group} | {name} | {_ratio(row['ratio'])} | "
+                             f"{_fig(row['rps'], digits=0)} | {_fig(row['p99_ms'], digits=2)} | "
+                             f"{row['stdout_lines_per_request']:.2f} |")  # fmt: skip
+                commands.append(f"`{row['command']}`")
+        lines += ["", "Server command lines: " + "; ".join(dict.fromkeys(commands)) + "."]
     logs = sections.get("logging")
     if logs and "loggers" in logs:
         lines += ["", "**JSON logging** to a file (lines per second)", "",
                   "| Logger | lines/s | bytes/line |", "| --- | --- | --- |"]  # fmt: skip
         for name, row in _ordered(logs["loggers"], LOGGERS):
-            lines.append(f"| {name} | {_fig(row['lines_per_second'], digits=0)} | {row['bytes_per_line']} |")
+            lines.append(
+                f"| {name} | {_fig(row['lines_per_second'], digits=0)} | {row['bytes_per_line']} |"
+            )
     expo = sections.get("exposition")
     if expo and "single_process" in expo:
         lines += ["", f"**`/metrics` rendering**, {expo['single_process']['label_sets']:,} label "

@@ -19,7 +19,7 @@ def test_quick_run_produces_the_obs_figures(tmp_path: Path) -> None:
     readme.write_text("# x\n\n## Benchmarks\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n")
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--no-install",
-         "--sections", "asgi,logging,exposition,memory",
+         "--sections", "asgi,logging,exposition,memory", "--pythons", "",
          "--results-dir", str(tmp_path / "results"), "--readme", str(readme)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
@@ -69,18 +69,19 @@ def test_profiling_bench_runs_end_to_end() -> None:
 
 
 def test_the_confidence_interval_brackets_the_median() -> None:
-    from bench.bench_profiling import _median_ci
+    from bench.common import median_ci
 
     values = [float(v) for v in range(41)]
-    median, low, high = _median_ci(values)
+    median, low, high = median_ci(values)
     assert median == 20.0
     assert 12.0 <= low < 20.0 < high <= 28.0
-    assert _median_ci([5.0]) == (5.0, 5.0, 5.0)
+    assert median_ci([5.0]) == (5.0, 5.0, 5.0)
+    assert median_ci([3.0, 1.0, 2.0, 5.0, 4.0]) == (3.0, 1.0, 5.0)  # five rounds: min..max
 
 
 def test_instruction_counts_are_measured() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.instructions", "--requests", "50", "--variants", "flask (bare)"],
+        [sys.executable, "-m", "bench.instructions", "--requests", "50", "--quick", "--variants", "flask (bare)"],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
