@@ -47,9 +47,15 @@ def variants() -> dict[str, Callable[[dict[str, Any], Any], Any]]:
         app = make_flask()
         PrometheusMetrics(app, registry=CollectorRegistry())
         out["prometheus-flask-exporter"] = app
-    out["obs (full default)"] = instrument(make_flask(), registry=CollectorRegistry(), metrics_path=None)
+    out["obs (full default)"] = instrument(
+        make_flask(), registry=CollectorRegistry(), metrics_path=None
+    )
     out["obs (metrics only)"] = instrument(
-        make_flask(), registry=CollectorRegistry(), metrics_path=None, access_log=False, request_ids=False
+        make_flask(),
+        registry=CollectorRegistry(),
+        metrics_path=None,
+        access_log=False,
+        request_ids=False,
     )
     return out
 
@@ -92,7 +98,9 @@ def main() -> None:
         print(f"{name:30} {value:11.1f} {value - bare:12.1f}")
     overhead = best["obs (full default)"] - bare
     verdict = "met" if overhead <= TARGET_US else "NOT met"
-    print(f"target: obs full default adds at most {TARGET_US:.0f} µs -> {verdict} ({overhead:.1f} µs)")
+    print(
+        f"target: obs full default adds at most {TARGET_US:.0f} µs -> {verdict} ({overhead:.1f} µs)"
+    )
 
 
 if __name__ == "__main__":

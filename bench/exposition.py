@@ -33,7 +33,12 @@ def label_sets() -> Iterator[tuple[str, str, str, str]]:
     for r in range(ROUTES):
         for method in METHODS:
             for status in STATUSES:
-                yield method, f"/api/v1/resource{r}/{{id}}", status, "" if status < "500" else status
+                yield (
+                    method,
+                    f"/api/v1/resource{r}/{{id}}",
+                    status,
+                    "" if status < "500" else status,
+                )
 
 
 def populate(child_of: Callable[..., Any], seed: int = 0) -> int:
@@ -125,7 +130,10 @@ def single_process(rounds: int) -> dict[str, Any]:
         "label_sets": ROUTES * len(METHODS) * len(STATUSES),
         "ms": {name: measured.figure(name) for name in batches},
         "same_samples": {"text": same_text, "openmetrics": same_om},
-        "bytes": {"text": len(render(ours, None)[0]), "openmetrics": len(render(ours, OPENMETRICS)[0])},
+        "bytes": {
+            "text": len(render(ours, None)[0]),
+            "openmetrics": len(render(ours, OPENMETRICS)[0]),
+        },
     }
 
 

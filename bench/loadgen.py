@@ -40,7 +40,9 @@ async def _connection(
         writer.close()
 
 
-async def _run(host: str, port: int, path: str, seconds: float, connections: int) -> dict[str, float]:
+async def _run(
+    host: str, port: int, path: str, seconds: float, connections: int
+) -> dict[str, float]:
     request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: bench\r\n\r\n".encode()
     latencies: list[float] = []
     start = time.perf_counter()

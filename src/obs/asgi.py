@@ -156,7 +156,7 @@ class ObservabilityMiddleware:
                 # The clock stops at the last body byte; a 5xx is finished when the app
                 # returns or raises, so an exception that follows its 500 is recorded too.
                 if not message.get("more_body") and observation.complete():
-                    _finish(observation, route_getter, scope, root_path)
+                    observation.settle(route_getter, scope, root_path, scope.get(EXCEPTION_KEY))
             elif kind == "http.response.start":
                 status = message["status"]
                 if extra_headers is not None:  # a copy: the app may reuse its message or list
@@ -200,22 +200,9 @@ class ObservabilityMiddleware:
             raise
         finally:
             if not observation.finished:
-                _finish(observation, route_getter, scope, root_path)
+                observation.settle(route_getter, scope, root_path, scope.get(EXCEPTION_KEY))
             if observation.tokens is not None:
                 observation.unbind()
-
-
-def _finish(
-    observation: RequestObservation, route_getter: RouteGetter, scope: Scope, root_path: str
-) -> None:
-    """Read what the framework left in the scope (route; a handled exception), then finish."""
-    handled = scope.get(EXCEPTION_KEY)
-    if handled is not None and observation.exception is None and observation.status >= 500:
-        observation.fail(handled)
-    if observation.client_gone:
-        observation.went_away()
-    observation.read_route(route_getter, scope, root_path)
-    observation.finish()
 
 
 def _with_ours(message: Message, ours: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -224,9 +211,12 @@ def _with_ours(message: Message, ours: list[tuple[bytes, bytes]]) -> list[tuple[
     header comes first in *ours*, its name in lower case."""
     headers = message.get("headers", ())
     id_header = ours[0][0]
+    size = len(id_header)
     for name, _ in headers:
-        if name.lower() == id_header:
-            return [h for h in headers if h[0].lower() != id_header] + ours
+        if len(name) == size and name.lower() == id_header:  # a length test before lower()
+            return [
+                h for h in headers if not (len(h[0]) == size and h[0].lower() == id_header)
+            ] + ours
     return [*headers, *ours]
 
 

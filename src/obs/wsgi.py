@@ -240,7 +240,10 @@ class ObservedResponse:
             if len(name) == 14 and name.lower() == "content-length" and value.isdigit():
                 length = int(value)
         if self.extra_headers:
-            headers = [*without_request_id(headers, self.extra_headers[0][0].lower()), *self.extra_headers]
+            headers = [
+                *without_request_id(headers, self.extra_headers[0][0].lower()),
+                *self.extra_headers,
+            ]
         if self.forwarded:  # only with exc_info; the server re-raises if the headers are out
             self._server_write = self._server_start_response(status, headers, exc_info)
         else:

@@ -121,7 +121,9 @@ def test_large_and_fractional_values(registry: CollectorRegistry) -> None:
 
 
 def test_empty_families_still_have_help_and_type(registry: CollectorRegistry) -> None:
-    assert get_metrics(registry).request_duration is not None  # made on first use, with the middleware's buckets
+    assert (
+        get_metrics(registry).request_duration is not None
+    )  # made on first use, with the middleware's buckets
     assert_same(registry)
     text = _render.render_text(registry).decode()
     assert "# TYPE http_server_request_duration_seconds histogram" in text

@@ -9,12 +9,13 @@ from obs.metrics import KNOWN_METHODS, OTHER_METHOD, OVERFLOW_ROUTE, UNMATCHED_R
 
 DEFAULT_MAX_ROUTES = 500
 
-_METHODS = {m: m for m in KNOWN_METHODS} | {m.lower(): m for m in KNOWN_METHODS}
+#: Each standard method (and its lower-case spelling) to its label.
+STANDARD_METHODS = {m: m for m in KNOWN_METHODS} | {m.lower(): m for m in KNOWN_METHODS}
 
 
 def method_label(method: str) -> str:
     """The method as it is when standard (lower case accepted), else ``_OTHER``."""
-    return _METHODS.get(method, OTHER_METHOD)
+    return STANDARD_METHODS.get(method, OTHER_METHOD)
 
 
 class RouteLabels:

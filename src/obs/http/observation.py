@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from obs.http.ids import trace_id_from_traceparent
-from obs.http.labels import method_label
+from obs.http.labels import STANDARD_METHODS, method_label
 from obs.http.observer import HttpObserver, RunningProfile, SlowProfileHandle
 from obs.logs.context import REQUEST_ID, TRACE_ID, clear_bound_context
 from obs.logs.pipeline import mark_reported
@@ -80,7 +80,9 @@ class RequestObservation:
         self.start = _perf_counter()
         self.observer = observer
         self.raw_method = method
-        self.method = label = method_label(method)
+        # A dict lookup in C before the call: 1 Python call fewer per request for the standard
+        # methods (bench/instructions.py).
+        self.method = label = STANDARD_METHODS.get(method) or method_label(method)
         self.path = path
         #: Extra label values (``extra_labels=``), set by the adapter from the headers.
         self.labels: tuple[str, ...] = ()
@@ -223,6 +225,26 @@ class RequestObservation:
             self.route = getter(source, root)
         except Exception as exc:
             report_internal_error("route template", exc, self.observer.registry)
+
+    def settle(
+        self,
+        getter: Callable[[Any, str], str | None],
+        source: Any,
+        root: str,
+        handled: BaseException | None = None,
+    ) -> None:
+        """The request is over: note the exception a framework turned into its 5xx
+        (*handled*), read the route (:meth:`read_route`, inlined: one call fewer per request),
+        and :meth:`finish`."""
+        if handled is not None and self.exception is None and self.status >= 500:
+            self.fail(handled)
+        if self.client_gone:
+            self.went_away()
+        try:
+            self.route = getter(source, root)
+        except Exception as exc:
+            report_internal_error("route template", exc, self.observer.registry)
+        self.finish()
 
     def complete(self) -> bool:
         """The last body byte was sent: stop the clock; return whether to finish right away.

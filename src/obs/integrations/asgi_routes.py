@@ -20,6 +20,8 @@ Scope = MutableMapping[str, Any]
 #: Scope key where integrations and custom routers put the matched route template; it wins
 #: over what the scope says otherwise (``obs.django`` under Django's ASGI handler sets it).
 ROUTE_KEY = "obs.route"
+#: The scope key FastAPI keeps its routing state under (see integrations._compat).
+_FASTAPI_KEY = "fastapi"
 #: Deepest chain of mounts and hosts followed; deeper layouts are reported as unmatched.
 MAX_MOUNT_DEPTH = 16
 #: Starlette's ``Match`` enum values (``NONE``, ``PARTIAL``, ``FULL``), compared by value so
@@ -39,7 +41,8 @@ def route_template(scope: Scope, root_path: str) -> str | None:
     if "path_template" in scope or "route_handler" in scope:
         return _litestar_template(scope)
     route = scope.get("route")
-    local = fastapi_effective_path(scope)
+    # Looked up here first: the call costs more than the key test for every non-FastAPI app.
+    local = fastapi_effective_path(scope) if _FASTAPI_KEY in scope else None
     if scope.get("root_path", "") == root_path and not _is_mount(route):
         # No mount in between: the innermost app's template is the whole template.
         if local is not None:

@@ -243,7 +243,9 @@ class ObservabilityMiddleware:
     ) -> None:
         observation.status = response.status_code
         if observation.request_id is not None:
-            response[self.observer.request_id_header] = observation.request_id  # replaces the view's own
+            response[self.observer.request_id_header] = (
+                observation.request_id
+            )  # replaces the view's own
         _note_exception(observation, request)
         observation.route = route_template(request)
         length = response.get("Content-Length")

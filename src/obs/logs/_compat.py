@@ -20,12 +20,13 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
 )
 
 
-
 def installed_version() -> str:
     """The installed structlog version (for messages; importlib.metadata is loaded only here)."""
     from importlib.metadata import version
 
     return version("structlog")
+
+
 #: structlog's public prefix of its context variables' names (``structlog_request_id``).
 KEY_PREFIX: str = structlog.contextvars.STRUCTLOG_KEY_PREFIX
 

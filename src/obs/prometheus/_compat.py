@@ -39,12 +39,12 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
 )
 
 
-
 def installed_version() -> str:
     """The installed prometheus-client version (for messages; importlib.metadata is loaded only here)."""
     from importlib.metadata import version
 
     return version("prometheus-client")
+
 
 is_valid_metric_name: Callable[[str], bool] = _validation._is_valid_legacy_metric_name
 is_valid_label_name: Callable[[str], bool] = _validation._is_valid_legacy_labelname
