@@ -106,6 +106,11 @@ def test_metrics_logs_and_ids_through_a_real_server(server: Server) -> None:
         ids["upstream-id.42"] = "/items/x"
         for bad in ("x" * 500, "bad\x01id", "two words"):
             replaced = client.get("/items/y", headers={"x-request-id": bad})
+            if "x-request-id" not in replaced.headers:
+                # The server's own parser refused it before any app ran (uvicorn with
+                # httptools rejects control characters): its 400, not obs's to answer.
+                assert replaced.status_code == 400 and bad == "bad\x01id"
+                continue
             assert replaced.headers["x-request-id"] != bad
             assert len(replaced.headers["x-request-id"]) == 32
             ids[replaced.headers["x-request-id"]] = "/items/y"
@@ -123,7 +128,11 @@ def test_metrics_logs_and_ids_through_a_real_server(server: Server) -> None:
     assert (
         count_by(samples, http_route="_unmatched", http_response_status_code="404") == UNKNOWN_PATHS
     )
-    assert count_by(samples, http_route="/items/{item_id}", http_response_status_code="200") == 9
+    items = sum(1 for path in ids.values() if path.startswith("/items/"))  # what reached the app
+    assert items in (8, 9)  # 9 unless the server's parser refused one (above)
+    assert (
+        count_by(samples, http_route="/items/{item_id}", http_response_status_code="200") == items
+    )
     error_type = "RuntimeError" if PROPAGATES[server.name] else "500"
     assert (
         count_by(
