@@ -166,7 +166,7 @@ def bench_unprofiled_request(number: int) -> dict[str, float]:
     from obs.profiling import RequestProfiler
 
     with tempfile.TemporaryDirectory() as tmp:
-        profiler = RequestProfiler("bench-token", tmp)
+        profiler = RequestProfiler("bench-token-0123456789", tmp)  # 16 characters at least
 
         def per_request() -> None:
             # What the middleware does for a request without the X-Obs-Profile header.
