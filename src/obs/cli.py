@@ -6,6 +6,7 @@ on stderr with the error's exit code; nothing here is imported by the library it
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -101,6 +102,11 @@ cli.add_command(doctor_command)
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
+    # A command started from a non-interactive shell's background job inherits SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler: `kill -INT` would never stop
+    # `obs profile` or `obs demo`, which stop (and write their files) on it.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     cli.main(args=list(argv) if argv is not None else None, prog_name="obs")
 
 

@@ -165,17 +165,28 @@ def test_collapsed_output_parses_and_top_function_is_the_busy_one(
     assert parsed.top_own(1)[0].frame.startswith("obs_busy_function (busy.py:")
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("stop", "ignored"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["ctrl-c", "sigterm", "ctrl-c-from-a-background-job"],
+)
 def test_ctrl_c_stops_early_and_still_writes(
-    busy: subprocess.Popen[str], workdir: Path, stop: signal.Signals
+    busy: subprocess.Popen[str], workdir: Path, stop: signal.Signals, ignored: bool
 ) -> None:
     out = workdir / "interrupted.svg"
     started = time.monotonic()
+    # A background job of a non-interactive shell (CI scripts, `cmd &`) starts with SIGINT
+    # ignored; `kill -INT` must still stop obs profile.
     proc = subprocess.Popen(
         [*OBS, "profile", str(busy.pid), "--duration", "30", "--output", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ignore_sigint if ignored else None,
     )
     assert proc.stderr is not None
     assert proc.stderr.readline().startswith(f"Sampling pid {busy.pid}")
