@@ -144,20 +144,30 @@ def _run(
 
     logged = {r["request_id"]: r["status"] for r in access}
     assert len(logged) == len(access), "one access line per request"
-    assert logged.keys() <= answered.keys(), "an access line for a response nobody received"
+    killed_prefix = _prefix_of_killed_worker(access)
+    # Access lines for a response nobody received: only the killed worker's, recorded when it
+    # handed its last byte to the server and killed before the server wrote it (a WSGI request
+    # is recorded at that hand-over, so that test clients count it, issue 16).
+    unanswered = logged.keys() - answered.keys()
+    assert all(request_id[:16] == killed_prefix for request_id in unanswered), unanswered
     # Responses without an access line: the killed worker's, sent in the instant between its
     # last write to the socket and its record of the request.
     unlogged = answered.keys() - logged.keys()
-    killed_prefix = _prefix_of_killed_worker(access)
     assert all(request_id[:16] == killed_prefix for request_id in unlogged), unlogged
     # Everything else matches one by one, status included...
-    assert all(answered[i] == status for i, status in logged.items())
+    assert all(answered[i] == status for i, status in logged.items() if i in answered)
     # ...and the counts lie between: a request counted and not logged was killed in between.
-    assert len(access) <= counted <= client["completed"], (len(access), counted, client)
+    # A request of the killed worker may be counted (at the hand-over of its last byte) and its
+    # response lost with the worker: a connection error at the client, or an unanswered line.
+    assert len(access) <= counted <= client["completed"] + errors + len(unanswered), (
+        len(access),
+        counted,
+        client,
+    )
     assert counted - len(access) <= len(unlogged)
     # The killed worker's requests in flight: not answered (a connection error at the client),
     # or answered and not recorded. No more than it could hold.
-    in_flight_lost = errors + len(unlogged)
+    in_flight_lost = errors + len(unlogged) + len(unanswered)
     assert in_flight_lost <= in_flight_bound, (errors, unlogged, kill)
     # The replacement served requests, so the load went on through the respawn.
     assert new_worker_files, f"worker {kill.new_pid} served nothing"
@@ -176,6 +186,7 @@ def _run(
             "unanswered": errors,
             "answered_not_counted": client["completed"] - counted,
             "answered_counted_not_logged": counted - len(access),
+            "logged_not_received": len(unanswered),
         },
         "answered_by_live_workers_and_lost": 0,  # the assertions above
         "active_requests_after": active,
