@@ -116,8 +116,9 @@ def check_concurrent(
     server.stop()
     durations = {rid: line["duration_ms"] for rid, line in access_lines(server).items()}
     measured_slow = {rid for rid, ms in durations.items() if ms >= THRESHOLD * 1000}
-    # What the server measured decides; the plan keeps the fast ones fast, so both agree.
-    assert kept == measured_slow, (sorted(kept), durations)
+    # What the server measured decides: nothing measured fast keeps a profile. A planned fast
+    # request a loaded machine made just slow may still be being written: not required here.
+    assert kept <= measured_slow, (sorted(kept), durations)
     # Every planned slow request kept one; a planned fast one only if a loaded machine made it
     # slow (then the server measured it so, above).
     assert {ids[i] for i in slow} <= kept, (sorted(kept), durations)
