@@ -179,30 +179,31 @@ class ObservabilityMiddleware:
                 # The app returned without a response: the server answers 500, so do we (with
                 # the request id), and record what the client got.
                 await _send_error_response(observed_send)
-        except asyncio.CancelledError as exc:
-            task = asyncio.current_task()
-            if observation.client_gone or (task is not None and task.cancelling()):
-                observation.cancel(exc)  # cancelled from outside: the client went away
-            else:  # the app raised it itself: the server answers 500, like any exception
+        except BaseException as exc:
+            if _cancelled_from_outside(exc, observation):
+                observation.cancel(exc)
+            else:  # the app raised (a CancelledError of its own too): the server answers 500
                 started = observation.status != 0
                 observation.fail(exc)
                 if not started:
                     await _send_error_response(observed_send)
-            raise
-        except (KeyboardInterrupt, SystemExit) as exc:
-            observation.cancel(exc)
-            raise
-        except BaseException as exc:
-            started = observation.status != 0
-            observation.fail(exc)
-            if not started:
-                await _send_error_response(observed_send)
             raise
         finally:
             if not observation.finished:
                 observation.settle(route_getter, scope, root_path, scope.get(EXCEPTION_KEY))
             if observation.tokens is not None:
                 observation.unbind()
+
+
+def _cancelled_from_outside(exc: BaseException, observation: RequestObservation) -> bool:
+    """Whether *exc* stops the request from outside (the client went away, the server or the
+    process is stopping) rather than being the app's own failure."""
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return True
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
+    task = asyncio.current_task()
+    return observation.client_gone or (task is not None and task.cancelling() > 0)
 
 
 def _with_ours(message: Message, ours: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

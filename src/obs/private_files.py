@@ -44,6 +44,12 @@ def check_private_directory(path: str | os.PathLike[str]) -> None:
             f"{where} is a symbolic link; obs keeps private state only in a real directory. "
             "Point the setting at the directory itself, or remove the link."
         )
+    check_directory_status(info, where)
+
+
+def check_directory_status(info: os.stat_result, where: str) -> None:
+    """The checks of :func:`check_private_directory` on a status already read (``fstat`` of a
+    descriptor opened with ``O_NOFOLLOW``, so nothing can be swapped in between)."""
     if not stat.S_ISDIR(info.st_mode):
         raise UnsafePathError(f"{where} exists and is not a directory; remove it or pick another.")
     if info.st_uid != os.geteuid():
@@ -54,8 +60,9 @@ def check_private_directory(path: str | os.PathLike[str]) -> None:
         )
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise UnsafePathError(
-            f"{where} is writable by other users (mode {stat.S_IMODE(info.st_mode):04o}); "
-            f"run: chmod go-w {where}  (obs creates its directories 0700)."
+            f"{where} is writable by other users (mode {stat.S_IMODE(info.st_mode):04o}): "
+            f"others can write to it and replace obs's files; run: chmod go-w {where}  "
+            "(obs creates its directories 0700)."
         )
 
 

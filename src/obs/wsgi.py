@@ -319,22 +319,20 @@ class ObservedResponse:
         self._finish()
         observation.note_on(exc)
 
-    def settle(self) -> None:
-        """Read the route and any exception the framework handled; never raises."""
-        observation = self.observation
-        environ = self._environ
-        observation.read_route(self._route_getter, environ, self._script_name)
-        handled = environ.get(EXCEPTION_KEY)
-        if handled is not None and observation.exception is None and observation.status >= 500:
-            observation.fail(handled)
-        environ.pop(OBSERVATION_KEY, None)
-
     def _finish(self) -> None:
         """Record the request (in its context: the access line carries what the app bound)."""
-        if self.observation.status == 0:  # never started: what the server sends is a 500
-            self.observation.status = 500
-        self.settle()
-        self.context.run(self.observation.finish)
+        observation = self.observation
+        environ = self._environ
+        if observation.status == 0:  # never started: what the server sends is a 500
+            observation.status = 500
+        environ.pop(OBSERVATION_KEY, None)
+        self.context.run(
+            observation.settle,
+            self._route_getter,
+            environ,
+            self._script_name,
+            environ.get(EXCEPTION_KEY),
+        )
 
     def _complete(self) -> None:
         """The server has the whole body: stop the clock and record the request."""

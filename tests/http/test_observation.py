@@ -75,3 +75,24 @@ def test_secrets_bound_in_the_context_are_masked_in_the_access_line(
     if log_format == "json":
         line = json.loads(output)
         assert line["api_key"] == MASK and line["tenant"] == "t1" and line["event"] == "request"
+
+
+@pytest.mark.parametrize(
+    ("path", "written"), [("/items/1", True), ("/static/app.js", False), ("/health", False)]
+)
+def test_an_exception_is_marked_reported_only_when_its_access_line_was_written(
+    registry: CollectorRegistry, path: str, written: bool
+) -> None:
+    from obs.logs.pipeline import REPORTED_ATTR
+
+    stream = io.StringIO()
+    configure_logging(service_name="svc", log_format="json", stream=stream, registry=registry)
+    observer = HttpObserver(registry=registry, exclude_paths=["/static/*", "/health"])
+    observation = RequestObservation(observer, "GET", path, b"rid-9", None)
+    error = ValueError("boom")
+    observation.fail(error)
+    observation.finish()
+    observation.unbind()
+    # Excluded (exactly or by prefix): the server's own line must still show the traceback.
+    assert hasattr(error, REPORTED_ATTR) is written
+    assert ('"request_id":"rid-9"' in stream.getvalue()) is written

@@ -48,12 +48,13 @@ class AccessLog:
         self._redactor = redactor
         self._emitter = EventEmitter(ACCESS_LOGGER, ACCESS_KEYS)
 
-    def write(self, observation: RequestObservation, route: str, duration: float) -> None:
-        """Log *observation*, finished after *duration* seconds, labelled *route*."""
+    def write(self, observation: RequestObservation, route: str, duration: float) -> bool:
+        """Log *observation*, finished after *duration* seconds, labelled *route*; return
+        whether the line was written (not excluded, not sampled out)."""
         if observation.path in self.exclude_paths or (
             self.exclude_prefixes and observation.path.startswith(self.exclude_prefixes)
         ):
-            return
+            return False
         status = observation.status
         if (
             self.sample_rate < 1.0
@@ -61,7 +62,7 @@ class AccessLog:
             and duration < SLOW_REQUEST_SECONDS
             and random.random() >= self.sample_rate
         ):
-            return
+            return False
         path = observation.path
         if "=" in path or ":" in path:  # scrubbing only what can hold a secret: most paths can't
             path = self._redactor.scrub_text(path)  # URL userinfo, ;token=…
@@ -97,6 +98,7 @@ class AccessLog:
             self._emitter.emit("warning", logging.WARNING, fields)
         else:
             self._emitter.emit("info", logging.INFO, fields)
+        return True
 
     def redact_query(self, query: str) -> str:
         """The query string with the values of secret parameters masked."""

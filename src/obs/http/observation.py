@@ -218,14 +218,6 @@ class RequestObservation:
         if not self.end:
             self.status = CLIENT_CLOSED_REQUEST
 
-    def read_route(self, getter: Callable[[Any, str], str | None], source: Any, root: str) -> None:
-        """Set :attr:`route` from *getter* (scope or environ, and the mount root); a failing
-        getter is reported, never raised: a route must never fail a request."""
-        try:
-            self.route = getter(source, root)
-        except Exception as exc:
-            report_internal_error("route template", exc, self.observer.registry)
-
     def settle(
         self,
         getter: Callable[[Any, str], str | None],
@@ -234,8 +226,9 @@ class RequestObservation:
         handled: BaseException | None = None,
     ) -> None:
         """The request is over: note the exception a framework turned into its 5xx
-        (*handled*), read the route (:meth:`read_route`, inlined: one call fewer per request),
-        and :meth:`finish`."""
+        (*handled*), read the route from *getter* (scope or environ, and the mount root; a
+        failing getter is reported, never raised), and :meth:`finish`. Every adapter ends a
+        request here."""
         if handled is not None and self.exception is None and self.status >= 500:
             self.fail(handled)
         if self.client_gone:
@@ -286,11 +279,12 @@ class RequestObservation:
         access_log = observer.access_log
         if access_log is not None:
             try:
-                access_log.write(self, route or observer.route_label(self.route), duration)
-                exception = self.exception
-                if exception is not None and self.path not in access_log.exclude_paths:
+                written = access_log.write(
+                    self, route or observer.route_label(self.route), duration
+                )
+                if written and self.exception is not None:
                     # The traceback is in this access line: the server's own line about the
                     # same exception names the request instead of repeating it.
-                    mark_reported(exception, self.request_id)
+                    mark_reported(self.exception, self.request_id)
             except Exception as exc:
                 report_internal_error("access log", exc, observer.registry)

@@ -158,6 +158,8 @@ class HttpObserver:
             (extra_labels or {}).items()
         )
         label_names = tuple(name for name, _ in self.header_labels)
+        #: The extra labels' values of a request without their headers (made once).
+        self.other_labels = tuple(source.value(None) for _, source in self.header_labels)
         metrics = get_metrics(registry)
         self._duration = metrics.duration_histogram(buckets, label_names)
         #: The request-id header as written (WSGI responses), lower case (ASGI) and as a CGI
@@ -222,16 +224,20 @@ class HttpObserver:
             return self.route_labels(route)
         return route
 
-    def record(self, observation: RequestObservation, route: str, duration: float) -> None:
-        """Update the metrics of a finished request, labelled *route*."""
+    def record(
+        self, observation: RequestObservation, route: str, duration: float, child: Any = None
+    ) -> None:
+        """Update the metrics of a finished request, labelled *route* (*child*: its duration
+        histogram child when the caller looked it up, as :meth:`_record_with_labels` does)."""
         status = observation.status
         error_type = observation.error_type
         if not error_type and status >= 500:
             error_type = status_label(status)
-        key = (observation.method, route, status, error_type)
-        child = self._duration_children.get(key)
         if child is None:
-            child = self._new_duration_child(key)
+            key = (observation.method, route, status, error_type)
+            child = self._duration_children.get(key)
+            if child is None:
+                child = self._new_duration_child(key)
         request_id = observation.request_id
         if request_id is None or len(request_id) > MAX_EXEMPLAR_REQUEST_ID:
             child.observe(duration)
@@ -252,16 +258,17 @@ class HttpObserver:
         return tuple(source.value(header(source.header)) for _, source in self.header_labels)
 
     def _record_with_labels(
-        self, observation: RequestObservation, route: str, duration: float
+        self, observation: RequestObservation, route: str, duration: float, child: Any = None
     ) -> None:
-        """:meth:`record` for a duration histogram with extra labels (chosen at start-up)."""
+        """:meth:`record` for a duration histogram with extra labels (chosen at start-up): the
+        child is looked up with the request's extra label values, the rest is :meth:`record`."""
         status = observation.status
         error_type = observation.error_type
         if not error_type and status >= 500:
             error_type = status_label(status)
-        labels = observation.labels or self._other_labels
+        labels = observation.labels or self.other_labels
         key = (observation.method, route, status, error_type, *labels)
-        child = self._duration_children.get(key)
+        child = child or self._duration_children.get(key)
         if child is None:
             # Bounded as without extra labels (labels.LabelSets), the extra values kept.
             bounded = self._label_sets.admit(
@@ -274,23 +281,7 @@ class HttpObserver:
                 child = self._bounded_children[full] = self._duration.labels(*full)
             if len(self._duration_children) < 4 * self._label_sets.max_label_sets:
                 self._duration_children[key] = child
-        request_id = observation.request_id
-        if request_id is None or len(request_id) > MAX_EXEMPLAR_REQUEST_ID:
-            child.observe(duration)
-        elif observation.trace_id is None or len(request_id) > MAX_EXEMPLAR_REQUEST_ID_WITH_TRACE:
-            child.observe(duration, {"request_id": request_id})
-        else:
-            child.observe(duration, {"request_id": request_id, "trace_id": observation.trace_id})
-        if observation.exception is not None:
-            self._exceptions.labels(route, error_type).inc()
-        if self._request_size is not None and self._response_size is not None:
-            sizes = (observation.method, route, status_label(status))
-            self._request_size.labels(*sizes).observe(observation.bytes_in)
-            self._response_size.labels(*sizes).observe(observation.bytes_out)
-
-    @property
-    def _other_labels(self) -> tuple[str, ...]:
-        return tuple(source.value(None) for _, source in self.header_labels)
+        HttpObserver.record(self, observation, route, duration, child)
 
     def _new_duration_child(self, key: tuple[str, str, int, str]) -> Any:
         # Keyed by the raw status on the hot path; bounded (labels.LabelSets) on the way in.

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from obs.exceptions import ProfilingError
+from obs.private_files import UnsafePathError, check_directory_status
 from obs.profiling.renderers import render, render_summary
 from obs.profiling.result import ProfileResult
 from obs.profiling.storage import safe_stem
@@ -51,7 +52,7 @@ def open_private_directory(directory: Path) -> int:
     """Create *directory* (``0700``) if missing and return a descriptor of it, checked safe.
 
     Refused with a :class:`ProfilingError`: a symlink, a non-directory, a directory owned by
-    another user, one that others can write to.
+    another user, one that others can write to (:func:`obs.private_files.check_directory_status`).
     """
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -62,17 +63,13 @@ def open_private_directory(directory: Path) -> int:
             "OBS_PROFILE_DIR at a directory of your own (not a symlink)."
         ) from exc
     info = os.fstat(fd)
-    problem = None
-    if info.st_uid != os.geteuid():
-        problem = f"it is owned by uid {info.st_uid}, not this user (uid {os.geteuid()})"
-    elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problem = f"others can write to it (mode {stat.S_IMODE(info.st_mode):04o})"
-    if problem is not None:
+    try:
+        check_directory_status(info, str(directory))  # the rule of every private directory
+    except UnsafePathError as exc:
         os.close(fd)
         raise ProfilingError(
-            f"refusing the profile directory {directory}: {problem}; remove it or point "
-            "OBS_PROFILE_DIR at a directory of your own."
-        )
+            f"refusing the profile directory: {exc} Or point OBS_PROFILE_DIR elsewhere."
+        ) from None
     if stat.S_IMODE(info.st_mode) != 0o700:
         os.fchmod(fd, 0o700)  # ours: profiles name source files, so others may not read them
     return fd
