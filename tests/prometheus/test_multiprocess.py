@@ -163,3 +163,37 @@ def test_fast_text_scrape_of_worker_files_matches_prometheus_client(tmp_path: Pa
     proc = run_python(FAST_TEXT_MATCHES_COLLECT, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+GROUPED_SCRAPE = textwrap.dedent(
+    """
+    from prometheus_client import CollectorRegistry
+    from obs.metrics import get_metrics
+    from obs.prometheus.exposition import render
+
+    metrics = get_metrics(CollectorRegistry())
+    histogram = metrics.duration_histogram((0.1, 1.0), ())
+    for route in ("/a", "/b", "/c"):
+        histogram.labels("GET", route, "200", "").observe(0.05)
+    for accept in ("application/openmetrics-text; version=1.0.0", None):
+        body, _ = render(None, accept)
+        groups = []
+        for line in body.decode().splitlines():
+            if line.startswith("http_server_request_duration_seconds_"):
+                labels = line[line.index("{") : line.index("}")]
+                group = ",".join(p for p in labels.strip("{").split(",") if not p.startswith("le="))
+                if not groups or groups[-1] != group:
+                    groups.append(group)
+        print(len(groups), len(set(groups)))
+    """
+)
+
+
+def test_each_histogram_label_set_is_one_group_in_both_formats(tmp_path: Path) -> None:
+    # OpenMetrics wants a label set's buckets, count and sum together; prometheus_client's
+    # parser before 0.24 refuses the scrape otherwise (its merge writes all buckets first).
+    directory = tmp_path / "mp"
+    directory.mkdir(mode=0o700)
+    result = run_python(GROUPED_SCRAPE, env={"PROMETHEUS_MULTIPROC_DIR": str(directory)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["3 3", "3 3"], result.stdout

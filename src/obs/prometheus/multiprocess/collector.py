@@ -44,8 +44,12 @@ class AggregateCollector:
             sides = read_side_files(glob.glob(os.path.join(path, f"{SIDE_PREFIX}*.json")))
         exemplars = merge_exemplars(sides)
         for metric in metrics:
-            if metric.type == "histogram" and exemplars:
-                metric.samples = [_with_exemplar(s, metric.name, exemplars) for s in metric.samples]
+            if metric.type == "histogram":
+                metric.samples = _grouped(metric.samples)
+                if exemplars:
+                    metric.samples = [
+                        _with_exemplar(s, metric.name, exemplars) for s in metric.samples
+                    ]
             yield metric
         yield from self._per_process(sides)
 
@@ -72,6 +76,23 @@ class AggregateCollector:
         yield from _gc_metrics(
             {pid: sides[os.path.join(path, f"{SIDE_PREFIX}{pid}.json")] for pid in pids}
         )
+
+
+def _grouped(samples: list[Sample]) -> list[Sample]:
+    """A histogram's samples with each label set's buckets, count and sum together.
+
+    prometheus_client's merge (0.23 and older) writes every ``_bucket`` first and the ``_count``
+    and ``_sum`` lines after them; OpenMetrics wants each label set in one group, and strict
+    parsers (prometheus_client's own before 0.24) refuse the scrape otherwise. A stable sort by
+    label set, in order of first appearance, keeps each group's own order.
+    """
+    first_seen: dict[tuple[tuple[str, str], ...], int] = {}
+
+    def group(sample: Sample) -> int:
+        key = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "le"))
+        return first_seen.setdefault(key, len(first_seen))
+
+    return sorted(samples, key=group)
 
 
 def _with_exemplar(
