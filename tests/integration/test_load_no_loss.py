@@ -167,7 +167,9 @@ def _run(
     assert counted - len(access) <= len(unlogged)
     # The killed worker's requests in flight: not answered (a connection error at the client),
     # or answered and not recorded. No more than it could hold.
-    in_flight_lost = errors + len(unlogged) + len(unanswered)
+    # An unanswered line is one of the client's errors (the same lost request), never more.
+    assert len(unanswered) <= errors, (unanswered, errors)
+    in_flight_lost = errors + len(unlogged)
     assert in_flight_lost <= in_flight_bound, (errors, unlogged, kill)
     # The replacement served requests, so the load went on through the respawn.
     assert new_worker_files, f"worker {kill.new_pid} served nothing"

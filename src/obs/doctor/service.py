@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 from obs.doctor.findings import Finding, fail, ok, warn
 from obs.doctor.http import Response, get
 from obs.metrics import LOG_EVENTS, REQUEST_DURATION
+from obs.prometheus.multiprocess.exemplars import FLUSH_INTERVAL
 
 OPENMETRICS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0;charset=utf-8,"
     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 )
+#: Scrapes after the first while the probe's exemplar is missing: up to 1.5 flush intervals.
+EXEMPLAR_RETRIES = 3
 _EXEMPLAR = re.compile(
     rf"^{REQUEST_DURATION}_bucket\{{[^}}]*\}} \S+ # \{{[^}}]*request_id=\"([^\"]*)\"", re.M
 )
@@ -32,6 +36,14 @@ class ServiceProbe:
         try:
             self.probe = get(f"{self.url}/obs-doctor-probe", {request_id_header: self.request_id})
             self.metrics = get(self.url + metrics_path, {"Accept": OPENMETRICS_ACCEPT})
+            # With several workers a worker's exemplars reach the scrape through its side file,
+            # written at most every FLUSH_INTERVAL seconds: look again, bounded, before saying
+            # the probe's exemplar is missing.
+            for _ in range(EXEMPLAR_RETRIES):
+                if self.request_id in _EXEMPLAR.findall(self.metrics.body):
+                    break
+                time.sleep(FLUSH_INTERVAL / 2)
+                self.metrics = get(self.url + metrics_path, {"Accept": OPENMETRICS_ACCEPT})
         except OSError as exc:
             self.error = str(exc)
 
