@@ -130,8 +130,7 @@ class ObservabilityMiddleware:
             extra_headers = None
         scope[OBSERVATION_KEY] = observation
         count_bytes = self._count_bytes
-        root_path: str = scope.get("root_path", "")
-        route_getter = self.route_getter
+        observation.route_source = (self.route_getter, scope, scope.get("root_path", ""))
 
         async def observed_receive() -> Message:
             message = await receive()
@@ -156,7 +155,7 @@ class ObservabilityMiddleware:
                 # The clock stops at the last body byte; a 5xx is finished when the app
                 # returns or raises, so an exception that follows its 500 is recorded too.
                 if not message.get("more_body") and observation.complete():
-                    observation.settle(route_getter, scope, root_path, scope.get(EXCEPTION_KEY))
+                    observation.settle(scope.get(EXCEPTION_KEY))
             elif kind == "http.response.start":
                 status = message["status"]
                 if extra_headers is not None:  # a copy: the app may reuse its message or list
@@ -190,7 +189,7 @@ class ObservabilityMiddleware:
             raise
         finally:
             if not observation.finished:
-                observation.settle(route_getter, scope, root_path, scope.get(EXCEPTION_KEY))
+                observation.settle(scope.get(EXCEPTION_KEY))
             if observation.tokens is not None:
                 observation.unbind()
 

@@ -151,10 +151,9 @@ class ObservabilityMiddleware:
             observation.labels = self.observer.header_label_values(
                 lambda name: get(self._label_keys[name])
             )
+        observation.route_source = (self.route_getter, environ, get("SCRIPT_NAME", ""))
         context = observation.own_context()
-        response = ObservedResponse(
-            observation, context, start_response, environ, self.route_getter, get("SCRIPT_NAME", "")
-        )
+        response = ObservedResponse(observation, context, start_response, environ)
         try:
             if self.observer.access_log is not None:
                 describe_cgi(observation, environ)
@@ -184,8 +183,6 @@ class ObservedResponse:
 
     __slots__ = (
         "_environ",
-        "_route_getter",
-        "_script_name",
         "_server_start_response",
         "_server_write",
         "body",
@@ -206,16 +203,12 @@ class ObservedResponse:
         context: contextvars.Context,
         start_response: StartResponse,
         environ: Environ,
-        route_getter: RouteGetter,
-        script_name: str,
     ) -> None:
         self.observation = observation
         self.context = context
         self._server_start_response = start_response
         self._server_write: Write | None = None
         self._environ = environ
-        self._route_getter = route_getter
-        self._script_name = script_name
         self.extra_headers: list[tuple[str, str]] = []
         self.body: Iterable[bytes] = ()
         self.chunks: Generator[bytes, None, None] | None = None
@@ -326,13 +319,7 @@ class ObservedResponse:
         if observation.status == 0:  # never started: what the server sends is a 500
             observation.status = 500
         environ.pop(OBSERVATION_KEY, None)
-        self.context.run(
-            observation.settle,
-            self._route_getter,
-            environ,
-            self._script_name,
-            environ.get(EXCEPTION_KEY),
-        )
+        self.context.run(observation.settle, environ.get(EXCEPTION_KEY))
 
     def _complete(self) -> None:
         """The server has the whole body: stop the clock and record the request."""

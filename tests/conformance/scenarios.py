@@ -23,6 +23,9 @@ class Row:
     raised: bool = False  # counted in http_server_exceptions_total, traceback in the line
     headers: tuple[tuple[str, str], ...] = ()
     action: str = REQUEST
+    #: The app logs one line ``handler`` while it runs (carrying *route*, or no route when
+    #: the request is never routed).
+    logs: bool = False
 
 
 FASTAPI, STARLETTE, LITESTAR, DJANGO, PLAIN = (
@@ -36,38 +39,42 @@ TOKEN = (("x-token", "ok"),)
 
 ROWS: tuple[Row, ...] = (
     # FastAPI: one router under two prefixes, nested routers with their own prefixes.
-    Row(FASTAPI, "/users/3", "/users/{user_id}", 200),
-    Row(FASTAPI, "/admins/4", "/admins/{user_id}", 200),
-    Row(FASTAPI, "/v1/orders/3", "/v1/orders/{oid}", 200),
+    Row(FASTAPI, "/users/3", "/users/{user_id}", 200, logs=True),
+    Row(FASTAPI, "/admins/4", "/admins/{user_id}", 200, logs=True),
+    Row(FASTAPI, "/v1/orders/3", "/v1/orders/{oid}", 200, logs=True),
     Row(FASTAPI, "/v1/orders/x", "/v1/orders/{oid}", 422),  # validation error
     Row(FASTAPI, "/secure", "/secure", 403),  # a dependency raising HTTPException
     Row(FASTAPI, "/secure", "/secure", 200, headers=TOKEN),
     Row(FASTAPI, "/teapot", "/teapot", 418),  # a custom exception handler
     Row(FASTAPI, "/boom", "/boom", 500, "RuntimeError", raised=True),
-    Row(FASTAPI, "/sub/things/7", "/sub/things/{tid}", 200),  # mount() of a sub-app
+    Row(FASTAPI, "/sub/things/7", "/sub/things/{tid}", 200, logs=True),  # mount() of a sub-app
     Row(FASTAPI, "/static/hello.txt", "/static/{path}", 200),
-    Row(FASTAPI, "/background", "/background", 200),
+    Row(FASTAPI, "/background", "/background", 200, logs=True),
     Row(FASTAPI, "/stream", "/stream", 200),
     Row(FASTAPI, "/nowhere", "_unmatched", 404),
     Row(FASTAPI, "/slow-stream", "/slow-stream", 499, action=HANG_UP),
     # Starlette: Mount with path parameters (never the raw value), nested mounts, Host.
-    Row(STARLETTE, "/items/1", "/items/{item_id}", 200),
-    *(Row(STARLETTE, f"/t/tenant-{i}/items", "/t/{tenant}/items", 200) for i in range(5)),
-    Row(STARLETTE, "/t/acme/items/9", "/t/{tenant}/items/{item_id:int}", 200),
+    Row(STARLETTE, "/items/1", "/items/{item_id}", 200, logs=True),
+    *(
+        Row(STARLETTE, f"/t/tenant-{i}/items", "/t/{tenant}/items", 200, logs=True)
+        for i in range(5)
+    ),
+    Row(STARLETTE, "/t/acme/items/9", "/t/{tenant}/items/{item_id:int}", 200, logs=True),
     Row(
         STARLETTE,
         "/t/acme/projects/p1/files/a.txt",
         "/t/{tenant}/projects/{project}/files/{name}",
         200,
+        logs=True,
     ),
-    Row(STARLETTE, "/h/5", "/h/{z}", 200, headers=(("host", "api.example.test"),)),
+    Row(STARLETTE, "/h/5", "/h/{z}", 200, headers=(("host", "api.example.test"),), logs=True),
     Row(STARLETTE, "/t/acme/nothing", "_unmatched", 404),
     Row(STARLETTE, "/boom", "/boom", 500, "RuntimeError", raised=True),
     Row(STARLETTE, "/slow-stream", "/slow-stream", 499, action=HANG_UP),
     # Litestar: Controllers, Routers with path parameters, guards, exception handlers.
-    Row(LITESTAR, "/orders/5", "/orders/{oid}", 200),
-    Row(LITESTAR, "/t/acme/items", "/t/{tenant}/items", 200),
-    Row(LITESTAR, "/t/other/items", "/t/{tenant}/items", 200),
+    Row(LITESTAR, "/orders/5", "/orders/{oid}", 200, logs=True),
+    Row(LITESTAR, "/t/acme/items", "/t/{tenant}/items", 200, logs=True),
+    Row(LITESTAR, "/t/other/items", "/t/{tenant}/items", 200, logs=True),
     Row(LITESTAR, "/secure", "/secure", 401),  # a guard
     Row(LITESTAR, "/secure", "/secure", 200, headers=TOKEN),
     Row(LITESTAR, "/teapot", "/teapot", 418),  # an exception handler
@@ -75,13 +82,13 @@ ROWS: tuple[Row, ...] = (
     Row(LITESTAR, "/nowhere", "_unmatched", 404),
     Row(LITESTAR, "/slow-stream", "/slow-stream", 499, action=HANG_UP),
     # Django under its ASGI handler, inside obs.asgi, with obs.django's middleware: once.
-    Row(DJANGO, "/polls/3/", "/polls/<int:question_id>/", 200),
-    Row(DJANGO, "/polls/4/", "/polls/<int:question_id>/", 200),
+    Row(DJANGO, "/polls/3/", "/polls/<int:question_id>/", 200, logs=True),
+    Row(DJANGO, "/polls/4/", "/polls/<int:question_id>/", 200, logs=True),
     Row(DJANGO, "/boom", "/boom", 500, "RuntimeError", raised=True),
     Row(DJANGO, "/nowhere", "_unmatched", 404),
     # Plain ASGI, misbehaviours included: what is recorded is what the client got.
-    Row(PLAIN, "/users/1", "/users/{id}", 200),
-    Row(PLAIN, "/anything", "_unmatched", 200),
+    Row(PLAIN, "/users/1", "/users/{id}", 200, logs=True),
+    Row(PLAIN, "/anything", "_unmatched", 200, logs=True),
     Row(PLAIN, "/no-response", "_unmatched", 500, "500"),
     Row(PLAIN, "/two-starts", "_unmatched", 200),
     Row(PLAIN, "/cancelled", "_unmatched", 500, "CancelledError", raised=True),

@@ -130,6 +130,15 @@ def test_layout_through_server(layout: str, server: str) -> None:
         assert ("exception" in record) == row.raised, record
         if row.action == HANG_UP:
             assert record["bytes_out"] < 60 * len(b"chunk 00\n"), record  # what was sent
+    # The app's own lines carry the request's route (the logs dashboard's route filter shows
+    # them with the access line), or none when it was never routed.
+    app_lines = [r for r in records if r.get("event") == "handler"]
+    assert Counter(r.get("request_id") for r in app_lines) == Counter(
+        request_id for request_id, row in sent.items() if row.logs
+    ), app_lines
+    for record in app_lines:
+        route = sent[record["request_id"]].route
+        assert record.get("http_route") == (None if route == "_unmatched" else route), record
     # The traceback once: in the access line, not again in the server's own error line.
     assert sum("exception" in r for r in records) == sum(r.raised for r in rows), [
         r for r in records if "exception" in r and r.get("event") != "request"

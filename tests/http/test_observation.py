@@ -96,3 +96,49 @@ def test_an_exception_is_marked_reported_only_when_its_access_line_was_written(
     # Excluded (exactly or by prefix): the server's own line must still show the traceback.
     assert hasattr(error, REPORTED_ATTR) is written
     assert ('"request_id":"rid-9"' in stream.getvalue()) is written
+
+
+def test_lines_logged_while_a_request_runs_carry_its_route_once_routed(
+    registry: CollectorRegistry,
+) -> None:
+    stream = io.StringIO()
+    configure_logging(service_name="svc", log_format="json", stream=stream, registry=registry)
+    log = structlog.get_logger("app")
+    observer = HttpObserver(registry=registry, max_routes=1)
+    environ: dict[str, Any] = {}
+
+    def route_of(source: dict[str, Any], root: str) -> str | None:
+        if source.get("fail"):
+            raise RuntimeError("a router's own bug")
+        template = source.get("obs.route")
+        return None if template is None else root + template
+
+    observation = RequestObservation(observer, "GET", "/items/1", b"rid-1")
+    observation.route_source = (route_of, environ, "/api")
+    log.info("before routing")
+    environ["fail"] = True
+    log.info("while the getter fails")  # never raises into the caller
+    del environ["fail"]
+    environ["obs.route"] = "/items/{item_id}"
+    log.info("routed")
+    log.info("own route", http_route="/mine")
+    observation.status = 200
+    observation.settle()
+    log.info("after the response")
+    observation.unbind()
+    log.info("outside")
+    other = RequestObservation(observer, "GET", "/other", b"rid-2")
+    other.route_source = (route_of, {"obs.route": "/other"}, "")
+    log.info("over the route limit")
+    other.unbind()
+
+    lines = {r["event"]: r for r in map(json.loads, stream.getvalue().splitlines())}
+    assert "http_route" not in lines["before routing"]
+    assert "http_route" not in lines["while the getter fails"]
+    assert lines["routed"]["http_route"] == "/api/items/{item_id}"
+    assert lines["own route"]["http_route"] == "/mine"
+    assert lines["after the response"]["http_route"] == "/api/items/{item_id}"
+    assert lines["request"]["http_route"] == "/api/items/{item_id}"  # the access line
+    assert "http_route" not in lines["outside"] and "request_id" not in lines["outside"]
+    # The metric's bounded label, as on the request's access line and metrics.
+    assert lines["over the route limit"]["http_route"] == observer.route_label("/other") != "/other"

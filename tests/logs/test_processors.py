@@ -139,5 +139,5 @@ def test_only_the_json_chain_is_fused() -> None:
     assert fused is not None
     # The fused line is built from the chain's own processor objects, not copies of them.
     assert (
-        fused._standard is chain[1] and fused._exceptions is chain[2] and fused._redact is chain[3]
+        fused._standard is chain[2] and fused._exceptions is chain[3] and fused._redact is chain[4]
     )

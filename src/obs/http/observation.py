@@ -28,7 +28,7 @@ from typing import Any
 from obs.http.ids import trace_id_from_traceparent
 from obs.http.labels import STANDARD_METHODS, method_label
 from obs.http.observer import HttpObserver, RunningProfile, SlowProfileHandle
-from obs.logs.context import REQUEST_ID, TRACE_ID, clear_bound_context
+from obs.logs.context import REQUEST, REQUEST_ID, TRACE_ID, clear_bound_context
 from obs.logs.pipeline import mark_reported
 from obs.selfreport import report_internal_error
 
@@ -36,7 +36,12 @@ from obs.selfreport import report_internal_error
 CLIENT_CLOSED_REQUEST = 499
 
 _perf_counter = time.perf_counter
-ContextTokens = tuple[contextvars.Token[Any], contextvars.Token[Any] | None] | None
+#: What :meth:`RequestObservation.bind` set: the request id's, the trace id's, the request's.
+ContextTokens = (
+    tuple[contextvars.Token[Any], contextvars.Token[Any] | None, contextvars.Token[Any]] | None
+)
+#: Where the route template is read from: ``getter(source, root)`` (see :meth:`settle`).
+RouteSource = tuple[Callable[[Any, str], "str | None"], Any, str]
 
 
 _REQUEST_ID_ATTR = "_obs_request_id"
@@ -63,7 +68,8 @@ class RequestObservation:
     __slots__ = (
         "active", "bytes_in", "bytes_out", "client", "client_gone", "end", "error_type",
         "exception", "finished", "labels", "measured", "method", "observer", "path", "profile",
-        "profile_path", "query", "raw_method", "request_id", "route", "slow_profile", "start",
+        "profile_path", "query", "raw_method", "request_id", "route", "route_source", "slow_profile",
+        "start",
         "status", "tokens", "trace_id", "user_agent",
     )  # fmt: skip
 
@@ -105,6 +111,9 @@ class RequestObservation:
         self.status = self.bytes_in = self.bytes_out = 0
         self.end = 0.0
         self.route: str | None = None
+        #: Set by the adapter when the request arrives; read by :meth:`settle` and, for the
+        #: lines logged while the request runs, by :meth:`current_route`.
+        self.route_source: RouteSource | None = None
         self.error_type = self.query = ""
         self.exception: BaseException | None = None
         self.finished = False
@@ -132,7 +141,7 @@ class RequestObservation:
             self.trace_id = trace_id_from_traceparent(traceparent)
         if bind_ids:  # else the adapter runs the request in :meth:`own_context`
             trace = None if self.trace_id is None else TRACE_ID.set(self.trace_id)
-            self.tokens = (REQUEST_ID.set(request_id), trace)  # bind(), without the call
+            self.tokens = (REQUEST_ID.set(request_id), trace, REQUEST.set(self))  # bind()
 
     # -- the request's log context -------------------------------------------------------------
 
@@ -141,7 +150,7 @@ class RequestObservation:
         if self.request_id is None:
             return None
         trace = None if self.trace_id is None else TRACE_ID.set(self.trace_id)
-        return REQUEST_ID.set(self.request_id), trace
+        return REQUEST_ID.set(self.request_id), trace, REQUEST.set(self)
 
     @staticmethod
     def restore(tokens: ContextTokens) -> None:
@@ -152,6 +161,7 @@ class RequestObservation:
             REQUEST_ID.reset(tokens[0])
             if tokens[1] is not None:
                 TRACE_ID.reset(tokens[1])
+            REQUEST.reset(tokens[2])
         except ValueError:  # a token from another context: nothing of ours is bound here
             pass
 
@@ -218,26 +228,37 @@ class RequestObservation:
         if not self.end:
             self.status = CLIENT_CLOSED_REQUEST
 
-    def settle(
-        self,
-        getter: Callable[[Any, str], str | None],
-        source: Any,
-        root: str,
-        handled: BaseException | None = None,
-    ) -> None:
+    def settle(self, handled: BaseException | None = None) -> None:
         """The request is over: note the exception a framework turned into its 5xx
-        (*handled*), read the route from *getter* (scope or environ, and the mount root; a
-        failing getter is reported, never raised), and :meth:`finish`. Every adapter ends a
-        request here."""
+        (*handled*), read the route from :attr:`route_source` (a failing getter is reported,
+        never raised), and :meth:`finish`. Every adapter ends a request here."""
         if handled is not None and self.exception is None and self.status >= 500:
             self.fail(handled)
         if self.client_gone:
             self.went_away()
-        try:
-            self.route = getter(source, root)
-        except Exception as exc:
-            report_internal_error("route template", exc, self.observer.registry)
+        source = self.route_source
+        if source is not None:
+            try:
+                self.route = source[0](source[1], source[2])
+            except Exception as exc:
+                report_internal_error("route template", exc, self.observer.registry)
         self.finish()
+
+    def current_route(self) -> str | None:
+        """The ``http_route`` label of the request so far, for a line logged while it runs:
+        ``None`` until the framework has routed it. Never raises."""
+        route = self.route
+        try:
+            if route is None:
+                source = self.route_source
+                if source is None:
+                    return None
+                route = source[0](source[1], source[2])
+                if route is None:
+                    return None
+            return self.observer.route_label(route)
+        except Exception:  # a getter that fails now may not once routed: settle() reports it
+            return None
 
     def complete(self) -> bool:
         """The last body byte was sent: stop the clock; return whether to finish right away.

@@ -39,7 +39,7 @@ from obs.http.observer import HttpObserver
 from obs.logs.context import current_request_id
 from obs.logs.pipeline import mark_reported
 from obs.prometheus.exposition import MetricsEndpoint
-from obs.wsgi import EXCEPTION_KEY, OBSERVATION_KEY, ROUTE_KEY
+from obs.wsgi import EXCEPTION_KEY, OBSERVATION_KEY
 
 __all__ = [
     "ObservabilityMiddleware",
@@ -149,6 +149,11 @@ def route_template(request: Any) -> str | None:
     return "/" + route.lstrip("/")
 
 
+def _route_of(request: Any, _root: str) -> str | None:
+    """:func:`route_template` as a route source's getter (Django has no mount root to keep)."""
+    return route_template(request)
+
+
 class ObservabilityMiddleware:
     """Request ids, an access line and RED metrics for every request Django handles."""
 
@@ -169,6 +174,7 @@ class ObservabilityMiddleware:
             return self.__acall__(request)
         outer = request.META.get(OBSERVATION_KEY)
         if outer is not None:  # obs.wsgi observes this request: tell it what only we know
+            outer.route_source = (_route_of, request, "")
             response = self.get_response(request)
             _report_to_wsgi(request, response)
             return response
@@ -186,6 +192,7 @@ class ObservabilityMiddleware:
         scope = getattr(request, "scope", None)
         if scope is not None and OBSERVATION_KEY in scope:
             # obs.asgi observes this request around Django's ASGI handler: report to it.
+            scope[OBSERVATION_KEY].route_source = (_route_of, request, "")
             response = await self.get_response(request)
             _report(scope, request, response)
             return response
@@ -232,6 +239,7 @@ class ObservabilityMiddleware:
             )
         if self.observer.access_log is not None:
             describe_cgi(observation, meta)
+        observation.route_source = (_route_of, request, "")
         return observation
 
     def _observe_response(
@@ -297,8 +305,8 @@ def _report_to_wsgi(request: Any, response: Any) -> None:
 
 
 def _report(target: dict[str, Any], request: Any, response: Any) -> None:
-    """Tell an outer obs middleware (its environ or scope) the route and a handled exception."""
-    target[ROUTE_KEY] = route_template(request)
+    """Tell an outer obs middleware (its environ or scope) the exception Django handled; the
+    route it reads from the request itself (its route source, set when the request came in)."""
     exception = getattr(request, _EXCEPTION_ATTR, None)
     if exception is not None and response.status_code >= 500:
         target[EXCEPTION_KEY] = exception

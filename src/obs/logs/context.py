@@ -1,4 +1,5 @@
-"""The request context bound for structlog: ``request_id`` and ``trace_id``.
+"""The request context bound for structlog: ``request_id`` and ``trace_id``, and the request
+itself (:data:`REQUEST`), which tells log lines its route once the framework has routed it.
 
 The middleware sets these two context variables directly (tens of nanoseconds) instead of going
 through :func:`structlog.contextvars.bind_contextvars` on every request; they are the very
@@ -8,7 +9,7 @@ variables structlog's ``merge_contextvars`` reads, so every log line of the requ
 from __future__ import annotations
 
 import contextvars
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -31,6 +32,21 @@ def _structlog_var(key: str) -> contextvars.ContextVar[Any]:
 
 REQUEST_ID: contextvars.ContextVar[Any] = _structlog_var("request_id")
 TRACE_ID: contextvars.ContextVar[Any] = _structlog_var("trace_id")
+
+
+class RoutedRequest(Protocol):
+    """What a log line may ask of the request being handled."""
+
+    def current_route(self) -> str | None:
+        """The request's ``http_route`` label, ``None`` before routing; never raises."""
+
+
+#: The request being handled, bound with its ids (not a structlog key: its lines read it through
+#: :func:`obs.logs.processors.add_http_route`, which asks it for its route when they are written,
+#: since an ASGI or WSGI middleware binds before the framework has routed the request).
+REQUEST: contextvars.ContextVar[RoutedRequest | None] = contextvars.ContextVar(
+    "obs_request", default=None
+)
 
 
 def current_request_id() -> str | None:

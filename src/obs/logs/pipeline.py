@@ -24,6 +24,7 @@ from obs.logs.processors import (
     ConsoleLine,
     ExceptionText,
     RenderExceptions,
+    add_http_route,
     merge_contextvars,
     render_json,
 )
@@ -121,9 +122,11 @@ def build_processors(
     # Exceptions are rendered before redaction, so that their messages are scrubbed too.
     if not json:
         console = ConsoleLine(colors=_wants_colour(LogState.sink.stream))
-        return [merge_contextvars, standard, ExceptionText(), redact, console], None
+        return [merge_contextvars, add_http_route, standard, ExceptionText(), redact, console], None
     exceptions = RenderExceptions()
-    chain: list[Processor] = [merge_contextvars, standard, exceptions, redact, render_json]
+    chain: list[Processor] = [
+        merge_contextvars, add_http_route, standard, exceptions, redact, render_json
+    ]  # fmt: skip
     return chain, JsonLine(standard, redact, exceptions)
 
 

@@ -19,8 +19,9 @@ from prometheus_client import CollectorRegistry
 from structlog.typing import EventDict, WrappedLogger
 
 from obs.logs._compat import CONTEXT_VARS, KEY_PREFIX
+from obs.logs.context import REQUEST
 from obs.logs.redaction import safe_repr
-from obs.metrics import get_metrics
+from obs.metrics import ROUTE, get_metrics
 from obs.selfreport import report_internal_error
 
 
@@ -59,6 +60,24 @@ def merge_contextvars(logger: WrappedLogger, method_name: str, event_dict: Event
         value = var.get()
         if value is not Ellipsis and key not in event_dict:
             event_dict[key] = value
+    return event_dict
+
+
+def add_http_route(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Add ``http_route`` (the route label of the request being handled) to a line written
+    while a request observed by obs runs, once its framework has routed it.
+
+    The middleware binds the request id before the framework routes the request, so the route
+    is asked for when the line is written; the line's own ``http_route`` wins. With it, lines
+    filtered by route (the logs dashboard's ``http_route`` box) include the app's own lines of
+    those requests, not only their access lines. Outside a request it costs one lookup.
+    """
+    if ROUTE not in event_dict:
+        request = REQUEST.get()
+        if request is not None:
+            route = request.current_route()
+            if route is not None:
+                event_dict[ROUTE] = route
     return event_dict
 
 

@@ -16,12 +16,14 @@ import obs
 from obs.asgi import ObservabilityMiddleware, make_metrics_app
 
 obs.configure_logging(service_name="conformance-fastapi")
+log = obs.get_logger("conformance")
 
 users = APIRouter()
 
 
 @users.get("/{user_id}")
 async def get_user(user_id: str) -> dict[str, str]:
+    log.info("handler")
     return {"user_id": user_id}
 
 
@@ -30,6 +32,7 @@ orders = APIRouter(prefix="/orders")
 
 @orders.get("/{oid}")
 def get_order(oid: int) -> dict[str, int]:  # sync: run in a thread pool
+    log.info("handler")
     return {"oid": oid}
 
 
@@ -51,6 +54,7 @@ sub = FastAPI()
 
 @sub.get("/things/{tid}")
 async def thing(tid: str) -> dict[str, str]:
+    log.info("handler")
     return {"tid": tid}
 
 
@@ -83,9 +87,15 @@ async def boom() -> dict[str, bool]:
     raise RuntimeError("boom")
 
 
+async def later() -> None:
+    """A background task: it runs after the response went out, still in its request."""
+    await asyncio.sleep(0.05)
+    log.info("handler")
+
+
 @api.get("/background")
 async def background(tasks: BackgroundTasks) -> dict[str, bool]:
-    tasks.add_task(asyncio.sleep, 0.05)
+    tasks.add_task(later)
     return {"queued": True}
 
 

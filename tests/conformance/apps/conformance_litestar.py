@@ -17,6 +17,7 @@ from obs.asgi import ObservabilityMiddleware, make_metrics_app
 from obs.integrations.litestar import ObservabilityPlugin
 
 obs.configure_logging(service_name="conformance-litestar")
+log = obs.get_logger("conformance")
 
 
 class OrderController(Controller):
@@ -24,11 +25,13 @@ class OrderController(Controller):
 
     @get("/{oid:int}")
     async def get_order(self, oid: int) -> dict[str, int]:
+        log.info("handler")
         return {"oid": oid}
 
 
 @get("/items")
 async def tenant_items(tenant: str) -> dict[str, str]:
+    log.info("handler")
     return {"tenant": tenant}
 
 

@@ -11,6 +11,7 @@ import obs
 from obs.asgi import ROUTE_KEY, ObservabilityMiddleware, make_metrics_app
 
 obs.configure_logging(service_name="conformance-plain")
+log = obs.get_logger("conformance")
 metrics = make_metrics_app()
 
 
@@ -26,6 +27,7 @@ async def inner(scope: Any, receive: Any, send: Any) -> None:
         await metrics(scope, receive, send)
     elif path.startswith("/users/"):
         scope[ROUTE_KEY] = "/users/{id}"
+        log.info("handler")
         await text(send, b"user")
     elif path == "/no-response":
         return
@@ -43,6 +45,7 @@ async def inner(scope: Any, receive: Any, send: Any) -> None:
     elif path == "/slow-stream":
         await slow_stream(receive, send)
     else:
+        log.info("handler")  # never routed: the line has no route to carry
         await text(send, b"plain")
 
 

@@ -14,9 +14,11 @@ import obs
 from obs.asgi import ObservabilityMiddleware, make_metrics_app
 
 obs.configure_logging(service_name="conformance-starlette")
+log = obs.get_logger("conformance")
 
 
 async def show(request: Request) -> JSONResponse:
+    log.info("handler")
     return JSONResponse(request.path_params)
 
 

@@ -229,6 +229,12 @@ def _check_lines(records: list[dict[str, Any]], sent: dict[str, Row]) -> list[st
         user = row.line.get("user_id", ABSENT)
         if record.get("user_id", ABSENT) != user:
             problems.append(f"{row.path}: line {record.get('event')!r} user_id wrong: {record}")
+        if record.get("event") != "request":
+            # The app's own lines (and Django's) carry the request's route once it is routed,
+            # so the logs dashboard's route filter keeps them; never a route it did not match.
+            route = None if row.route == "_unmatched" else row.route
+            if record.get("http_route") != route:
+                problems.append(f"{row.path}: line {record.get('event')!r} route wrong: {record}")
     django_lines = [r for r in records if r.get("logger") == "django.request"]
     problems += [
         f"django.request line without its request id: {r}"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 
@@ -7,6 +9,7 @@ from obs.django import metrics_view
 
 
 def question(request: HttpRequest, question_id: int) -> JsonResponse:
+    logging.getLogger("conformance").warning("handler")  # a standard-library line
     return JsonResponse({"question_id": question_id})
 
 
