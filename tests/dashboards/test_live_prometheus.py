@@ -6,8 +6,9 @@ bounded loop of requests from this process. Every expression of every dashboard 
 (variables substituted) must return a non-empty result; Prometheus loads the generated
 ``alerts.yml``, so every recording rule and every alert expression (thresholds at 0) returns data;
 exemplars carry request ids that appear in the app's access log; the error ratio matches the
-traffic sent; quantiles are ordered; ``/metrics`` is absent from the RED series; and every metric
-name a dashboard uses appears in the app's exposition.
+traffic sent, and so do each route's request rate and the rate by status class; quantiles are
+ordered; ``/metrics`` is absent from the RED series; every metric name a dashboard uses appears
+in the app's exposition; and the logs dashboard's route filter keeps the app's own lines.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,9 @@ import httpx
 import pytest
 import yaml
 
+from obs.dashboards.logs import logql
 from obs.dashboards.options import REQUEST_ID
-from obs.metrics import REQUEST_DURATION
+from obs.metrics import REQUEST_DURATION, ROUTE
 from tests.conftest import free_port
 
 from .exprs import metric_names, prometheus_exprs, substitute
@@ -38,6 +41,11 @@ APP = Path(__file__).with_name("stack_app.py")
 #: The route templates of everything the load fixture requests.
 LOAD_ROUTES = {"/orders/{order_id}", "/upload", "/missing", "/fail", "/boom"}
 DEADLINE = 45.0  # seconds to wait for every query to return data
+#: Each load round requests these routes once, and every third round also /fail and /boom.
+EVERY_ROUND = ("/orders/{order_id}", "/upload", "/missing")
+EVERY_THIRD_ROUND = ("/fail", "/boom")
+#: The rate window of the per-route checks: twenty 1 s scrapes.
+RATE_WINDOW = 20
 
 
 def wait_until(check: Any, timeout: float, what: str) -> None:
@@ -118,17 +126,31 @@ def prometheus_url(
         proc.wait(timeout=15)
 
 
+@dataclass
+class Traffic:
+    """What the load sent: the wall-clock start of each round."""
+
+    rounds: list[float] = field(default_factory=list)
+    running: bool = True
+
+    def per_second(self, start: float, end: float) -> float:
+        """Rounds per second started in ``[start, end)``."""
+        return sum(start <= t < end for t in self.rounds) / (end - start)
+
+
 @pytest.fixture(scope="module")
-def load(app_url: str) -> Iterator[None]:
+def load(app_url: str) -> Iterator[Traffic]:
     """Requests to every route, a few dozen per second, until the module's tests are done."""
     stop = threading.Event()
+    traffic = Traffic()
 
     def run() -> None:
-        end = time.monotonic() + DEADLINE + 30  # bounded even if a test hangs
+        end = time.monotonic() + DEADLINE + 90  # bounded even if a test hangs
         with httpx.Client(base_url=app_url, timeout=5) as client:
             i = 0
             while not stop.is_set() and time.monotonic() < end:
                 i += 1
+                traffic.rounds.append(time.time())
                 client.get(f"/orders/{i}")
                 client.post("/upload", content=b"y" * (i % 2000))
                 client.get("/missing")
@@ -136,10 +158,11 @@ def load(app_url: str) -> Iterator[None]:
                     client.get("/fail")
                     client.get("/boom")
                 time.sleep(0.02)
+        traffic.running = False
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    yield
+    yield traffic
     stop.set()
     thread.join(timeout=10)
 
@@ -283,3 +306,81 @@ def test_metrics_scrapes_are_absent_from_red_series(prometheus_url: str) -> None
     wait_until(lambda: bool(query(prometheus_url, series)), DEADLINE, "RED series")
     routes = {r["metric"].get("http_route") for r in query(prometheus_url, series)}
     assert routes == LOAD_ROUTES, routes - LOAD_ROUTES
+
+
+def _by_label(prometheus_url: str, expr: str, label: str, at: float) -> dict[str, float]:
+    response = httpx.get(
+        f"{prometheus_url}/api/v1/query", params={"query": expr, "time": at}, timeout=5
+    )
+    body = response.json()
+    assert body["status"] == "success", (expr, body)
+    return {r["metric"].get(label, ""): float(r["value"][1]) for r in body["data"]["result"]}
+
+
+def test_each_routes_rate_matches_the_traffic_sent(
+    prometheus_url: str, dashboards: dict[str, dict[str, Any]], load: Traffic
+) -> None:
+    """The drill-down's responses by status code, per route, and the overview's rate by status
+    class, against the rounds the load sent in the same window (Prometheus evaluates at a
+    time *at* a few scrapes in the past, so every request of the window has been scraped)."""
+    drill = dict(prometheus_exprs(dashboards["route-drilldown.json"]))
+    overview = dict(prometheus_exprs(dashboards["http-overview.json"]))
+    values = {**VALUES, "__rate_interval": f"{RATE_WINDOW}s"}
+    wait_until(
+        lambda: bool(load.rounds) and time.time() - load.rounds[0] > RATE_WINDOW + 8,
+        DEADLINE + RATE_WINDOW,
+        f"{RATE_WINDOW + 8} s of load",
+    )
+    at = time.time() - 3
+    assert load.running, "the load ended before the rates could be checked"
+    sent = load.per_second(at - RATE_WINDOW, at)
+    assert sent > 1, sent
+    status_of = {"/orders/{order_id}": "200", "/upload": "200", "/missing": "404",
+                 "/fail": "503", "/boom": "500"}  # fmt: skip
+    by_status = drill["obs / Route drill-down / Responses by status code / A"]
+    for route, status in status_of.items():
+        rates = _by_label(
+            prometheus_url,
+            # As Grafana's Prometheus data source escapes a chosen value for ``=~``.
+            substitute(by_status, {**values, "http_route": re.escape(route).replace("\\", "\\\\")}),
+            "http_response_status_code",
+            at,
+        )
+        expected = sent if route in EVERY_ROUND else sent / 3
+        assert rates.keys() == {status}, (route, rates)
+        assert rates[status] == pytest.approx(expected, rel=0.2), (route, rates, sent)
+    classes = _by_label(
+        prometheus_url,
+        substitute(overview["obs / HTTP overview / Request rate by status class / A"], values),
+        "status_class",
+        at,
+    )
+    assert classes.keys() == {"2xx", "4xx", "5xx"}, classes
+    assert classes["2xx"] == pytest.approx(2 * sent, rel=0.2), (classes, sent)
+    assert classes["4xx"] == pytest.approx(sent, rel=0.2), (classes, sent)
+    assert classes["5xx"] == pytest.approx(2 * sent / 3, rel=0.2), (classes, sent)
+
+
+def _loki_route_filter(line: dict[str, Any], route_regex: str) -> bool:
+    """What the logs panel's ``| json | http_route=~"..."`` keeps: a fully matching value, a
+    missing field counting as empty."""
+    return re.fullmatch(route_regex, str(line.get(ROUTE, ""))) is not None
+
+
+@pytest.mark.usefixtures("load")
+def test_the_logs_route_filter_keeps_the_apps_own_lines(app_logs: Path) -> None:
+    """Choosing the route ``/fail`` in the logs dashboard shows, for each of its requests, the
+    access line and the app's own ``payment provider refused`` line, and no other route's."""
+    assert f'| json | {ROUTE}=~"$http_route"' in logql()
+    wait_until(lambda: "payment provider refused" in app_logs.read_text(), DEADLINE, "a /fail line")
+    lines = [json.loads(t) for t in app_logs.read_text().splitlines() if t.startswith("{")]
+    kept = [line for line in lines if _loki_route_filter(line, re.escape("/fail"))]
+    events: dict[str, set[str]] = {}
+    for line in kept:
+        events.setdefault(line[REQUEST_ID], set()).add(line["event"])
+    app_lines = [line for line in lines if line["event"] == "payment provider refused"]
+    assert app_lines and all(line[REQUEST_ID] in events for line in app_lines)
+    complete = [ids for ids in events.values() if ids == {"request", "payment provider refused"}]
+    # Every /fail request whose access line is written shows both lines, nothing else.
+    assert len(complete) >= len(events) - 1, events
+    assert {line["path"] for line in kept if line["event"] == "request"} == {"/fail"}

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import structlog
 from flask import Blueprint, Flask, abort
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 
 import obs
 from obs.integrations.flask import Observability
@@ -177,3 +177,49 @@ def test_django_re_path_and_streaming(django_client: Any, logs: io.StringIO) -> 
         ("/polls/archive/{year}/", 4),
         ("/polls/feed", 2),
     ]
+
+
+# -- FastAPI with a structlog set-up of the user's own ------------------------------------------
+
+
+def test_fastapi_router_lines_carry_the_route_with_the_users_own_structlog_chain() -> None:
+    import asyncio
+
+    import httpx
+    from fastapi import APIRouter, FastAPI
+
+    from obs.asgi import ObservabilityMiddleware
+    from obs.logs.processors import add_http_route
+
+    out = io.StringIO()
+    structlog.configure(  # what the README tells a user who keeps their own structlog set-up
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            add_http_route,
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(out),
+    )
+    log = structlog.get_logger()
+    users = APIRouter(prefix="/users")
+
+    @users.get("/{user_id}")
+    async def user(user_id: int) -> dict[str, int]:
+        log.info("user shown", user_id=user_id)
+        return {"user_id": user_id}
+
+    app = FastAPI()
+    app.include_router(users, prefix="/v1")
+    app.add_middleware(ObservabilityMiddleware, registry=CollectorRegistry(), access_log=False)
+
+    async def get() -> httpx.Response:  # as FastAPI's "Async Tests" docs teach
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get("/v1/users/3")
+
+    response = asyncio.run(get())
+    log.info("after the request")
+    shown, after = map(json.loads, out.getvalue().splitlines())
+    assert shown["http_route"] == "/v1/users/{user_id}"
+    assert shown["request_id"] == response.headers["x-request-id"]
+    assert "http_route" not in after and "request_id" not in after
