@@ -24,6 +24,9 @@ from obs.exceptions import ObsError
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+#: A new file only: whatever is already at the name (a planted file or link) makes it fail.
+_CREATE_EXCLUSIVE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
 
 
 class UnsafePathError(ObsError):
@@ -84,6 +87,29 @@ def ensure_private_directory(path: str | os.PathLike[str]) -> Path:
     return directory
 
 
+def open_private_directory(path: str | os.PathLike[str]) -> int:
+    """Create *path* (and missing parents) with mode ``0700`` if missing and return a
+    descriptor of it, opened without following a link and checked with
+    :func:`check_directory_status`, for files made relative to it (:func:`create_exclusive`):
+    nothing can be swapped in between the check and the writes."""
+    where = os.fspath(path)
+    Path(where).mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(where, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
+    try:
+        check_directory_status(os.fstat(fd), where)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def create_exclusive(name: str | os.PathLike[str], *, dir_fd: int | None = None) -> int:
+    """Create the new file *name* (mode ``0600``, relative to *dir_fd* when given) for writing
+    and return its descriptor; anything already there, a file or a link, makes it fail with
+    :class:`FileExistsError`."""
+    return os.open(name, _CREATE_EXCLUSIVE, 0o600, dir_fd=dir_fd)
+
+
 def open_private(path: str | os.PathLike[str], flags: int = os.O_RDWR) -> int:
     """Open (creating ``0600`` if missing) *path* without following a symbolic link; the file
     must be a regular file of this user. Returns the descriptor."""
@@ -119,7 +145,7 @@ def write_private(
     target = os.fspath(path)
     name = f"{target}.{secrets.token_hex(8)}.tmp" if replace else target
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
+    fd = create_exclusive(name)
     try:
         view = memoryview(payload)
         while view:

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from obs import private_files
 from obs.exceptions import ProfilingError
-from obs.private_files import UnsafePathError, check_directory_status
+from obs.private_files import UnsafePathError, create_exclusive
 from obs.profiling.renderers import render, render_summary
 from obs.profiling.result import ProfileResult
 from obs.profiling.storage import safe_stem
@@ -40,7 +41,6 @@ RENDERED: dict[str, str] = {
 }
 ALL_SUFFIXES: tuple[str, ...] = (INDEX_SUFFIX, *RENDERED.values())
 SUBDIRECTORY = "slow"
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def directory_for(profile_dir: str | os.PathLike[str]) -> Path:
@@ -52,25 +52,21 @@ def open_private_directory(directory: Path) -> int:
     """Create *directory* (``0700``) if missing and return a descriptor of it, checked safe.
 
     Refused with a :class:`ProfilingError`: a symlink, a non-directory, a directory owned by
-    another user, one that others can write to (:func:`obs.private_files.check_directory_status`).
+    another user, one that others can write to (:func:`obs.private_files.open_private_directory`,
+    the rule of every private directory).
     """
     try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = private_files.open_private_directory(directory)
+    except UnsafePathError as exc:
+        raise ProfilingError(
+            f"refusing the profile directory: {exc} Or point OBS_PROFILE_DIR elsewhere."
+        ) from None
     except OSError as exc:
         raise ProfilingError(
             f"cannot use the profile directory {directory}: {exc.strerror or exc}; point "
             "OBS_PROFILE_DIR at a directory of your own (not a symlink)."
         ) from exc
-    info = os.fstat(fd)
-    try:
-        check_directory_status(info, str(directory))  # the rule of every private directory
-    except UnsafePathError as exc:
-        os.close(fd)
-        raise ProfilingError(
-            f"refusing the profile directory: {exc} Or point OBS_PROFILE_DIR elsewhere."
-        ) from None
-    if stat.S_IMODE(info.st_mode) != 0o700:
+    if stat.S_IMODE(os.fstat(fd).st_mode) != 0o700:
         os.fchmod(fd, 0o700)  # ours: profiles name source files, so others may not read them
     return fd
 
@@ -81,14 +77,14 @@ def reserve(dir_fd: int, request_id: str) -> tuple[str, int]:
     candidates = [base] + [f"{base}-{os.getpid()}-{n}" for n in range(1, 100)]
     for stem in candidates:
         try:
-            return stem, os.open(stem + INDEX_SUFFIX, _CREATE, 0o600, dir_fd=dir_fd)
+            return stem, create_exclusive(stem + INDEX_SUFFIX, dir_fd=dir_fd)
         except FileExistsError:
             continue
     raise ProfilingError(f"no free profile name for request id {request_id!r}")
 
 
 def _write_new(dir_fd: int, name: str, text: str) -> None:
-    fd = os.open(name, _CREATE, 0o600, dir_fd=dir_fd)
+    fd = create_exclusive(name, dir_fd=dir_fd)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
 
