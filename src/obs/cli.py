@@ -84,11 +84,22 @@ def demo_command(duration: float, port: int | None, out: str) -> None:
 
     from obs.demo import run_demo
 
+    # SIGTERM (kill, a container or CI job stopping) stops the demo as Ctrl-C does: every
+    # process it started is stopped too, none left serving or sampling; exit 128 + signal.
+    received = [signal.SIGINT]
+
+    def terminate(signum: int, frame: object) -> None:
+        received[0] = signal.Signals(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         run_demo(duration, port, Path(out))
     except KeyboardInterrupt:
         click.echo("Interrupted: every process the demo started has been stopped.", err=True)
-        sys.exit(130)
+        sys.exit(128 + received[0])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 cli.add_command(dashboards)

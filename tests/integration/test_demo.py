@@ -66,7 +66,10 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(90)
-def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_stops_the_demo_and_everything_it_started(
+    tmp_path: Path, stop: str
+) -> None:
     import signal
 
     out = tmp_path / "interrupted"
@@ -83,12 +86,12 @@ def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None
             assert demo.poll() is None, demo.communicate()
             time.sleep(0.2)
         time.sleep(1)
-        demo.send_signal(signal.SIGINT)
+        demo.send_signal(signal.Signals[stop])
         _, err = demo.communicate(timeout=30)
     finally:
         if demo.poll() is None:
             demo.kill()
-    assert demo.returncode == 130, err
+    assert demo.returncode == 128 + signal.Signals[stop], err
     assert "Interrupted" in err
     time.sleep(0.5)
     assert processes_mentioning(str(out)) == []
