@@ -68,9 +68,8 @@ class RequestObservation:
     __slots__ = (
         "active", "bytes_in", "bytes_out", "client", "client_gone", "end", "error_type",
         "exception", "finished", "labels", "measured", "method", "observer", "path", "profile",
-        "profile_path", "query", "raw_method", "request_id", "route", "route_source", "slow_profile",
-        "start",
-        "status", "tokens", "trace_id", "user_agent",
+        "profile_path", "query", "raw_method", "request_id", "route", "route_source",
+        "slow_profile", "start", "status", "tokens", "trace_id", "user_agent",
     )  # fmt: skip
 
     def __init__(
