@@ -79,8 +79,7 @@ class RequestObservation:
         path: str,
         raw_request_id: bytes | None = None,
         traceparent: bytes | None = None,
-        *,
-        bind_ids: bool = True,
+        bind_ids: bool = True,  # positional too: see obs.wsgi's call
     ) -> None:
         self.start = _perf_counter()
         self.observer = observer

@@ -8,7 +8,7 @@ import structlog
 
 from obs.logs.pipeline import SinkLogger
 from obs.logs.redaction import RedactSecrets
-from obs.logs.state import LogState
+from obs.logs.state import STATE
 
 
 class EventEmitter:
@@ -27,26 +27,26 @@ class EventEmitter:
 
     def emit(self, method_name: str, level: int, event_dict: dict[str, Any]) -> None:
         """Log *event_dict* at *level* (``method_name`` is the level's name)."""
-        if not LogState.configured:
+        if not STATE.configured:
             self._through_structlog(method_name, event_dict)
             return
-        if level < LogState.min_level:
+        if level < STATE.min_level:
             return
-        json_line = LogState.json_line
+        json_line = STATE.json_line
         if json_line is not None:
-            LogState.sink.write(json_line.render(self.name, method_name, event_dict, self.keys))
+            STATE.sink.write(json_line.render(self.name, method_name, event_dict, self.keys))
             return
         rendered: Any = event_dict
         logger = self.logger
         try:
-            for processor in LogState.processors:
+            for processor in STATE.processors:
                 if type(processor) is RedactSecrets:
                     rendered = processor.redact_untrusted(rendered, self.keys)
                 else:
                     rendered = processor(logger, method_name, rendered)
         except structlog.DropEvent:
             return
-        LogState.sink.write(rendered)
+        STATE.sink.write(rendered)
 
     def _through_structlog(self, method_name: str, event_dict: dict[str, Any]) -> None:
         """Without ``configure_logging()``: hand the event to structlog as configured (the app's

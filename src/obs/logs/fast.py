@@ -11,9 +11,9 @@ from structlog.typing import EventDict
 
 from obs.logs._compat import CONTEXT_VARS
 from obs.logs.processors import (
+    BOUND_KEYS,
     STR_KEYS_OPTIONS,
     AddStandardFields,
-    BoundKeys,
     RenderExceptions,
     json_default,
     merge_contextvars,
@@ -46,7 +46,7 @@ class JsonLine:
             event_dict = merge_contextvars(None, method_name, event_dict)
             untrusted = True
         else:
-            for key, var in BoundKeys.current(CONTEXT_VARS):
+            for key, var in BOUND_KEYS.current(CONTEXT_VARS):
                 value = var.get()
                 if value is not Ellipsis and key not in event_dict:
                     event_dict[key] = value

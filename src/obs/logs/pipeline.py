@@ -30,7 +30,7 @@ from obs.logs.processors import (
 )
 from obs.logs.redaction import RedactSecrets
 from obs.logs.sink import LineSink
-from obs.logs.state import LogState
+from obs.logs.state import STATE
 from obs.selfreport import report_internal_error
 
 #: Loggers that servers set up with handlers of their own; obs routes them through its pipeline.
@@ -85,7 +85,7 @@ class SinkLogger:
         self.name = name
 
     def msg(self, line: str | bytes) -> None:
-        LogState.sink.write(line)
+        STATE.sink.write(line)
 
     debug = info = warning = warn = error = critical = exception = fatal = log = msg
 
@@ -121,7 +121,7 @@ def build_processors(
     redact = RedactSecrets(settings.redact_keys)
     # Exceptions are rendered before redaction, so that their messages are scrubbed too.
     if not json:
-        console = ConsoleLine(colors=_wants_colour(LogState.sink.stream))
+        console = ConsoleLine(colors=_wants_colour(STATE.sink.stream))
         return [merge_contextvars, add_http_route, standard, ExceptionText(), redact, console], None
     exceptions = RenderExceptions()
     chain: list[Processor] = [
@@ -178,9 +178,9 @@ class StructlogHandler(logging.Handler):
             method = record.levelname.lower()
             rendered: Any = event_dict
             logger = _RecordLogger(record.name)
-            for processor in LogState.processors:
+            for processor in STATE.processors:
                 rendered = processor(logger, method, rendered)
-            LogState.sink.write(rendered)
+            STATE.sink.write(rendered)
         except structlog.DropEvent:
             pass
         except Exception as exc:
@@ -271,23 +271,23 @@ def configure_logging(
         )
     target = sys.stdout if stream is None else stream
     _line_buffer(target)
-    with LogState.lock:
-        LogState.sink = LineSink(target)
+    with STATE.lock:
+        STATE.sink = LineSink(target)
         fmt = resolve_format(settings.log_format, target)
         # Mutated in place: loggers cached before a reconfiguration see the new chain.
         chain, json_line = build_processors(settings, json=fmt == "json", registry=registry)
-        LogState.processors[:] = chain
-        LogState.json_line = json_line
+        STATE.processors[:] = chain
+        STATE.json_line = json_line
         numeric_level = _LEVELS[settings.log_level]
-        LogState.min_level = numeric_level
+        STATE.min_level = numeric_level
         structlog.configure(
-            processors=LogState.processors,
+            processors=STATE.processors,
             wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
             logger_factory=SinkLoggerFactory(),
             context_class=dict,
             cache_logger_on_first_use=True,
         )
-        LogState.configured = True
+        STATE.configured = True
         _install_stdlib(numeric_level, server_access_logs)
     return settings
 
