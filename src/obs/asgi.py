@@ -73,8 +73,11 @@ class ObservabilityMiddleware:
         self.route_getter = route_template if route_getter is None else route_getter
         # Resolved once: which request headers matter, and whether request bytes are counted.
         self._request_id_header = self.observer.request_id_header_bytes
-        self._label_headers = {source.header.encode() for _, source in self.observer.header_labels}
-        wanted = set(self._label_headers)
+        # Each extra label's header as the scope spells it (lower-case bytes), encoded once.
+        self._label_headers = {
+            source.header: source.header.encode() for _, source in self.observer.header_labels
+        }
+        wanted = set(self._label_headers.values())
         if self.observer.request_ids:
             wanted |= {self._request_id_header, b"traceparent"}
         if self.observer.access_log is not None:
@@ -102,7 +105,9 @@ class ObservabilityMiddleware:
         if self._label_headers:
             observation.labels = self.observer.header_label_values(
                 lambda name: (
-                    None if (v := found.get(name.encode())) is None else v.decode("latin-1")
+                    None
+                    if (v := found.get(self._label_headers[name])) is None
+                    else v.decode("latin-1")
                 )
             )
         if self.observer.access_log is not None:
