@@ -336,3 +336,33 @@ def test_settings_read_the_slow_profile_variables_and_refuse_bad_values() -> Non
         Settings.from_env({"OBS_SLOW_PROFILE_RATE": "0"})
     with pytest.raises(ConfigError, match="OBS_SLOW_PROFILE_THRESHOLD='soon'"):
         Settings.from_env({"OBS_SLOW_PROFILE_THRESHOLD": "soon"})
+
+
+def test_requests_in_flight_are_sampled_while_a_profile_is_written(
+    profiler: SlowRequestProfiler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writing a kept profile (rendering takes tens of milliseconds) happens off the sampler
+    thread: a request running meanwhile is still sampled at the full rate."""
+    writing = threading.Event()
+    real_write = profiler._write
+
+    def slow_write(pending):  # type: ignore[no-untyped-def]
+        writing.set()
+        time.sleep(0.6)  # a long render, on whichever thread writes
+        real_write(pending)
+
+    monkeypatch.setattr(profiler, "_write", slow_write)
+    first = profiler.begin()
+    assert first is not None
+    started = time.perf_counter()
+    slow_thread_function()
+    assert first.finish(time.perf_counter() - started, "/a", "rid-first") is not None
+    assert writing.wait(5)
+    second = profiler.begin()  # runs while the first profile is being written
+    assert second is not None
+    started = time.perf_counter()
+    slow_thread_function()
+    assert second.samples >= 5, second.samples  # 30 due at 100 Hz; none if the sampler wrote
+    assert second.finish(time.perf_counter() - started, "/b", "rid-second") is not None
+    profiler.close()
+    assert {p.request_id for p in list_profiles(profiler.directory)} == {"rid-first", "rid-second"}

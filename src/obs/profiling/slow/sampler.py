@@ -15,11 +15,15 @@ wall-clock sample of the stack *that request* is in:
 
 Samples go into a small bounded per-request buffer (identical stacks counted once). When the
 request finishes faster than the threshold the buffer is dropped; otherwise its name is reserved
-at once (so the access line can name the flame graph) and the sampler thread renders and writes
-the files off the request path, then applies retention. A per-minute cap bounds the writing.
+at once (so the access line can name the flame graph) and a writer thread renders and writes
+the files off the request path, then applies retention. A thread of its own: rendering takes tens
+of milliseconds a profile, and the sampler thread, had it written them, would have missed the
+requests in flight meanwhile (a slow request finishing while others' profiles were written kept
+one sample or none). A per-minute cap bounds the writing.
 
 A forked worker starts its own sampler at its first request (``os.register_at_fork``); the
-sampler stops, writing what is pending, at interpreter exit or :meth:`SlowRequestProfiler.close`.
+sampler and the writer stop, writing what is pending, at interpreter exit or
+:meth:`SlowRequestProfiler.close`.
 Nothing here raises into a request: failures are counted in ``obs_internal_errors_total``.
 """
 
@@ -190,7 +194,9 @@ class SlowRequestProfiler:
         self._requests: dict[RequestSamples, None] = {}
         self._pending: deque[_Pending] = deque()
         self._thread: threading.Thread | None = None
+        self._writer: threading.Thread | None = None
         self._stop = threading.Event()
+        self._wake_writer = threading.Event()
         #: Sampler wake-ups so far: requests note it at begin, to be dropped after max_ticks.
         self.ticks = 0
         self._minute = -1
@@ -287,8 +293,12 @@ class SlowRequestProfiler:
         }
         with self._lock:
             self._pending.append(_Pending(stem, index_fd, samples, request))
-            if self._thread is None:
-                self._start()
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="obs-slow-profile-writer", daemon=True
+                )
+                self._writer.start()
+        self._wake_writer.set()
         return str(self.directory / (stem + store.RENDERED["svg"]))
 
     # -- the sampler thread ------------------------------------------------------------------
@@ -298,10 +308,15 @@ class SlowRequestProfiler:
         while not stop.wait(self.interval):
             try:
                 self.sample_once()
-                if self._pending:
-                    self.write_pending()
             except Exception as exc:
                 report_internal_error(COMPONENT, exc)
+
+    def _write_loop(self) -> None:
+        wake, stop = self._wake_writer, self._stop
+        while not stop.is_set():
+            wake.wait()
+            wake.clear()
+            self.write_pending()  # never raises
 
     def sample_once(self) -> None:
         """Record one sample of every request in flight (the sampler thread calls this)."""
@@ -400,12 +415,16 @@ class SlowRequestProfiler:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the sampler thread and write the profiles still pending. Idempotent."""
+        """Stop the sampler and writer threads and write the profiles still pending.
+        Idempotent."""
         with self._lock:
-            thread, self._thread = self._thread, None
+            threads = (self._thread, self._writer)
+            self._thread = self._writer = None
             self._stop.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._wake_writer.set()
+        for thread in threads:
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout)
         self.write_pending()
 
     def _after_fork_in_child(self) -> None:
