@@ -374,7 +374,12 @@ def run(quick: bool) -> dict[str, Any]:
     requests = REQUESTS
     wanted = [(kind, name) for kind, (_, variants) in GROUPS.items() for name in variants]
     layouts = LAYOUTS[:1] if quick else LAYOUTS
-    counts = measure(wanted, requests, layouts=layouts)
+    # The budgeted variants counted as ``--check`` counts them, in interpreters of their own:
+    # in one with every peer built (OpenTelemetry's SDK, the exporters' registries) obs's WSGI
+    # default measured 4 % more than make test's check of the same code.
+    budgeted = measure(BUDGETED, requests, layouts=layouts)
+    others = [job for job in wanted if job not in BUDGETED]
+    counts = {**measure(others, requests, layouts=layouts), **budgeted}
     budgets = load_budgets(BUDGETS).get("budgets", {}).get(python_version(), {})
     ok, lines = check({"budgets": {python_version(): budgets}}, counts) if budgets else (None, [])
     return {
