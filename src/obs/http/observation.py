@@ -244,14 +244,15 @@ class RequestObservation:
 
     def current_route(self) -> str | None:
         """The ``http_route`` label of the request so far, for a line logged while it runs:
-        ``None`` until the framework has routed it. Never raises."""
+        ``None`` until the framework has routed it. Never raises. The template found is kept,
+        so the request's further lines do not route again (:meth:`settle` reads it afresh)."""
         route = self.route
         try:
             if route is None:
                 source = self.route_source
                 if source is None:
                     return None
-                route = source[0](source[1], source[2])
+                route = self.route = source[0](source[1], source[2])
                 if route is None:
                     return None
             return self.observer.route_label(route)
