@@ -250,6 +250,30 @@ def test_retention_keeps_the_newest_files_within_count_and_bytes(tmp_path: Path)
         profiler.close()
 
 
+def test_write_pending_returns_once_the_writer_threads_profile_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from obs.profiling.slow import store
+
+    writing = threading.Event()
+    real = store.write_profile
+
+    def slow_write(*args, **kwargs):  # type: ignore[no-untyped-def]
+        writing.set()
+        time.sleep(0.3)  # the writer thread is mid-write when the test calls write_pending()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "write_profile", slow_write)
+    profiler = SlowRequestProfiler(tmp_path / "slow", threshold=0.01, rate=200)
+    try:
+        asyncio.run(_request(profiler, lambda: asyncio.sleep(0.05), "rid"))
+        assert writing.wait(10), "the writer thread never started writing"
+        profiler.write_pending()
+        assert [p.request_id for p in list_profiles(profiler.directory)] == ["rid"]
+    finally:
+        profiler.close()
+
+
 def test_the_per_minute_cap_bounds_the_profiles_written(tmp_path: Path) -> None:
     profiler = SlowRequestProfiler(tmp_path / "slow", threshold=0.01, rate=200, per_minute=2)
 

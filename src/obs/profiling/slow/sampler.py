@@ -191,6 +191,9 @@ class SlowRequestProfiler:
     def _reset(self) -> None:
         """Fresh state: at construction and in a forked child (the parent's thread is gone)."""
         self._lock = threading.Lock()
+        #: Held while writing, so that write_pending() returns only once every profile kept
+        #: before the call is on disk, the writer thread's current one included.
+        self._write_lock = threading.Lock()
         self._requests: dict[RequestSamples, None] = {}
         self._pending: deque[_Pending] = deque()
         self._thread: threading.Thread | None = None
@@ -374,16 +377,18 @@ class SlowRequestProfiler:
         return found
 
     def write_pending(self) -> None:
-        """Render and write the profiles kept since the last call, then apply retention."""
-        while True:
-            with self._lock:
-                if not self._pending:
-                    return
-                pending = self._pending.popleft()
-            try:
-                self._write(pending)
-            except Exception as exc:
-                report_internal_error(COMPONENT, exc)
+        """Render and write the profiles kept so far, then apply retention; returns once they
+        are all on disk, whichever thread writes them."""
+        with self._write_lock:
+            while True:
+                with self._lock:
+                    if not self._pending:
+                        return
+                    pending = self._pending.popleft()
+                try:
+                    self._write(pending)
+                except Exception as exc:
+                    report_internal_error(COMPONENT, exc)
 
     def _write(self, pending: _Pending) -> None:
         from obs.profiling.result import ProfileResult, StackSample
