@@ -18,7 +18,7 @@ from obs.asgi import ObservabilityMiddleware, make_metrics_app
 from obs.config import Settings
 from obs.logs.redaction import MASK
 from obs.metrics import REQUEST_DURATION
-from tests.asgi_client import http_scope, request
+from tests.asgi_client import call, http_scope, request
 from tests.conftest import access, count
 
 
@@ -173,6 +173,28 @@ def test_exception_before_response_is_500_recorded_and_reraised(
         registry.get_sample_value("http_server_active_requests", {"http_request_method": "GET"})
         == 0
     )
+
+
+@pytest.mark.parametrize(("http_version", "close"), [("1.1", True), ("1.0", True), ("2", False)])
+def test_our_500_for_an_app_that_raised_says_the_connection_closes_on_http1(
+    registry: CollectorRegistry, log: io.StringIO, http_version: str, close: bool
+) -> None:
+    """The server closes the connection of a request that raised: a keep-alive client must be
+    told, as the server's own 500 tells it (HTTP/2 forbids the header)."""
+
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        raise ValueError("no")
+
+    async def silent(scope: Any, receive: Any, send: Any) -> None:
+        return None  # no response, no exception: the server keeps the connection
+
+    for app, says_close in ((failing, close), (silent, False)):
+        observed = ObservabilityMiddleware(app, registry=registry, settings=settings())
+        scope = http_scope("/x")
+        scope["http_version"] = http_version
+        exchange = asyncio.run(call(observed, scope))
+        assert exchange.status == 500
+        assert (exchange.headers.get(b"connection") == b"close") is says_close
 
 
 def test_exception_after_response_started_keeps_the_status(

@@ -535,14 +535,53 @@ def test_flask_view_binding_context_does_not_reach_the_next_request(
     assert structlog.contextvars.get_contextvars() == {}
 
 
-def test_an_early_exception_gets_a_500_with_the_request_id(registry: CollectorRegistry) -> None:
+class GunicornRequest:
+    """What gunicorn's response object reads of its request: a keep-alive HTTP/1.1 GET."""
+
+    version = (1, 1)
+    method = "GET"
+
+    def should_close(self) -> bool:
+        return False
+
+
+def test_under_gunicorn_an_early_exception_gets_our_500_saying_connection_close(
+    registry: CollectorRegistry,
+) -> None:
+    """gunicorn's own response object: the worker closes the connection of a request that
+    raised, so obs's 500 (with the request id) must say so to a keep-alive client."""
+    import socket
+
+    from gunicorn.config import Config
+    from gunicorn.http.wsgi import Response
+
+    for path, error in (("/early", "RuntimeError"), ("/late", "ValueError")):
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            response = Response(GunicornRequest(), ours, Config())
+            env: dict[str, Any] = {"PATH_INFO": path}
+            setup_testing_defaults(env)
+            with pytest.raises(Exception, match="start_response"):
+                middleware(plain, registry)(env, response.start_response)
+            theirs.settimeout(5)
+            head, _, body = theirs.recv(65536).partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        assert lines[0] == "HTTP/1.1 500 Internal Server Error" and body == b"Internal Server Error"
+        assert "Connection: close" in lines
+        assert len([line for line in lines if line.startswith("X-Request-ID: ")]) == 1
+        assert count(registry, http_response_status_code="500", error_type=error) == 1
+
+
+def test_elsewhere_an_early_exception_is_left_to_the_server_to_answer(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    """A server obs cannot ask to say ``Connection: close`` answers with its own 500, as
+    without obs: nothing went out from obs, and the request is recorded as that 500."""
     server = Server(middleware(plain, registry))
     for path, error in (("/early", "RuntimeError"), ("/late", "ValueError")):
-        status, headers, body = server.get(path)
-        assert status.startswith("500") and body == b"Internal Server Error"
-        (request_id,) = [v for k, v in headers if k.lower() == "x-request-id"]
-        assert len(request_id) == 32
+        assert server.get(path) == ("", [], b"")  # the exception reached the server
         assert count(registry, http_response_status_code="500", error_type=error) == 1
+    assert [line["status"] for line in access(log)] == [500, 500]
 
 
 def test_under_werkzeugs_debugger_the_exception_is_left_to_it(registry: CollectorRegistry) -> None:

@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
+_HTTP1 = ("1.1", "1.0")
 
 #: Scope key where integrations put an exception the framework turned into a 5xx response
 #: (Litestar's :class:`obs.integrations.litestar.ObservabilityPlugin`, Django's middleware).
@@ -193,7 +194,11 @@ class ObservabilityMiddleware:
                 started = observation.status != 0
                 observation.fail(exc)
                 if not started:
-                    await _send_error_response(observed_send)
+                    # The server closes the connection of a request that raised, whatever we
+                    # sent; on HTTP/1 the response says so, as the server's own 500 does, or a
+                    # keep-alive client reuses the connection and gets a reset.
+                    http1 = scope.get("http_version", "1.1") in _HTTP1
+                    await _send_error_response(observed_send, close=http1)
             raise
         finally:
             if not observation.finished:
@@ -228,19 +233,17 @@ def _with_ours(message: Message, ours: list[tuple[bytes, bytes]]) -> list[tuple[
     return [*headers, *ours]
 
 
-async def _send_error_response(send: Send) -> None:
-    """Answer 500 ourselves, so that even this response carries the request id."""
+async def _send_error_response(send: Send, *, close: bool = False) -> None:
+    """Answer 500 ourselves, so that even this response carries the request id; *close* adds
+    ``Connection: close`` (HTTP/1 only: HTTP/2 forbids the header)."""
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(_INTERNAL_ERROR_BODY)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
     try:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(_INTERNAL_ERROR_BODY)).encode()),
-                ],
-            }
-        )
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
         await send({"type": "http.response.body", "body": _INTERNAL_ERROR_BODY})
     except Exception:  # the client is gone or the server refuses: the exception still propagates
         pass

@@ -23,12 +23,15 @@ integration or a custom router (the Flask and Django integrations do), else the 
 a werkzeug request still in ``environ["werkzeug.request"]`` (Flask clears it before the response
 is returned, hence its integration). Apps without a router get ``_unmatched``, never raw paths.
 
-An exception that escapes the app before any body byte went out is answered by obs itself, as
-under ASGI: a plain ``500 Internal Server Error`` that carries ``X-Request-ID``, written
-through the server's ``write()``, recorded (access line with the traceback, metrics), then
+An exception that escapes the app is recorded (access line with the traceback, metrics) and
 re-raised, so the server logs it as without obs; the exception carries the request id (a
-note in its traceback, read by :mod:`obs.gunicorn` into a ``request_id`` field). Only under
-werkzeug's debugger (which shows its own page) is the exception left to the server to answer.
+note in its traceback, read by :mod:`obs.gunicorn` into a ``request_id`` field). Under
+gunicorn, when no body byte went out, obs answers it itself, as under ASGI: a plain
+``500 Internal Server Error`` that carries ``X-Request-ID`` and ``Connection: close`` (the
+worker closes the connection of a request that raised; a keep-alive client not told so would
+reuse it and get a reset). Any other server, which obs cannot ask to say ``Connection: close``
+(PEP 3333 forbids the app the header), answers with its own 500 and closes the connection as
+without obs; so does werkzeug's debugger, which shows its own page.
 
 ``X-Request-ID``: every response carries exactly one, the request's id; one the app set itself
 is replaced (the rule of every obs integration: the header is the id in the logs).
@@ -44,6 +47,7 @@ from typing import Any, Unpack
 
 from prometheus_client import CollectorRegistry
 
+from obs._gunicorn_compat import connection_closer
 from obs.http.describe import cgi_path, describe_cgi, header_bytes
 from obs.http.observation import RequestObservation
 from obs.http.observer import HttpObserver, ObserverOptions
@@ -287,6 +291,15 @@ class ObservedResponse:
         ``X-Request-ID`` (called in the ``except`` block: ``sys.exc_info()`` is *exc*)."""
         if self.sent or not isinstance(exc, Exception) or _DEBUGGER_KEY in self._environ:
             return
+        # The server closes the connection of a request that raised, whatever we answer, and
+        # an app may not say so (PEP 3333 forbids it ``Connection``): a keep-alive client would
+        # reuse the connection and get a reset. So obs answers only where it can ask the
+        # server to say it (gunicorn); elsewhere the server answers, as without obs.
+        close_connection = connection_closer(self._server_start_response)
+        if close_connection is None:
+            self.pending = None  # the app's own status and headers never reach the server
+            return
+        close_connection()
         headers = [
             ("Content-Type", "text/plain; charset=utf-8"),
             ("Content-Length", str(len(_INTERNAL_ERROR_BODY))),

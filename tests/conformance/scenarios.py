@@ -26,6 +26,9 @@ class Row:
     #: The app logs one line ``handler`` while it runs (carrying *route*, or no route when
     #: the request is never routed).
     logs: bool = False
+    #: The response says ``Connection: close``: obs answered the 500 of an app that raised
+    #: before responding, and the server closes that connection (HTTP/1).
+    closes: bool = False
 
 
 FASTAPI, STARLETTE, LITESTAR, DJANGO, PLAIN = (
@@ -91,8 +94,8 @@ ROWS: tuple[Row, ...] = (
     Row(PLAIN, "/anything", "_unmatched", 200, logs=True),
     Row(PLAIN, "/no-response", "_unmatched", 500, "500"),
     Row(PLAIN, "/two-starts", "_unmatched", 200),
-    Row(PLAIN, "/cancelled", "_unmatched", 500, "CancelledError", raised=True),
-    Row(PLAIN, "/boom", "_unmatched", 500, "RuntimeError", raised=True),
+    Row(PLAIN, "/cancelled", "_unmatched", 500, "CancelledError", raised=True, closes=True),
+    Row(PLAIN, "/boom", "_unmatched", 500, "RuntimeError", raised=True, closes=True),
     Row(PLAIN, "/slow-stream", "_unmatched", 499, action=HANG_UP),
 )
 
