@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from obs.config import Settings
 from obs.exceptions import ConfigError
-from obs.profiling.request import ActiveProfile, RequestProfiler
+from obs.profiling.request import INTERVAL, ActiveProfile, RequestProfiler
 from tests.profiling.conftest import speedscope_frame_names, validate_speedscope
 
 TOKEN = "s3cret-token-0123456"
@@ -29,13 +29,17 @@ def hot_sync_handler_work(seconds: float = 0.15) -> int:
     return total
 
 
-async def hot_async_handler_work(seconds: float = 0.15, min_rounds: int = 100) -> int:
+async def hot_async_handler_work(seconds: float = 0.15, min_rounds: int = 20) -> int:
     # A wall-clock deadline alone can pass while a stalled VM or the other requests hold the
-    # CPU, leaving the profiled task next to no samples: some rounds of work always run.
+    # CPU, leaving the profiled task next to no samples: some rounds of work always run. Each
+    # round works for a few sampling intervals before it yields: with rounds shorter than one
+    # interval, several concurrent requests leave pyinstrument's in-context samples to chance
+    # (seen: 1 profile in 20 without the handler at 75 us rounds, three requests at once).
     deadline = time.perf_counter() + seconds
     total = rounds = 0
     while time.perf_counter() < deadline or rounds < min_rounds:
-        for _ in range(50):
+        round_end = time.perf_counter() + 3 * INTERVAL
+        while time.perf_counter() < round_end:
             total += sum(range(200))
         rounds += 1
         await asyncio.sleep(0)  # let other requests run now and then
