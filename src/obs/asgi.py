@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Unpack
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from obs.http.describe import describe_scope
 from obs.http.observation import RequestObservation
-from obs.http.observer import HttpObserver, ObserverOptions
-from obs.http.options import check_asgi_app, check_route_getter
+from obs.http.observer import HttpMiddleware
+from obs.http.options import check_asgi_app
 from obs.integrations.asgi_routes import ROUTE_KEY, route_template
 from obs.prometheus.exposition import MetricsEndpoint, start_metrics_server
 
@@ -52,26 +52,17 @@ EXCEPTION_KEY = "obs.exception"
 OBSERVATION_KEY = "obs.observation"
 
 
-class ObservabilityMiddleware:
+class ObservabilityMiddleware(HttpMiddleware[ASGIApp, RouteGetter]):
     """Observe every HTTP request of an ASGI app; other scope types pass straight through.
 
-    Options (``registry``, ``settings``, ``record_body_sizes``, ``max_routes``, ``access_log``,
-    ``request_ids``, ``profiler``) are those of :class:`obs.http.observer.ObserverOptions`;
-    *route_getter* reads the route template from a scope after the app ran.
+    Takes the arguments of :class:`obs.http.observer.HttpMiddleware`; *route_getter* is called
+    with the scope and its root path.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        route_getter: RouteGetter | None = None,
-        **options: Unpack[ObserverOptions],
-    ) -> None:
-        check_asgi_app(app)
-        check_route_getter(route_getter)
-        self.app = app
-        self.observer = HttpObserver(**options)
-        self.route_getter = route_template if route_getter is None else route_getter
+    check_app = staticmethod(check_asgi_app)
+    default_route_getter = staticmethod(route_template)
+
+    def _prepare(self) -> None:
         # Resolved once: which request headers matter, and whether request bytes are counted.
         self._request_id_header = self.observer.request_id_header_bytes
         # Each extra label's header as the scope spells it (lower-case bytes), encoded once.
@@ -249,21 +240,11 @@ async def _send_error_response(send: Send, *, close: bool = False) -> None:
         pass
 
 
-class MetricsApp:
+class MetricsApp(MetricsEndpoint):
     """An ASGI app serving a registry; a class, so routers mount it as an app, not a view.
 
-    An adapter of :class:`obs.prometheus.exposition.MetricsEndpoint`, like every obs endpoint.
+    The :class:`obs.prometheus.exposition.MetricsEndpoint` every obs endpoint adapts, as ASGI.
     """
-
-    def __init__(
-        self,
-        registry: CollectorRegistry | None = None,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-    ) -> None:
-        self.endpoint = MetricsEndpoint(registry, username=username, password=password)
-        self.registry = registry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -278,7 +259,7 @@ class MetricsApp:
                 authorization = value
         # Rendering is CPU work that can take milliseconds: keep it off the event loop.
         scrape = await asyncio.to_thread(
-            self.endpoint.answer, scope["method"], accept, accept_encoding, authorization
+            self.answer, scope["method"], accept, accept_encoding, authorization
         )
         raw_headers = [(k.lower().encode(), v.encode()) for k, v in scrape.headers]
         await send({"type": "http.response.start", "status": scrape.status, "headers": raw_headers})

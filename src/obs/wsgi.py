@@ -43,15 +43,15 @@ import contextvars
 import os
 import sys
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import Any, Unpack
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from obs._gunicorn_compat import connection_closer
 from obs.http.describe import cgi_path, describe_cgi, header_bytes
 from obs.http.observation import RequestObservation
-from obs.http.observer import HttpObserver, ObserverOptions
-from obs.http.options import check_route_getter, check_wsgi_app
+from obs.http.observer import HttpMiddleware
+from obs.http.options import check_wsgi_app
 from obs.prometheus.exposition import MetricsEndpoint, start_metrics_server
 
 Environ = dict[str, Any]
@@ -115,26 +115,17 @@ def without_request_id(
     return headers
 
 
-class ObservabilityMiddleware:
+class ObservabilityMiddleware(HttpMiddleware[WSGIApp, RouteGetter]):
     """Observe every request of a WSGI app.
 
-    Options (``registry``, ``settings``, ``record_body_sizes``, ``max_routes``, ``access_log``,
-    ``request_ids``, ``profiler``) are those of :class:`obs.http.observer.ObserverOptions`;
-    *route_getter* reads the route template from the environ after the app ran.
+    Takes the arguments of :class:`obs.http.observer.HttpMiddleware`; *route_getter* is called
+    with the environ and the ``SCRIPT_NAME`` the middleware saw.
     """
 
-    def __init__(
-        self,
-        app: WSGIApp,
-        *,
-        route_getter: RouteGetter | None = None,
-        **options: Unpack[ObserverOptions],
-    ) -> None:
-        check_wsgi_app(app)
-        check_route_getter(route_getter)
-        self.app = app
-        self.observer = HttpObserver(**options)
-        self.route_getter = route_template if route_getter is None else route_getter
+    check_app = staticmethod(check_wsgi_app)
+    default_route_getter = staticmethod(route_template)
+
+    def _prepare(self) -> None:
         self._request_id_key = self.observer.request_id_environ_key
         self._label_keys = {
             source.header: "HTTP_" + source.header.upper().replace("-", "_")
@@ -455,26 +446,16 @@ class ObservedFile:
         self._response.close()
 
 
-class MetricsApp:
-    """A WSGI app serving a registry: an adapter of
-    :class:`obs.prometheus.exposition.MetricsEndpoint`, like every obs endpoint."""
-
-    def __init__(
-        self,
-        registry: CollectorRegistry | None = None,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-    ) -> None:
-        self.endpoint = MetricsEndpoint(registry, username=username, password=password)
-        self.registry = registry
+class MetricsApp(MetricsEndpoint):
+    """A WSGI app serving a registry: the
+    :class:`obs.prometheus.exposition.MetricsEndpoint` every obs endpoint adapts, as WSGI."""
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if ROUTE_KEY not in environ:
             script_name, path_info = environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", "")
             bounded = path_info if path_info in ("", "/", "/metrics") else "/{path}"
             environ[ROUTE_KEY] = (script_name + bounded) or "/"
-        return self.endpoint.wsgi_app(environ, start_response)
+        return self.wsgi_app(environ, start_response)
 
 
 def make_metrics_app(

@@ -4,7 +4,7 @@ access log. Per request, adapters make a :class:`~obs.http.observation.RequestOb
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar, Unpack
 
 from prometheus_client import CollectorRegistry
 
@@ -12,7 +12,7 @@ from obs.config import PREFIX_WILDCARD, Settings
 from obs.http.access_line import AccessLog
 from obs.http.ids import request_id_reader
 from obs.http.labels import DEFAULT_MAX_ROUTES, LabelSets, RouteLabels, status_label
-from obs.http.options import HeaderLabel, check_observer_options
+from obs.http.options import HeaderLabel, check_observer_options, check_route_getter
 from obs.http.otel import current_trace_id_reader
 from obs.logs.redaction import RedactSecrets
 from obs.metrics import DURATION_BUCKETS, EXEMPLAR_MAX_CHARS, get_metrics
@@ -294,3 +294,41 @@ class HttpObserver:
         if len(self._duration_children) < 4 * self._label_sets.max_label_sets:
             self._duration_children[key] = child  # the hot-path cache stays bounded too
         return child
+
+
+_App = TypeVar("_App")
+_Getter = TypeVar("_Getter", bound=Callable[..., Any])
+
+
+class HttpMiddleware(Generic[_App, _Getter]):
+    """What :class:`obs.asgi.ObservabilityMiddleware` and :class:`obs.wsgi.ObservabilityMiddleware`
+    share: the app, checked; its :class:`HttpObserver`; the route getter.
+
+    Options (``registry``, ``settings``, ``record_body_sizes``, ``max_routes``, ``access_log``,
+    ``request_ids``, ``profiler``...) are those of :class:`ObserverOptions`; *route_getter*
+    reads the route template from the request (an ASGI scope, a WSGI environ) after the app ran,
+    the adapter's own when ``None``.
+    """
+
+    #: Raises a :class:`TypeError` that says what to pass when the app cannot be one.
+    check_app: Callable[[Any], None]
+    #: The adapter's route getter when none is given.
+    default_route_getter: _Getter
+
+    def __init__(
+        self,
+        app: _App,
+        *,
+        route_getter: _Getter | None = None,
+        **options: Unpack[ObserverOptions],
+    ) -> None:
+        self.check_app(app)
+        check_route_getter(route_getter)
+        self.app = app
+        self.observer = HttpObserver(**options)
+        default = self.default_route_getter
+        self.route_getter: _Getter = default if route_getter is None else route_getter
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Resolve, once, what the adapter's requests need of its observer."""
