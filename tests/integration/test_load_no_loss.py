@@ -164,7 +164,9 @@ def _run(
         counted,
         client,
     )
-    assert counted - len(access) <= len(unlogged)
+    # Counted and not logged: killed between the two, its response sent (unlogged) or not (a
+    # client error: a WSGI request is counted when its last byte is handed to the server).
+    assert counted - len(access) <= len(unlogged) + errors, (counted, len(access), client)
     # The killed worker's requests in flight: not answered (a connection error at the client),
     # or answered and not recorded. No more than it could hold.
     # An unanswered line is one of the client's errors (the same lost request), never more.
