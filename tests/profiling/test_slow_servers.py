@@ -98,9 +98,13 @@ def check_endpoints(
         result = profiles[request_id].load()
         assert share_of(result, function) >= 0.7, (path, result.function_stats()[:8])
         assert lines[request_id]["profile"] == str(profiles[request_id].path("svg"))
-    for request_id in fast_ids:
-        assert "profile" not in lines[request_id]
-    assert not {p.request_id for p in list_profiles(directory)} & set(fast_ids)
+    # What the server measured decides: a fast request keeps nothing unless a loaded machine
+    # made it slow (its first request warms up what the app imports or starts).
+    measured_slow = {rid for rid in fast_ids if lines[rid]["duration_ms"] >= THRESHOLD * 1000}
+    for request_id in set(fast_ids) - measured_slow:
+        assert "profile" not in lines[request_id], lines[request_id]
+    kept = {p.request_id for p in list_profiles(directory)}
+    assert kept & set(fast_ids) <= measured_slow, (kept, [lines[r] for r in fast_ids])
 
 
 def check_concurrent(
