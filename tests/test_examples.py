@@ -146,6 +146,10 @@ def test_gunicorn_workers_add_up(tmp_path: Path) -> None:
         for then_path, headers in then_requests("gunicorn_conf.py"):
             response = httpx.get(server.base_url + then_path, headers=headers, timeout=10)
             assert response.status_code == 200, then_path
+        # Workers load the app after the fork: until two of them serve, one may take it all.
+        deadline = time.monotonic() + 30
+        while len(list(directory.glob("histogram_*.db"))) < 2 and time.monotonic() < deadline:
+            _drive(server.base_url, ["/warm-up"] * 12, clients=6)  # 404s of no route under test
         sent = dict(_drive(server.base_url, paths, clients=6))
         time.sleep(1.5)  # each worker writes its exemplars at most once a second
         scrape = httpx.get(f"{server.base_url}/metrics", headers={"accept": OPENMETRICS})

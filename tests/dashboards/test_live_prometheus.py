@@ -60,6 +60,12 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
+def whole_lines(path: Path) -> list[str]:
+    """The lines of a log the app is still writing, but a last one not yet complete."""
+    text = path.read_text()
+    return text[: text.rfind("\n") + 1].splitlines()
+
+
 @pytest.fixture(scope="module")
 def app_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where the app's JSON log lines (stdout) go."""
@@ -237,7 +243,7 @@ def test_exemplars_carry_request_ids_of_logged_requests(
     # Each exemplar's request id is a request the app logged: the link to the logs finds it.
     logged = {
         json.loads(line).get(REQUEST_ID)
-        for line in app_logs.read_text().splitlines()
+        for line in whole_lines(app_logs)
         if line.startswith("{")
     }
     # The scrape (route "_unmatched" here: the app gives /metrics no template) has no access
@@ -373,7 +379,7 @@ def test_the_logs_route_filter_keeps_the_apps_own_lines(app_logs: Path) -> None:
     access line and the app's own ``payment provider refused`` line, and no other route's."""
     assert f'| json | {ROUTE}=~"$http_route"' in logql()
     wait_until(lambda: "payment provider refused" in app_logs.read_text(), DEADLINE, "a /fail line")
-    lines = [json.loads(t) for t in app_logs.read_text().splitlines() if t.startswith("{")]
+    lines = [json.loads(t) for t in whole_lines(app_logs) if t.startswith("{")]
     kept = [line for line in lines if _loki_route_filter(line, re.escape("/fail"))]
     events: dict[str, set[str]] = {}
     for line in kept:
