@@ -242,9 +242,7 @@ def test_exemplars_carry_request_ids_of_logged_requests(
     assert labels and all(REQUEST_ID in label for label in labels)
     # Each exemplar's request id is a request the app logged: the link to the logs finds it.
     logged = {
-        json.loads(line).get(REQUEST_ID)
-        for line in whole_lines(app_logs)
-        if line.startswith("{")
+        json.loads(line).get(REQUEST_ID) for line in whole_lines(app_logs) if line.startswith("{")
     }
     # The scrape (route "_unmatched" here: the app gives /metrics no template) has no access
     # line; whether it is counted at all is checked on its own below.
