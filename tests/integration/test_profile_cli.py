@@ -165,6 +165,27 @@ def test_collapsed_output_parses_and_top_function_is_the_busy_one(
     assert parsed.top_own(1)[0].frame.startswith("obs_busy_function (busy.py:")
 
 
+def _catches_sigint(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+
+
+def _wait_for_spies_catching_sigint(parent: int, timeout: float) -> list[int]:
+    """py-spy's pids once each has its Ctrl-C handler (installed after it attached): a signal
+    before that is not the stop under test."""
+    deadline = time.monotonic() + timeout
+    while True:
+        spies = children(parent)
+        if spies and all(_catches_sigint(spy) for spy in spies):
+            return spies
+        assert time.monotonic() < deadline, f"no py-spy catching SIGINT after {timeout}s: {spies}"
+        time.sleep(0.05)
+
+
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -190,9 +211,8 @@ def test_ctrl_c_stops_early_and_still_writes(
     )
     assert proc.stderr is not None
     assert proc.stderr.readline().startswith(f"Sampling pid {busy.pid}")
-    time.sleep(1.5)
-    spies = children(proc.pid)
-    assert spies, "obs profile runs py-spy"
+    spies = _wait_for_spies_catching_sigint(proc.pid, timeout=20)
+    time.sleep(0.5)  # some samples to write
     proc.send_signal(stop)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
