@@ -59,8 +59,8 @@ class ObservabilityMiddleware(HttpMiddleware[ASGIApp, RouteGetter]):
     with the scope and its root path.
     """
 
-    check_app = staticmethod(check_asgi_app)
-    default_route_getter = staticmethod(route_template)
+    _check_app = staticmethod(check_asgi_app)
+    _default_route_getter = staticmethod(route_template)
 
     def _prepare(self) -> None:
         # Resolved once: which request headers matter, and whether request bytes are counted.

@@ -122,8 +122,8 @@ class ObservabilityMiddleware(HttpMiddleware[WSGIApp, RouteGetter]):
     with the environ and the ``SCRIPT_NAME`` the middleware saw.
     """
 
-    check_app = staticmethod(check_wsgi_app)
-    default_route_getter = staticmethod(route_template)
+    _check_app = staticmethod(check_wsgi_app)
+    _default_route_getter = staticmethod(route_template)
 
     def _prepare(self) -> None:
         self._request_id_key = self.observer.request_id_environ_key

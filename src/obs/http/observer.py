@@ -311,9 +311,9 @@ class HttpMiddleware(Generic[_App, _Getter]):
     """
 
     #: Raises a :class:`TypeError` that says what to pass when the app cannot be one.
-    check_app: Callable[[Any], None]
+    _check_app: Callable[[Any], None]
     #: The adapter's route getter when none is given.
-    default_route_getter: _Getter
+    _default_route_getter: _Getter
 
     def __init__(
         self,
@@ -322,11 +322,11 @@ class HttpMiddleware(Generic[_App, _Getter]):
         route_getter: _Getter | None = None,
         **options: Unpack[ObserverOptions],
     ) -> None:
-        self.check_app(app)
+        self._check_app(app)
         check_route_getter(route_getter)
         self.app = app
         self.observer = HttpObserver(**options)
-        default = self.default_route_getter
+        default = self._default_route_getter
         self.route_getter: _Getter = default if route_getter is None else route_getter
         self._prepare()
 
