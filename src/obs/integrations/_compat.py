@@ -19,6 +19,10 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
         'scope["fastapi"]["effective_route_context"].path_format',
         "the full template of a route reached through include_router (FastAPI >= 0.116)",
     ),
+    (
+        "fastapi.routing._IncludedRouter._match",
+        "the route an included router selects, to follow a Mount inside it (FastAPI >= 0.116)",
+    ),
 )
 
 _FASTAPI_SCOPE_KEY = "fastapi"
@@ -33,3 +37,32 @@ def fastapi_effective_path(scope: MutableMapping[str, Any]) -> str | None:
         return None
     path = getattr(state.get(_EFFECTIVE_ROUTE_KEY), "path_format", None)
     return path if isinstance(path, str) and path else None
+
+
+#: Deepest chain of routers included in one another followed by :func:`fastapi_included_match`.
+_MAX_INCLUDE_DEPTH = 32
+
+
+def is_fastapi_included_router(route: Any) -> bool:
+    """Whether *route* is FastAPI's ``_IncludedRouter`` (a router included by reference)."""
+    return hasattr(route, "original_router") and callable(getattr(route, "_match", None))
+
+
+def fastapi_included_match(
+    included: Any, scope: dict[str, Any]
+) -> tuple[Any, dict[str, Any], str | None]:
+    """What an included router selects for *scope*: ``(route, child scope, template)``.
+
+    Nested inclusions are followed. *route* is the selected route (a ``Mount`` comes back as
+    FastAPI's copy with the inclusions' prefixes in its ``path``), ``None`` when nothing
+    matched; *template* is the selected route's full template when FastAPI knows it.
+    """
+    for _ in range(_MAX_INCLUDE_DEPTH):
+        _, child, route, context = included._match(scope)
+        if route is None:
+            return None, {}, None
+        if not is_fastapi_included_router(route):
+            template = getattr(context, "path_format", None) or None
+            return route, child, template if isinstance(template, str) else None
+        included = route
+    return None, {}, None

@@ -13,7 +13,11 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from obs.integrations._compat import fastapi_effective_path
+from obs.integrations._compat import (
+    fastapi_effective_path,
+    fastapi_included_match,
+    is_fastapi_included_router,
+)
 
 Scope = MutableMapping[str, Any]
 
@@ -36,10 +40,10 @@ def route_template(scope: Scope, root_path: str) -> str | None:
     by mounted sub-applications are kept (as their templates) and a proxy's prefix is not.
     """
     given = scope.get(ROUTE_KEY)
+    if given is None and ("path_template" in scope or "route_handler" in scope):
+        given = _litestar_template(scope)
     if given is not None:
-        return str(given)
-    if "path_template" in scope or "route_handler" in scope:
-        return _litestar_template(scope)
+        return mounted_template(scope, root_path, str(given))
     route = scope.get("route")
     # Looked up here first: the call costs more than the key test for every non-FastAPI app.
     local = fastapi_effective_path(scope) if _FASTAPI_KEY in scope else None
@@ -51,6 +55,15 @@ def route_template(scope: Scope, root_path: str) -> str | None:
         if isinstance(path, str):
             return path
     return _walk(scope, root_path, local)
+
+
+def mounted_template(scope: Scope, root_path: str, template: str) -> str:
+    """*template*, found by an app that routes itself (Litestar, Django, a custom router) and so
+    relative to it, with the templates of the Starlette or FastAPI mounts it sits under first
+    (``Mount("/dj", app=django_asgi_app)``: ``/dj/polls/<int:qid>/``)."""
+    if scope.get("root_path", "") != root_path and "router" in scope:
+        return _walk(scope, root_path, None, template) or template
+    return template
 
 
 def _litestar_template(scope: Scope) -> str | None:
@@ -68,9 +81,13 @@ def _is_mount(route: Any) -> bool:
     return route is not None and hasattr(route, "routes") and not hasattr(route, "host")
 
 
-def _walk(scope: Scope, root_path: str, local: str | None) -> str | None:
+def _walk(
+    scope: Scope, root_path: str, local: str | None, mounted: str | None = None
+) -> str | None:
     """Route the request again through the framework's own ``matches()``, from the outermost
-    router down through each ``Mount`` and ``Host``, adding each mount's template.
+    router down through each ``Mount``, ``Host`` and FastAPI included router, adding each
+    mount's template; *mounted* is the template an app mounted as a whole (Litestar, Django)
+    found itself.
 
     Only taken when a mount (or an older Starlette that names no route) is involved, so the
     common request pays nothing for it.
@@ -79,12 +96,23 @@ def _walk(scope: Scope, root_path: str, local: str | None) -> str | None:
     routes = getattr(router, "routes", None)
     if routes is None:
         return None
-    probe: dict[str, Any] = {**scope, "root_path": root_path, "path_params": {}}
+    path, mounted_at = scope.get("path", ""), scope.get("root_path", "")
+    if not path.startswith(mounted_at):  # an app that took its mount's prefix off (Litestar)
+        path = mounted_at + path
+    probe: dict[str, Any] = {**scope, "path": path, "root_path": root_path, "path_params": {}}
+    if isinstance(probe.get(_FASTAPI_KEY), dict):  # FastAPI writes its state there while matching
+        probe[_FASTAPI_KEY] = dict(probe[_FASTAPI_KEY])
     prefix = ""
     for _ in range(MAX_MOUNT_DEPTH):
         chosen, child = _first_match(routes, probe)
+        template = None
+        if is_fastapi_included_router(chosen):
+            # FastAPI >= 0.116 includes a router by reference: what it selects inside carries
+            # the inclusions' prefixes (a Mount's in its path, a route's in its template).
+            chosen, child, template = fastapi_included_match(chosen, probe)
         if chosen is None:
-            return None
+            # Below the last mount Starlette can route: the app mounted there routes itself.
+            return prefix + mounted if mounted is not None and prefix else None
         if hasattr(chosen, "host"):  # Host: routes by the Host header, adds nothing to the path
             probe.update(child)
             routes = chosen.routes
@@ -94,9 +122,13 @@ def _walk(scope: Scope, root_path: str, local: str | None) -> str | None:
             probe.update(child)
             inner = chosen.routes
             if not inner:  # the mount is the endpoint (static files, a plain ASGI app)
-                return prefix + "/{path}"
+                return prefix + (mounted or "/{path}")
             routes = inner
             continue
+        if mounted is not None:  # a whole app's own template, reached without its mount
+            return None
+        if template is not None:
+            return prefix + template
         if local is not None:
             return prefix + local
         path = getattr(chosen, "path", None)

@@ -36,6 +36,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from obs.http.describe import describe_cgi, header_bytes
 from obs.http.observation import RequestObservation
 from obs.http.observer import HttpObserver
+from obs.integrations.asgi_routes import mounted_template
 from obs.logs.context import current_request_id
 from obs.logs.pipeline import mark_reported
 from obs.prometheus.exposition import MetricsEndpoint
@@ -154,6 +155,13 @@ def _route_of(request: Any, _root: str) -> str | None:
     return route_template(request)
 
 
+def _mounted_route_of(source: tuple[Any, Any], root: str) -> str | None:
+    """:func:`route_template` under obs.asgi: the mounts' templates of an outer ASGI app first."""
+    request, scope = source
+    template = route_template(request)
+    return None if template is None else mounted_template(scope, root, template)
+
+
 class ObservabilityMiddleware:
     """Request ids, an access line and RED metrics for every request Django handles."""
 
@@ -191,8 +199,11 @@ class ObservabilityMiddleware:
     async def __acall__(self, request: Any) -> Any:
         scope = getattr(request, "scope", None)
         if scope is not None and OBSERVATION_KEY in scope:
-            # obs.asgi observes this request around Django's ASGI handler: report to it.
-            scope[OBSERVATION_KEY].route_source = (_route_of, request, "")
+            # obs.asgi observes this request around Django's ASGI handler: report to it, the
+            # route under the mounts Django may sit under (Mount("/dj", app=...)).
+            outer = scope[OBSERVATION_KEY]
+            root = "" if outer.route_source is None else outer.route_source[2]
+            outer.route_source = (_mounted_route_of, (request, scope), root)
             response = await self.get_response(request)
             _report(scope, request, response)
             return response

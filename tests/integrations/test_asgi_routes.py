@@ -1,0 +1,147 @@
+"""Route templates of apps laid out as the frameworks' docs teach: routers included in routers,
+mounts inside included routers, and apps that route themselves mounted under Starlette."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+from litestar import Litestar, get
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
+
+from obs.asgi import ObservabilityMiddleware
+from obs.integrations import _compat
+from tests.asgi_client import request
+from tests.conftest import access, assert_private_names_exist, count, run_python
+
+APPS = Path(__file__).resolve().parent.parent / "integration" / "apps"
+
+
+async def plain(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+def test_the_fastapi_private_names_obs_reads_still_exist() -> None:
+    from importlib.metadata import version
+
+    names = tuple((n, p) for n, p in _compat.PRIVATE_NAMES if not n.startswith("scope["))
+    assert names, "the included router's _match is read; its name must be checked"
+    assert_private_names_exist(names, "fastapi", version("fastapi"))
+
+
+def test_mounts_inside_an_included_router_keep_every_prefix(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    sub = FastAPI()
+
+    @sub.get("/inc/{k}")
+    async def sub_item(k: str) -> dict[str, str]:
+        return {"k": k}
+
+    sub_router = APIRouter()
+
+    @sub_router.get("/{k}")
+    async def sub_routed(k: str) -> dict[str, str]:
+        return {"k": k}
+
+    sub.include_router(sub_router, prefix="/viarouter")
+    files = tempfile.mkdtemp()
+    Path(files, "a.txt").write_text("hello")
+    mounts = APIRouter()
+    mounts.mount("/star", Starlette(routes=[Route("/s/{x}", plain)]))
+    mounts.mount("/fa", sub)
+    mounts.mount("/files", StaticFiles(directory=files))
+    nested = APIRouter()
+    nested.include_router(mounts, prefix="/deeper")
+    api = FastAPI()
+    api.include_router(mounts, prefix="/p")
+    api.include_router(nested, prefix="/n")
+    app = ObservabilityMiddleware(api, registry=registry)
+    expected = {
+        "/p/star/s/1": "/p/star/s/{x}",
+        "/p/fa/inc/k1": "/p/fa/inc/{k}",
+        "/p/fa/viarouter/k2": "/p/fa/viarouter/{k}",
+        "/p/files/a.txt": "/p/files/{path}",
+        "/n/deeper/star/s/2": "/n/deeper/star/s/{x}",
+        "/n/deeper/fa/viarouter/k3": "/n/deeper/fa/viarouter/{k}",
+    }
+    for path in expected:
+        assert request(app, path).status == 200, path
+    assert [line["http_route"] for line in access(log)] == list(expected.values())
+    for template in expected.values():
+        assert count(registry, http_route=template) == 1, template
+    assert count(registry, http_route="_unmatched") == 0
+
+
+def test_an_app_that_routes_itself_keeps_the_template_of_its_mount(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    @get("/items/all")
+    async def item() -> dict[str, int]:
+        return {"items": 0}
+
+    outer = Starlette(
+        routes=[
+            Route("/items/all", plain),
+            Mount("/ls", app=Litestar([item], logging_config=None)),
+            Mount("/t/{tenant}", routes=[Mount("/ls", app=Litestar([item], logging_config=None))]),
+        ]
+    )
+    app = ObservabilityMiddleware(outer, registry=registry)
+    for path in ("/items/all", "/ls/items/all", "/t/acme/ls/items/all"):
+        assert request(app, path).status == 200, path
+    assert [line["http_route"] for line in access(log)] == [
+        "/items/all",
+        "/ls/items/all",
+        "/t/{tenant}/ls/items/all",
+    ]
+    # The mounted app's route is a series of its own, not the top-level route's.
+    assert count(registry, http_route="/items/all") == 1
+
+
+def test_django_mounted_under_starlette_keeps_the_mount_in_its_routes() -> None:
+    code = f"""
+import asyncio, io, json, os, sys
+sys.path.insert(0, {str(APPS)!r})
+os.environ["DJANGO_SETTINGS_MODULE"] = "djangoproject.settings"
+from django.core.asgi import get_asgi_application
+from starlette.applications import Starlette
+from starlette.routing import Mount
+import obs
+from obs.asgi import ObservabilityMiddleware
+from tests.asgi_client import request
+out = io.StringIO()
+django_app = get_asgi_application()
+obs.configure_logging(service_name="t", log_format="json", stream=out)
+app = ObservabilityMiddleware(Starlette(routes=[Mount("/dj", app=django_app)]))
+print(request(app, "/dj/polls/3/").status, file=sys.stderr)
+for line in out.getvalue().splitlines():
+    record = json.loads(line)
+    if record.get("logger") == "obs.access":
+        print(record["http_route"])
+"""
+    result = run_python(code, cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().endswith("200"), result.stderr
+    assert result.stdout.split() == ["/dj/polls/<int:question_id>/"]
+
+
+def test_a_proxys_prefix_stays_out_of_a_mounted_apps_route(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    @get("/items/all")
+    async def item() -> dict[str, int]:
+        return {"items": 0}
+
+    outer = Starlette(routes=[Mount("/ls", app=Litestar([item], logging_config=None))])
+    app = ObservabilityMiddleware(outer, registry=registry)
+    assert request(app, "/proxy/ls/items/all", root_path="/proxy").status == 200
+    (line,) = access(log)
+    assert line["http_route"] == "/ls/items/all"
