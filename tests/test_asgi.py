@@ -440,3 +440,97 @@ def test_an_app_that_sets_its_own_request_id_sends_one_header_ours(
     sent = [v for k, v in start["headers"] if k.lower() == b"x-request-id"]
     assert sent == [b"client-id"]
     assert access(log)[0]["request_id"] == "client-id"
+
+
+def test_added_with_add_middleware_the_apps_own_500_handler_answers(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    """Starlette's error handler sits outside the user's middleware: obs inside it lets the
+    exception reach it, as any middleware there does, and still records the failure."""
+    from starlette.responses import JSONResponse
+
+    async def boom(request: Request) -> PlainTextResponse:
+        raise RuntimeError("no")
+
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "custom"}, status_code=500)
+
+    app = Starlette(routes=[Route("/boom", boom)], exception_handlers={Exception: on_error})
+    app.add_middleware(ObservabilityMiddleware, registry=registry, settings=settings())
+    exchange = request(app, "/boom")
+    assert isinstance(exchange.raised, RuntimeError)  # Starlette re-raises to the server
+    assert exchange.status == 500 and exchange.body == b'{"error":"custom"}'
+    assert exchange.headers[b"content-type"] == b"application/json"
+    (line,) = access(log)
+    assert line["status"] == 500 and line["error_type"] == "RuntimeError"
+    assert line["http_route"] == "/boom"
+    assert count(registry, http_response_status_code="500", error_type="RuntimeError") == 1
+
+
+def test_a_background_task_that_raises_is_counted_and_names_its_request(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    import logging
+
+    from starlette.background import BackgroundTask
+
+    async def later() -> None:
+        raise RuntimeError("in the background")
+
+    async def accepted(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("accepted", background=BackgroundTask(later))
+
+    app = ObservabilityMiddleware(
+        Starlette(routes=[Route("/jobs", accepted)]), registry=registry, settings=settings()
+    )
+    exchange = request(app, "/jobs")
+    assert exchange.status == 200 and isinstance(exchange.raised, RuntimeError)
+    (line,) = access(log)  # the response was complete: a 200, written before the task ran
+    assert line["status"] == 200
+    assert (
+        registry.get_sample_value(
+            "http_server_exceptions_total", {"http_route": "/jobs", "error_type": "RuntimeError"}
+        )
+        == 1
+    )
+    # The line the server writes about it (uvicorn: "Exception in ASGI application") keeps
+    # the traceback and names the request.
+    try:
+        raise exchange.raised
+    except RuntimeError:
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+    server_line = lines(log)[-1]
+    assert server_line["request_id"] == line["request_id"]
+    assert server_line["exception"][0]["exc_type"] == "RuntimeError"
+
+
+@pytest.mark.parametrize("kind", ["pathsend", "zerocopysend"])
+def test_a_body_sent_from_a_file_counts_its_bytes_and_stops_the_clock(
+    registry: CollectorRegistry, log: io.StringIO, kind: str, tmp_path: Any
+) -> None:
+    path = tmp_path / "report.csv"
+    path.write_bytes(b"x" * 5000)
+
+    async def from_file(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if kind == "pathsend":
+            await send({"type": "http.response.pathsend", "path": str(path)})
+        else:
+            with path.open("rb") as file:
+                await send({"type": "http.response.zerocopysend", "file": file, "offset": 1000})
+        await asyncio.sleep(0.3)  # work after the last byte is not the request's
+
+    app = ObservabilityMiddleware(
+        from_file, registry=registry, settings=settings(), record_body_sizes=True
+    )
+    assert request(app, "/report").status == 200
+    (line,) = access(log)
+    expected = 5000 if kind == "pathsend" else 4000
+    assert line["bytes_out"] == expected
+    assert line["duration_ms"] < 300
+    labels = {
+        "http_request_method": "GET",
+        "http_route": "_unmatched",
+        "http_response_status_code": "200",
+    }
+    assert registry.get_sample_value("http_server_response_body_size_bytes_sum", labels) == expected

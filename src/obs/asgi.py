@@ -10,6 +10,7 @@ The middleware keeps no per-request state on ``self``.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -42,6 +43,8 @@ __all__ = [
 
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
 _HTTP1 = ("1.1", "1.0")
+#: ASGI extensions whose message sends a response body from a file, not as ``body`` bytes.
+_FILE_BODIES = ("http.response.pathsend", "http.response.zerocopysend")
 
 #: Scope key where integrations put an exception the framework turned into a 5xx response
 #: (Litestar's :class:`obs.integrations.litestar.ObservabilityPlugin`, Django's middleware).
@@ -125,6 +128,9 @@ class ObservabilityMiddleware(HttpMiddleware[ASGIApp, RouteGetter]):
         else:  # bare metrics: nothing to read from the request
             observation = RequestObservation(self.observer, scope["method"], scope["path"])
             extra_headers = None
+        # Inside a framework's own middleware stack (added with Starlette's add_middleware,
+        # Litestar's middleware=): its error handler answers an exception, not obs.
+        framework_answers = "app" in scope
         scope[OBSERVATION_KEY] = observation
         count_bytes = self._count_bytes
         observation.route_source = (self.route_getter, scope, scope.get("root_path", ""))
@@ -169,6 +175,16 @@ class ObservabilityMiddleware(HttpMiddleware[ASGIApp, RouteGetter]):
                 # the client got.
                 if not observation.status:
                     observation.status = status
+            elif kind in _FILE_BODIES:  # a body the server reads from a file itself
+                try:
+                    await send(message)
+                except OSError:
+                    observation.client_gone = True
+                    raise
+                if count_bytes:
+                    observation.bytes_out += _file_body_size(message)
+                if not message.get("more_body") and observation.complete():
+                    observation.settle()
             else:
                 await send(message)
 
@@ -181,10 +197,12 @@ class ObservabilityMiddleware(HttpMiddleware[ASGIApp, RouteGetter]):
         except BaseException as exc:
             if _cancelled_from_outside(exc, observation):
                 observation.cancel(exc)
+            elif observation.finished:  # after the response: a background task raised
+                observation.fail_late(exc)
             else:  # the app raised (a CancelledError of its own too): the server answers 500
                 started = observation.status != 0
                 observation.fail(exc)
-                if not started:
+                if not started and not framework_answers:
                     # The server closes the connection of a request that raised, whatever we
                     # sent; on HTTP/1 the response says so, as the server's own 500 does, or a
                     # keep-alive client reuses the connection and gets a reset.
@@ -196,6 +214,25 @@ class ObservabilityMiddleware(HttpMiddleware[ASGIApp, RouteGetter]):
                 observation.settle(scope.get(EXCEPTION_KEY))
             if observation.tokens is not None:
                 observation.unbind()
+
+
+def _file_body_size(message: Message) -> int:
+    """The bytes of a response body sent from a file (``http.response.pathsend``: the whole
+    file at ``path``; ``http.response.zerocopysend``: ``count`` bytes of descriptor ``file``
+    from ``offset``, or to its end); 0 when that cannot be read."""
+    try:
+        if message["type"] == "http.response.pathsend":
+            return os.stat(message["path"]).st_size
+        count = message.get("count")
+        if count is not None:
+            return int(count)
+        file = message["file"]
+        fd = file if isinstance(file, int) else file.fileno()
+        offset = message.get("offset")
+        start = os.lseek(fd, 0, os.SEEK_CUR) if offset is None else int(offset)
+        return max(0, os.fstat(fd).st_size - start)
+    except (OSError, AttributeError, KeyError, TypeError, ValueError):
+        return 0
 
 
 def _cancelled_from_outside(exc: BaseException, observation: RequestObservation) -> bool:

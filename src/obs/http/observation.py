@@ -29,7 +29,7 @@ from obs.http.ids import trace_id_from_traceparent
 from obs.http.labels import STANDARD_METHODS, method_label
 from obs.http.observer import HttpObserver, RunningProfile, SlowProfileHandle
 from obs.logs.context import REQUEST, REQUEST_ID, TRACE_ID, clear_bound_context
-from obs.logs.pipeline import mark_reported
+from obs.logs.pipeline import ESCAPED_FROM_ATTR, mark_reported
 from obs.selfreport import report_internal_error
 
 #: Status recorded when the client went away before the response completed (nginx's choice).
@@ -44,7 +44,7 @@ ContextTokens = (
 RouteSource = tuple[Callable[[Any, str], "str | None"], Any, str]
 
 
-_REQUEST_ID_ATTR = "_obs_request_id"
+_REQUEST_ID_ATTR = ESCAPED_FROM_ATTR
 
 
 def request_id_of(exc: BaseException | None) -> str | None:
@@ -212,6 +212,18 @@ class RequestObservation:
         self.error_type = error_type_of(exc)
         if not self.status:
             self.status = 500
+
+    def fail_late(self, exc: BaseException) -> None:
+        """Note that the app raised after the request was finished (a background task that runs
+        after the response): its access line is written, so the exception is counted under the
+        request's route and tagged for the line the server writes about it (:meth:`note_on`)."""
+        self.note_on(exc)
+        if self.measured:
+            observer = self.observer
+            try:
+                observer.count_exception(observer.route_label(self.route), error_type_of(exc))
+            except Exception as error:
+                report_internal_error("metrics", error, observer.registry)
 
     def cancel(self, exc: BaseException) -> None:
         """Note that the request was cancelled from outside (the client went away, the server

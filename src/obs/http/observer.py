@@ -252,6 +252,10 @@ class HttpObserver:
             self._request_size.labels(*labels).observe(observation.bytes_in)
             self._response_size.labels(*labels).observe(observation.bytes_out)
 
+    def count_exception(self, route: str, error_type: str) -> None:
+        """Count an exception of a request already recorded (see ``fail_late``)."""
+        self._exceptions.labels(route, error_type).inc()
+
     def header_label_values(self, header: Callable[[str], str | None]) -> tuple[str, ...]:
         """The extra label values of a request whose header *name* (lower case) is
         ``header(name)``."""

@@ -52,6 +52,10 @@ SERVER_ACCESS_LOGGERS: frozenset[str] = frozenset(
 #: Attribute obs sets on an exception whose traceback its access line carried; the server's own
 #: "Exception in ASGI application" line then names the request instead of repeating it.
 REPORTED_ATTR = "__obs_request_id__"
+#: Where an exception that left a request carries that request's id when its traceback is not
+#: in the request's access line (set by ``RequestObservation.note_on``): the server's own line
+#: about it keeps the traceback and names the request.
+ESCAPED_FROM_ATTR = "_obs_request_id"
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -170,6 +174,9 @@ class StructlogHandler(logging.Handler):
                 reported = getattr(record.exc_info[1], REPORTED_ATTR, None)
                 if reported is None:
                     event_dict["exc_info"] = record.exc_info
+                    escaped_from = getattr(record.exc_info[1], ESCAPED_FROM_ATTR, None)
+                    if isinstance(escaped_from, str):
+                        event_dict.setdefault("request_id", escaped_from)
                 else:  # the access line of that request has the traceback already
                     event_dict.setdefault("request_id", reported)
                     event_dict["error_type"] = type(record.exc_info[1]).__qualname__
