@@ -447,3 +447,48 @@ def test_requests_in_flight_are_sampled_while_a_profile_is_written(
     assert second.finish(time.perf_counter() - started, "/b", "rid-second") is not None
     profiler.close()
     assert {p.request_id for p in list_profiles(profiler.directory)} == {"rid-first", "rid-second"}
+
+
+def test_idle_requests_in_flight_cannot_multiply_the_samplers_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients choose how many requests are in flight (idle slow-body uploads): a tick walks at
+    most MAX_SAMPLED_PER_TICK of them, in turn, and each sample stands for the ticks since that
+    request's previous one, so every request's profile still covers its whole time."""
+    from obs.profiling.slow import sampler
+
+    limit = sampler.MAX_SAMPLED_PER_TICK
+    profiler = SlowRequestProfiler(tmp_path / "slow", threshold=0.0, rate=50)
+    monkeypatch.setattr(profiler, "_start", lambda: None)  # ticks driven by the test
+    in_flight = 7 * limit + 3
+
+    async def main() -> None:
+        release = asyncio.Event()
+        begun: list[sampler.RequestSamples] = []
+
+        async def idle_upload() -> None:
+            samples = profiler.begin()
+            assert samples is not None
+            begun.append(samples)
+            await release.wait()
+
+        tasks = [asyncio.create_task(idle_upload()) for _ in range(in_flight)]
+        await asyncio.sleep(0)
+        assert len(begun) == in_flight
+        ticks = 5 * 8  # five full rounds
+        for _ in range(ticks):
+            before = sum(s.samples for s in begun)
+            profiler.sample_once()
+            assert sum(s.samples for s in begun) - before == limit
+        assert all(s.samples >= 4 for s in begun)
+        for s in begun:  # every tick of each request's time is counted, once
+            assert s.stacks is not None
+            counted = sum(count for count, _ in s.stacks.values())
+            assert ticks - 8 <= counted <= ticks, counted
+        release.set()
+        await asyncio.gather(*tasks)
+
+    try:
+        asyncio.run(main())
+    finally:
+        profiler.close()
