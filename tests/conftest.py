@@ -131,3 +131,26 @@ def run_python(
         cwd=cwd,
         check=False,
     )
+
+
+@pytest.fixture
+def stranger() -> Iterator[int]:
+    """The uid of another local user, created for the test (``useradd``) and removed after it;
+    a loud failure when that is impossible (the tests that need one run as root, as CI does)."""
+    import uuid
+
+    if os.geteuid() != 0:
+        pytest.fail("this test creates another local user: run it as root (as CI does).")
+    name = f"obsstr{uuid.uuid4().hex[:8]}"
+    created = subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if created.returncode:
+        pytest.fail(f"cannot create the local user {name}: {created.stderr.strip()}")
+    import pwd
+
+    try:
+        yield pwd.getpwnam(name).pw_uid
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, check=False)

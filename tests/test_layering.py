@@ -4,7 +4,7 @@ included (only ``if TYPE_CHECKING:`` blocks are left out, since they never run).
 Layers, lowest first; a module may import its own layer and the ones below, never above, and
 the import graph has no cycle:
 
-    exceptions, selfreport, config, private_files, _gunicorn_compat  <-  prometheus/  <-  metrics (the catalogue),
+    exceptions, selfreport, config, private_files, escaping, _gunicorn_compat  <-  prometheus/  <-  metrics (the catalogue),
     multiprocess  <-  logs/  <-  profiling/  <-  http/  <-  integrations.asgi_routes (and the
     frameworks' private names it reads, integrations._compat)  <-  asgi, wsgi
     <-  integrations/, django, gunicorn  <-  dashboards/  <-  demo/, the commands, ``obs`` itself
@@ -21,7 +21,14 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("obs.exceptions", "obs.selfreport", "obs.config", "obs.private_files", "obs._gunicorn_compat"),
+    (
+        "obs.exceptions",
+        "obs.selfreport",
+        "obs.config",
+        "obs.private_files",
+        "obs.escaping",
+        "obs._gunicorn_compat",
+    ),
     ("obs.prometheus",),
     ("obs.metrics", "obs.multiprocess"),
     ("obs.logs",),

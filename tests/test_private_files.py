@@ -81,3 +81,103 @@ def test_new_files_never_follow_or_reuse_what_is_already_there(tmp_path: Path) -
     with pytest.raises(OSError):  # open_private() does not follow a link either
         os.close(open_private(link))
     assert victim.read_text() == "root's file"
+
+
+CHECKS = (check_private_directory, ensure_private_directory, open_private_directory)
+
+
+def _use(check: object, path: Path) -> None:
+    result = check(path)  # type: ignore[operator]
+    if isinstance(result, int):
+        os.close(result)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_a_directory_under_a_parent_another_user_owns_is_refused(
+    check: object, tmp_path: Path, stranger: int
+) -> None:
+    """The attack: the other user owns the parent, so it could rename the checked directory
+    away after obs accepted it and put one of its own (with forged files) in its place."""
+    squat = tmp_path / "squat"
+    squat.mkdir(mode=0o755)
+    accepted_before = ensure_private_directory(squat / "metrics")  # ours, 0700
+    os.chown(squat, stranger, stranger)
+    for target in (accepted_before, squat / "new"):
+        with pytest.raises(UnsafePathError, match=rf"{squat}, above .* owned by uid {stranger}"):
+            _use(check, target)
+    assert not (squat / "new").exists(), "created a directory inside the other user's"
+    deeper = squat / "a" / "b"
+    with pytest.raises(UnsafePathError, match=f"owned by uid {stranger}"):
+        _use(check, deeper)
+    assert not (squat / "a").exists()
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_a_group_writable_ancestor_is_refused_unless_sticky(check: object, tmp_path: Path) -> None:
+    parent = tmp_path / "team"
+    parent.mkdir()
+    ensure_private_directory(parent / "state")
+    parent.chmod(0o775)
+    with pytest.raises(UnsafePathError, match=rf"not sticky .*mode 0775.*chmod go-w {parent}"):
+        _use(check, parent / "state")
+    above = tmp_path / "up"
+    (above / "mid").mkdir(parents=True)
+    above.chmod(0o777)  # two levels up
+    with pytest.raises(UnsafePathError, match=f"{above}, above"):
+        _use(check, above / "mid" / "state")
+    parent.chmod(0o1777)  # sticky, like /tmp: others cannot rename what is ours
+    _use(check, parent / "state")
+
+
+def test_a_link_among_the_ancestors_must_be_trusted_and_so_must_its_target(
+    tmp_path: Path, stranger: int
+) -> None:
+    real = tmp_path / "real"
+    ensure_private_directory(real / "state")
+    mine = tmp_path / "mine"
+    mine.symlink_to(real)
+    for check in CHECKS:
+        _use(check, mine / "state")  # a link of ours to a directory of ours
+    theirs = tmp_path / "theirs"
+    theirs.symlink_to(real)
+    os.lchown(theirs, stranger, stranger)
+    with pytest.raises(UnsafePathError, match=f"{theirs}, above .* symbolic link owned by uid"):
+        check_private_directory(theirs / "state")
+    squat = tmp_path / "squat"
+    squat.mkdir()
+    ensure_private_directory(squat / "state")
+    os.chown(squat, stranger, stranger)
+    behind = tmp_path / "behind"
+    behind.symlink_to(squat)  # our link, but it leads through the other user's directory
+    with pytest.raises(UnsafePathError, match=f"{squat}, above .* owned by uid {stranger}"):
+        check_private_directory(behind / "state")
+
+
+def test_the_usual_places_pass(tmp_path: Path) -> None:
+    import shutil
+    import tempfile
+    import uuid
+
+    made = []
+    try:
+        for base in ("/tmp", "/dev/shm", os.path.expanduser("~"), tempfile.gettempdir()):
+            if os.path.isdir(base):
+                made.append(ensure_private_directory(Path(base) / f"obs-t-{uuid.uuid4().hex}"))
+        made.append(Path(tempfile.mkdtemp(prefix="obs-t-")))
+        for path in [*made, tmp_path]:
+            check_private_directory(path)
+            os.close(open_private_directory(path / "sub"))
+    finally:
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def test_parents_obs_creates_pass_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        made = ensure_private_directory(tmp_path / "a" / "b" / "c")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "a" / "b").stat().st_mode) == 0o755
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700

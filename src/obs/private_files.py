@@ -6,7 +6,12 @@ a world-writable place such as ``/tmp``. Another local user can create such a di
 or plant a symbolic link where obs will write, so that a process running as root creates or
 truncates files elsewhere. Every directory obs creates is ``0700``; one that already exists is
 used only if it is a real directory (not a symbolic link) owned by the serving user and not
-writable by group or others. Files are opened with ``O_NOFOLLOW`` and created with ``O_EXCL``
+writable by group or others. The same goes, less strictly, for every directory above it (its
+*ancestors*, along the path as given and along the resolved one): each must belong to root or
+to the serving user and be writable by no one else unless it is sticky (``/tmp``), and a symbolic
+link among them must belong to root or to the serving user. Otherwise the owner of a parent could
+rename the checked directory away after the check and put one of its own in its place, and
+everything obs later does by path would use it. Files are opened with ``O_NOFOLLOW`` and created with ``O_EXCL``
 (mode ``0600``), so a planted link or file makes the call fail instead of redirecting it.
 
 This module sits in the lowest layer (it imports nothing of obs but its exceptions) so that both
@@ -35,12 +40,14 @@ class UnsafePathError(ObsError):
 
 def check_private_directory(path: str | os.PathLike[str]) -> None:
     """Raise :class:`UnsafePathError` unless *path* is a real directory owned by this user and
-    not writable by group or others.
+    not writable by group or others, under ancestors only root or this user controls
+    (:func:`check_ancestors`).
 
     The last component must not be a symbolic link: a link planted in ``/tmp`` could point at a
     directory of root's, whose ``*.db`` files obs would then empty.
     """
     where = os.fspath(path)
+    check_ancestors(where)
     info = os.lstat(where)
     if stat.S_ISLNK(info.st_mode):
         raise UnsafePathError(
@@ -69,18 +76,86 @@ def check_directory_status(info: os.stat_result, where: str) -> None:
         )
 
 
-def ensure_private_directory(path: str | os.PathLike[str]) -> Path:
-    """Create *path* (and missing parents) with mode ``0700``, or check an existing one with
-    :func:`check_private_directory`; return it as a :class:`~pathlib.Path`."""
-    directory = Path(path)
-    try:
-        os.mkdir(directory, 0o700)
-    except FileNotFoundError:
-        directory.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+def _trusted_owner(uid: int) -> bool:
+    return uid in (0, os.geteuid())
+
+
+def _check_ancestor(ancestor: str, info: os.stat_result, where: str) -> None:
+    mode = stat.S_IMODE(info.st_mode)
+    if not _trusted_owner(info.st_uid):
+        kind = "a symbolic link" if stat.S_ISLNK(info.st_mode) else "a directory"
+        raise UnsafePathError(
+            f"{ancestor}, above {where}, is {kind} owned by uid {info.st_uid} (mode {mode:04o}), "
+            f"neither root nor this process's user (uid {os.geteuid()}): its owner could swap "
+            f"{where} for a directory of their own; pick a directory whose every parent is "
+            "root's or yours."
+        )
+    if (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        and not info.st_mode & stat.S_ISVTX
+    ):
+        raise UnsafePathError(
+            f"{ancestor}, above {where}, is writable by other users and not sticky (owner uid "
+            f"{info.st_uid}, mode {mode:04o}): they could swap {where} for a directory of their "
+            f"own; run: chmod go-w {ancestor}  (or chmod +t), or pick another directory."
+        )
+
+
+def _prefixes(absolute: str) -> list[str]:
+    """``/``, ``/a``, ``/a/b`` for ``/a/b/c``: every directory above *absolute*."""
+    parts = [part for part in absolute.split(os.sep) if part]
+    return [os.sep + os.sep.join(parts[:n]) for n in range(len(parts))]
+
+
+def check_ancestors(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`UnsafePathError` unless every directory above *path* — from ``/`` down to
+    its parent, along the path as given (each component as it is, a symbolic link included) and
+    along the resolved path — belongs to root or to this user and is writable by no one else
+    unless it is sticky (like ``/tmp``).
+
+    Components that do not exist yet are left out: obs creates them itself (``0755``).
+    """
+    where = os.fspath(path)
+    given = os.path.abspath(where)
+    resolved = os.path.realpath(os.path.dirname(given))
+    for chain, lookup in (
+        (_prefixes(given), os.lstat),
+        ([*_prefixes(resolved), resolved], os.stat),
+    ):
+        for ancestor in chain:
+            try:
+                info = lookup(ancestor)
+            except FileNotFoundError:
+                break  # the rest is missing too: obs makes it
+            _check_ancestor(ancestor, info, where)
+
+
+def _make_parents(directory: str) -> None:
+    """Create the missing directories above *directory*, each ``0755`` (never group- or
+    other-writable, whatever the umask), as :func:`check_ancestors` wants them."""
+    parent = os.path.dirname(os.path.abspath(directory))
+    missing: list[str] = []
+    while not os.path.lexists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    for name in reversed(missing):
         try:
-            os.mkdir(directory, 0o700)
+            os.mkdir(name, 0o755)
         except FileExistsError:
             pass
+
+
+def ensure_private_directory(path: str | os.PathLike[str]) -> Path:
+    """Create *path* (and missing parents, ``0755``) with mode ``0700``, or check an existing
+    one with :func:`check_private_directory`; return it as a :class:`~pathlib.Path`.
+
+    The ancestors are checked before anything is created in them."""
+    directory = Path(path)
+    check_ancestors(directory)
+    _make_parents(os.fspath(directory))
+    try:
+        os.mkdir(directory, 0o700)
     except FileExistsError:
         pass
     check_private_directory(directory)
@@ -91,12 +166,19 @@ def open_private_directory(path: str | os.PathLike[str]) -> int:
     """Create *path* (and missing parents) with mode ``0700`` if missing and return a
     descriptor of it, opened without following a link and checked with
     :func:`check_directory_status`, for files made relative to it (:func:`create_exclusive`):
-    nothing can be swapped in between the check and the writes."""
+    nothing can be swapped in between the check and the writes. Its ancestors must pass
+    :func:`check_ancestors`, checked before anything is created and again once it is open."""
     where = os.fspath(path)
-    Path(where).mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_ancestors(where)
+    _make_parents(where)
+    try:
+        os.mkdir(where, 0o700)
+    except FileExistsError:
+        pass
     fd = os.open(where, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC)
     try:
         check_directory_status(os.fstat(fd), where)
+        check_ancestors(where)
     except BaseException:
         os.close(fd)
         raise

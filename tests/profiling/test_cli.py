@@ -79,3 +79,38 @@ def test_sampling_does_not_pause_the_process_unless_asked(
     assert result.exit_code == 0, result.output
     assert [options.nonblocking for options in seen] == [nonblocking]
     assert ("pausing it for each sample" in result.output) is not nonblocking
+
+
+ESC = "\x1b"
+#: What a profiled process can name its functions: OSC 0 (title), OSC 52 (clipboard), CSI,
+#: a C1 CSI, DEL and a newline that would forge a line of the summary.
+HOSTILE = f"work{ESC}]0;PWNED{ESC}\\{ESC}]52;c;cm0gLXJmIH4K\a{ESC}[2J\x9b31m\x7f\nFAKE line"
+CONTROL = set(map(chr, [*range(0x20), *range(0x7F, 0xA0)])) - {"\n"}
+
+
+def test_the_summary_of_obs_profile_escapes_what_the_process_named(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from obs.profiling.result import StackSample
+
+    def fake_record(pid: int, options: RecordOptions) -> ProfileResult:
+        stacks = (StackSample(("main (app.py:1)", f"{HOSTILE} (/x{ESC}[8m.py:2)"), 40, pid),)
+        return ProfileResult(stacks=stacks, pid=pid, duration=1.0, rate=100, name="x")
+
+    monkeypatch.setattr(profiling_cli, "record", fake_record)
+    args = ["profile", str(os.getpid()), "--output", str(tmp_path / "p.svg")]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert not CONTROL & set(result.output), repr(result.output)
+    assert "work\\x1b]0;PWNED" in result.output and "\\x0aFAKE line" in result.output
+    assert not [line for line in result.output.splitlines() if line.startswith("FAKE")]
+
+
+def test_obs_dump_escapes_what_the_process_named(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(profiling_cli, "dump", lambda pid, **kwargs: f"Thread 1\n  {HOSTILE}\n")
+    result = runner.invoke(cli, ["dump", str(os.getpid())])
+    assert result.exit_code == 0, result.output
+    assert not CONTROL & set(result.output), repr(result.output)
+    assert result.output.startswith("Thread 1\n  work\\x1b]0;PWNED")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from obs.profiling.slow import SlowRequestProfiler
-from obs.profiling.slow.store import list_profiles
+from obs.profiling.slow.store import ALL_SUFFIXES, list_profiles
 from tests.profiling.slow_helpers import (
     compute_for,
     compute_template,
@@ -196,18 +196,18 @@ def test_profile_files_are_private_and_named_after_the_request(
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     files = sorted(p.name for p in directory.iterdir())
     assert files == [
-        "abc_.._x_y.collapsed.txt",
-        "abc_.._x_y.json",
-        "abc_.._x_y.speedscope.json",
-        "abc_.._x_y.summary.txt",
-        "abc_.._x_y.svg",
+        "abc_x_y.collapsed.txt",
+        "abc_x_y.json",
+        "abc_x_y.speedscope.json",
+        "abc_x_y.summary.txt",
+        "abc_x_y.svg",
     ]
     for name in files:
         assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600
-    meta = json.loads((directory / "abc_.._x_y.json").read_text())["request"]
+    meta = json.loads((directory / "abc_x_y.json").read_text())["request"]
     assert meta["id"] == "abc/../x y" and meta["route"] == "/r" and meta["pid"] == os.getpid()
-    assert "slow_sleeping_coroutine" in (directory / "abc_.._x_y.summary.txt").read_text()
-    assert (directory / "abc_.._x_y.svg").read_text().startswith("<?xml")
+    assert "slow_sleeping_coroutine" in (directory / "abc_x_y.summary.txt").read_text()
+    assert (directory / "abc_x_y.svg").read_text().startswith("<?xml")
 
 
 def test_a_repeated_request_id_gets_a_new_name_and_a_planted_symlink_is_not_followed(
@@ -255,6 +255,50 @@ def test_retention_keeps_the_newest_files_within_count_and_bytes(tmp_path: Path)
         assert len(list(profiler.directory.iterdir())) == 5
     finally:
         profiler.close()
+
+
+@pytest.mark.parametrize(
+    "suffix", [".speedscope", ".svg", ".summary", ".collapsed", ".json", "..x", "."]
+)
+def test_retention_counts_and_lists_every_profile_whatever_the_request_id(
+    tmp_path: Path, suffix: str
+) -> None:
+    """An id with a dot made ``<id>.json`` look like a rendered file of another stem: those
+    profiles escaped retention and ``list_profiles`` (a client could fill the disk)."""
+    profiler = SlowRequestProfiler(tmp_path / "slow", threshold=0.01, rate=200, max_files=3)
+    try:
+        ids = ["normal-1", *(f"evil-{i}{suffix}" for i in range(6)), "normal-2"]
+        for request_id in ids:
+            asyncio.run(_request(profiler, lambda: asyncio.sleep(0.03), request_id, 1))
+            profiler.write_pending()
+            time.sleep(0.01)  # distinct modification times
+        names = [p.name for p in profiler.directory.iterdir()]
+        assert len(names) == 3 * 5, sorted(names)
+        # No dot in a stem: every name is a stem plus exactly one of obs's suffixes.
+        assert all("." + name.split(".", 1)[1] in ALL_SUFFIXES for name in names)
+        kept = list_profiles(profiler.directory)
+        assert [p.request_id for p in kept] == ["normal-2", f"evil-5{suffix}", f"evil-4{suffix}"]
+        assert all(p.path("svg").is_file() and p.load().samples for p in kept)
+    finally:
+        profiler.close()
+
+
+def test_retention_also_counts_files_an_earlier_version_wrote_for_dotted_ids(
+    tmp_path: Path,
+) -> None:
+    from obs.profiling.slow.store import prune
+
+    directory = tmp_path / "slow"
+    directory.mkdir(mode=0o700)
+    for n, stem in enumerate(["evil-1.speedscope", "evil-2.speedscope", "new-1", "new-2"]):
+        for suffix in ALL_SUFFIXES:
+            (directory / (stem + suffix)).write_text("x")
+            os.utime(directory / (stem + suffix), (1000 + n, 1000 + n))
+    (directory / "notes.txt").write_text("not obs's")
+    assert prune(directory, max_files=2, max_bytes=10**9) == 2
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        ["notes.txt", *(stem + s for stem in ("new-1", "new-2") for s in ALL_SUFFIXES)]
+    )
 
 
 def test_write_pending_returns_once_the_writer_threads_profile_is_on_disk(
@@ -403,3 +447,48 @@ def test_requests_in_flight_are_sampled_while_a_profile_is_written(
     assert second.finish(time.perf_counter() - started, "/b", "rid-second") is not None
     profiler.close()
     assert {p.request_id for p in list_profiles(profiler.directory)} == {"rid-first", "rid-second"}
+
+
+def test_idle_requests_in_flight_cannot_multiply_the_samplers_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients choose how many requests are in flight (idle slow-body uploads): a tick walks at
+    most MAX_SAMPLED_PER_TICK of them, in turn, and each sample stands for the ticks since that
+    request's previous one, so every request's profile still covers its whole time."""
+    from obs.profiling.slow import sampler
+
+    limit = sampler.MAX_SAMPLED_PER_TICK
+    profiler = SlowRequestProfiler(tmp_path / "slow", threshold=0.0, rate=50)
+    monkeypatch.setattr(profiler, "_start", lambda: None)  # ticks driven by the test
+    in_flight = 7 * limit + 3
+
+    async def main() -> None:
+        release = asyncio.Event()
+        begun: list[sampler.RequestSamples] = []
+
+        async def idle_upload() -> None:
+            samples = profiler.begin()
+            assert samples is not None
+            begun.append(samples)
+            await release.wait()
+
+        tasks = [asyncio.create_task(idle_upload()) for _ in range(in_flight)]
+        await asyncio.sleep(0)
+        assert len(begun) == in_flight
+        ticks = 5 * 8  # five full rounds
+        for _ in range(ticks):
+            before = sum(s.samples for s in begun)
+            profiler.sample_once()
+            assert sum(s.samples for s in begun) - before == limit
+        assert all(s.samples >= 4 for s in begun)
+        for s in begun:  # every tick of each request's time is counted, once
+            assert s.stacks is not None
+            counted = sum(count for count, _ in s.stacks.values())
+            assert ticks - 8 <= counted <= ticks, counted
+        release.set()
+        await asyncio.gather(*tasks)
+
+    try:
+        asyncio.run(main())
+    finally:
+        profiler.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from pathlib import Path
 
@@ -86,3 +88,59 @@ def test_an_empty_or_missing_directory_is_one_clear_error(tmp_path: Path) -> Non
         code, _, err = run("profiles", *args, "--dir", str(tmp_path / "nothing"))
         assert code == 1
         assert err.startswith("Error: no slow-request profiles in") and "OBS_SLOW_PROFILES=1" in err
+
+
+ESC = "\x1b"
+CONTROL = set(map(chr, [*range(0x20), *range(0x7F, 0xA0)])) - {"\n"}
+
+
+def plant_crafted_profile(directory: Path) -> None:
+    """A profile whose strings carry terminal escapes (as /tmp/probe-sec/crafted_profiles.py)."""
+    directory.mkdir(parents=True, mode=0o700)
+    route = f"{ESC}]0;owned-title{ESC}\\{ESC}[2J{ESC}[H{ESC}[31mFAKE: all good{ESC}[0m\x9b2J"
+    frames = [f"main ({ESC}[8mhidden{ESC}[0m)", f"evil{ESC}]52;c;ZWNobyBwd25lZA=={ESC}\\"]
+    document = {
+        "version": 1, "name": "x", "pid": 1, "duration": 1.0, "rate": 50, "command_line": "",
+        "processes": {}, "stacks": [{"frames": frames, "count": 5, "pid": 1}],
+        "request": {"id": f"abc{ESC}]52;c;eA=={ESC}\\", "route": route, "duration": 2.0,
+                    "time": time.time(), "pid": f"1{ESC}[2J"},
+    }  # fmt: skip
+    (directory / "abc.json").write_text(json.dumps(document))
+
+
+def test_list_and_show_escape_what_the_profile_holds(tmp_path: Path) -> None:
+    directory = tmp_path / "slow"
+    plant_crafted_profile(directory)
+    code, listed, err = run("profiles", "list", "--dir", str(directory))
+    assert code == 0, err
+    assert "\\x1b]0;owned-title" in listed and "abc\\x1b]52;c;" in listed
+    code, shown, err = run(
+        "profiles", "show", f"abc{ESC}]52;c;eA=={ESC}\\", "--dir", str(directory)
+    )
+    assert code == 0, err
+    assert "evil\\x1b]52;c;" in shown and "pid 1\\x1b[2J" in shown and "\\x9b2J" in shown
+    for out in (listed, shown):
+        assert not CONTROL & set(out), repr(out)
+
+
+def test_a_directory_another_user_owns_or_others_can_write_is_not_read(
+    tmp_path: Path, stranger: int
+) -> None:
+    directory = tmp_path / "slow"
+    plant_crafted_profile(directory)
+    os.chown(directory, stranger, stranger)
+    code, out, err = run("profiles", "list", "--dir", str(directory))
+    assert code == 1 and out == ""
+    assert err.startswith("Error: not reading profiles from a directory another user could")
+    assert f"owned by uid {stranger}" in err and err.count("\n") == 1, err
+    os.chown(directory, 0, 0)
+    directory.chmod(0o777)
+    code, out, err = run("profiles", "show", "abc", "--dir", str(directory))
+    assert code == 1 and out == "" and "chmod go-w" in err and err.count("\n") == 1, err
+    directory.chmod(0o700)
+    parent = tmp_path / "shared"
+    parent.mkdir(mode=0o755)
+    (directory).rename(parent / "slow")
+    os.chown(parent, stranger, stranger)  # the parent theirs: they could swap slow/ at will
+    code, out, err = run("profiles", "list", "--dir", str(parent / "slow"))
+    assert code == 1 and f"{parent}, above" in err, err

@@ -208,3 +208,74 @@ def test_obs_profile_outputs_are_owner_only_and_hold_no_secret_arguments(
         assert peek.returncode != 0 and "PermissionError" in peek.stderr, path
     svg = next(f for f in files if f.suffix == ".svg").read_text()
     assert "--db-password=[REDACTED]" in svg and "--api-key [REDACTED]" in svg
+
+
+PREPARE = textwrap.dedent(
+    """
+    from obs.prometheus.multiprocess import prepare
+    try:
+        prepare()
+    except Exception as exc:
+        print("refused:", type(exc).__name__, exc, flush=True)
+    else:
+        print("accepted", flush=True)
+    """
+)
+
+
+def test_a_multiprocess_directory_under_a_parent_another_user_owns_is_refused(
+    shared_tmp: Path, stranger: int
+) -> None:
+    """The other user owns the parent, so it could swap the directory for one of its own (with
+    forged ``*.db`` files) after obs checked it; obs refuses before writing anything."""
+    shared_tmp.mkdir(mode=0o755)
+    metrics = shared_tmp / "metrics"
+    metrics.mkdir(mode=0o700)  # even a directory of root's, as obs would make it
+    os.chown(shared_tmp, stranger, stranger)
+    for path in (metrics, shared_tmp / "fresh"):
+        done = subprocess.run(
+            [sys.executable, "-c", PREPARE], env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(path)},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        line = done.stdout.strip()
+        assert line.startswith("refused: UnsafePathError"), (line, done.stderr)
+        assert f"{shared_tmp}, above {path}" in line and f"owned by uid {stranger}" in line
+        assert "\n" not in line
+    assert sorted(p.name for p in shared_tmp.iterdir()) == ["metrics"]
+    assert list(metrics.iterdir()) == [], "obs wrote into a directory the other user can swap"
+
+
+def test_profiles_are_not_written_under_a_profile_dir_another_user_owns(
+    tmp_path: Path, stranger: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """OBS_PROFILE_DIR itself the other user's: neither one-request profiles (in a directory of
+    ours below it) nor slow-request ones (in ``slow/``, 0700 and ours) are written there."""
+    from obs.profiling.slow import SlowRequestProfiler
+
+    profile_dir = tmp_path / "profiles"
+    (profile_dir / "slow").mkdir(parents=True, mode=0o700)
+    (profile_dir / "one").mkdir(mode=0o700)
+    os.chown(profile_dir, stranger, stranger)
+    profiler = RequestProfiler(TOKEN, profile_dir / "one")
+    profile = profiler.start(TOKEN, "rid-1")
+    assert profile is not None
+    time.sleep(0.01)
+    assert profile.stop() is None
+    slow = SlowRequestProfiler(profile_dir / "slow", threshold=0.0, rate=200)
+    try:
+        samples = slow.begin()
+        assert samples is not None
+        deadline = time.monotonic() + 10
+        while samples.samples < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert samples.samples >= 1, "the sampler took no sample in 10 s"
+        assert samples.finish(0.05, "/r", "rid-2") is None
+        slow.write_pending()
+    finally:
+        slow.close()
+    lines = [
+        line for line in capsys.readouterr().err.splitlines() if f"{profile_dir}, above" in line
+    ]
+    assert len(lines) == 2 and all(f"owned by uid {stranger}" in line for line in lines), lines
+    assert list((profile_dir / "one").iterdir()) == []
+    assert list((profile_dir / "slow").iterdir()) == []

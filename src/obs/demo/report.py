@@ -88,7 +88,9 @@ def read_access_lines(path: Path) -> tuple[list[dict[str, Any]], dict[str, list[
     """Access lines, and every log line grouped by request id."""
     access: list[dict[str, Any]] = []
     by_request: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for raw in path.read_text(errors="replace").splitlines():
+    # "\n" only: str.splitlines() also splits at U+2028, U+0085 and the like, which JSON lines
+    # carry unescaped inside strings (a path, a user agent), and the line would be lost.
+    for raw in path.read_text(encoding="utf-8", errors="replace").split("\n"):
         try:
             record = json.loads(raw)
         except ValueError:

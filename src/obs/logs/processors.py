@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextvars
 import datetime
-import re
 import time
 from io import StringIO
 from typing import Any
@@ -18,6 +17,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 from structlog.typing import EventDict, WrappedLogger
 
+from obs.escaping import escape_control
 from obs.logs._compat import CONTEXT_VARS, KEY_PREFIX
 from obs.logs.context import REQUEST
 from obs.logs.redaction import safe_repr
@@ -216,21 +216,6 @@ class ExceptionText:
             report_internal_error("logging", exc)
             event_dict["exception"] = safe_repr(exc_info)
         return event_dict
-
-
-# C0 and C1 control characters, DEL included: a terminal would obey ESC/BEL sequences taken
-# from a path or a user agent, and a newline would forge a log line.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    return f"\\x{ord(match[0]):02x}"
-
-
-def escape_control(text: str, *, keep_newlines: bool = False) -> str:
-    """*text* with control characters written as ``\\xNN``."""
-    return (_CONTROL_BUT_NEWLINE if keep_newlines else _CONTROL).sub(_escape, text)
 
 
 class ConsoleLine:

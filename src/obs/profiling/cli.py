@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from obs.escaping import escape_control
 from obs.exceptions import ProfilingError
 from obs.profiling.pyspy import RecordOptions, check_pid, dump, record
 from obs.profiling.renderers import FORMATS, SUFFIXES, render, render_summary, renderer
@@ -147,13 +148,11 @@ def dump_command(
     pid: int, native: bool, subprocesses: bool, show_locals: bool, nonblocking: bool
 ) -> None:
     """Print the current stack of every thread of PID (for a hung process)."""
-    click.echo(
-        dump(
-            pid,
-            native=native,
-            subprocesses=subprocesses,
-            show_locals=show_locals,
-            nonblocking=nonblocking,
-        ),
-        nl=False,
+    text = dump(
+        pid,
+        native=native,
+        subprocesses=subprocesses,
+        show_locals=show_locals,
+        nonblocking=nonblocking,
     )
+    click.echo(escape_control(text, keep_newlines=True), nl=False)  # the target's names and values

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from obs.escaping import escape_control
+
 if TYPE_CHECKING:
     from obs.profiling.result import FunctionStat, ProfileResult
 
@@ -19,7 +21,11 @@ def _table(title: str, stats: list[FunctionStat], samples: int, key: str) -> lis
 
 
 def render_summary(result: ProfileResult, limit: int = 10) -> str:
-    """Samples, sampled pids, and the top functions by own time and by total time."""
+    """Samples, sampled pids, and the top functions by own time and by total time.
+
+    Function names, file paths and pids come from the profiled process or a profile file:
+    control characters in them are written ``\\xNN``, so that printing the summary cannot
+    drive the operator's terminal (title, clipboard, screen)."""
     samples = result.samples
     pids = ", ".join(str(pid) for pid in result.pids) or (str(result.pid) if samples else "none")
     lines = [
@@ -30,7 +36,11 @@ def render_summary(result: ProfileResult, limit: int = 10) -> str:
             "No samples: the process was idle. Add --idle to include waiting threads, or profile "
             "while it is handling load."
         )
-        return "\n".join(lines) + "\n"
+        return _joined(lines)
     lines += _table("Top functions by own time:", result.top_own(limit), samples, "own")
     lines += _table("Top functions by total time:", result.top_total(limit), samples, "total")
-    return "\n".join(lines) + "\n"
+    return _joined(lines)
+
+
+def _joined(lines: list[str]) -> str:
+    return "".join(escape_control(line) + "\n" for line in lines)

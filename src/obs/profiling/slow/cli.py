@@ -1,4 +1,11 @@
-"""``obs profiles list|show|open``: the slow-request profiles a service kept, by request id."""
+"""``obs profiles list|show|open``: the slow-request profiles a service kept, by request id.
+
+What these commands print from a profile (request id, route, pid, function names) passes
+:func:`~obs.escaping.escape_control`: the files may hold what a client or the profiled code chose,
+and a terminal obeys escape sequences. The directory read must pass the private-directory rule
+(:func:`obs.private_files.check_private_directory`): one another user controls could hold
+profiles of its own making.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,9 @@ from pathlib import Path
 
 import click
 
+from obs.escaping import escape_control
 from obs.exceptions import ProfilingError
+from obs.private_files import UnsafePathError, check_private_directory
 from obs.profiling.slow.store import StoredProfile, directory_for, list_profiles
 
 _DIR_HELP = "Directory of the profiles [default: $OBS_PROFILE_DIR/slow, else ./profiles/slow]."
@@ -21,7 +30,19 @@ def _directory(given: str | None) -> Path:
     return directory_for(Settings.from_env().profile_dir)
 
 
+def _check_directory(directory: Path) -> None:
+    try:
+        check_private_directory(directory)
+    except FileNotFoundError:
+        return  # nothing to read: list_profiles() says so
+    except UnsafePathError as exc:
+        raise ProfilingError(
+            f"not reading profiles from a directory another user could have written: {exc}"
+        ) from None
+
+
 def _profiles(directory: Path) -> list[StoredProfile]:
+    _check_directory(directory)
     profiles = list_profiles(directory)
     if not profiles:
         raise ProfilingError(
@@ -58,7 +79,8 @@ def list_command(directory: str | None, limit: int) -> None:
     click.echo(f"{'time':19}  {'duration':>9}  {'route':30}  request id")
     for p in shown:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p.time))
-        click.echo(f"{stamp}  {p.duration * 1000:7.0f}ms  {p.route or '-':30}  {p.request_id}")
+        route, request_id = escape_control(p.route or "-"), escape_control(p.request_id)
+        click.echo(f"{stamp}  {p.duration * 1000:7.0f}ms  {route:30}  {request_id}")
 
 
 @profiles.command("show")
@@ -70,8 +92,10 @@ def show_command(request_id: str, directory: str | None) -> None:
 
     profile = find(_directory(directory), request_id)
     click.echo(
-        f"request {profile.request_id}  {profile.route or '-'}  {profile.duration * 1000:.0f}ms  "
-        f"pid {profile.pid}"
+        escape_control(
+            f"request {profile.request_id}  {profile.route or '-'}  "
+            f"{profile.duration * 1000:.0f}ms  pid {profile.pid}"
+        )
     )
     click.echo(render_summary(profile.load()), nl=False)
     click.echo(f"Flame graph: {profile.path('svg')}")

@@ -1,7 +1,8 @@
 """Always-on, tail-kept request profiles: every request in flight is sampled; slow ones are kept.
 
-A daemon thread wakes ``rate`` times a second and, for each request in flight, records one
-wall-clock sample of the stack *that request* is in:
+A daemon thread wakes ``rate`` times a second and, for each request in flight (at most
+:data:`MAX_SAMPLED_PER_TICK` of them a tick, in turn), records one wall-clock sample of the stack
+*that request* is in:
 
 - a request on a thread (WSGI workers, gthread): that thread's stack (``sys._current_frames``);
 - an async request whose task is running: the loop thread's stack, cut at the task's coroutine;
@@ -55,6 +56,13 @@ MAX_STACKS = 1000
 MAX_IN_FLIGHT = 512
 #: A request in flight longer than this stops being sampled (its buffer is dropped at once).
 MAX_REQUEST_SECONDS = 300.0
+#: Requests walked per sampler tick, at most. Walking one request's stack (its await chain, or
+#: its thread's frames) holds the GIL for microseconds, and clients choose how many requests are
+#: in flight: 500 idle slow-body uploads walked 50 times a second cost 20 % of a core (0.2 %
+#: without slow profiles; /tmp/probe-sec/sampler_dos.py). Beyond this many in flight, requests
+#: are walked in turn, and each sample counts the ticks since that request's previous one, so a
+#: profile's shares and times stay right; up to this many, every request is walked every tick.
+MAX_SAMPLED_PER_TICK = 32
 
 _CURRENT: contextvars.ContextVar[RequestSamples | None] = contextvars.ContextVar(
     "obs_slow_profile", default=None
@@ -86,8 +94,8 @@ def _innermost_first(frame: FrameType | None, stop: FrameType | None = None) -> 
 class RequestSamples:
     """The samples of one request in flight; :meth:`finish` keeps or drops them."""
 
-    __slots__ = ("coro", "done", "profiler", "samples", "stacks", "started", "task", "thread",
-                 "token")  # fmt: skip
+    __slots__ = ("coro", "done", "last", "profiler", "samples", "stacks", "started", "task",
+                 "thread", "token")  # fmt: skip
 
     def __init__(self, profiler: SlowRequestProfiler, thread: int, task: Any) -> None:
         self.profiler = profiler
@@ -95,6 +103,9 @@ class RequestSamples:
         self.task = task
         self.coro = None if task is None else task.get_coro()
         self.started = profiler.ticks  # the sampler's clock: no system call per request
+        #: The tick of the last visit: a sample stands for the ticks since (1 unless more
+        #: than MAX_SAMPLED_PER_TICK requests are in flight).
+        self.last = self.started
         #: stack key (code ids) -> [count, code objects root first]; made at the first sample,
         #: which most fast requests never get
         self.stacks: dict[tuple[int, ...], list[Any]] | None = None
@@ -102,8 +113,8 @@ class RequestSamples:
         self.done = False
         self.token: contextvars.Token[RequestSamples | None] | None = None
 
-    def add(self, codes: tuple[CodeType, ...]) -> None:
-        """Count one sample (sampler thread only)."""
+    def add(self, codes: tuple[CodeType, ...], ticks: int = 1) -> None:
+        """Count one sample standing for *ticks* sampler ticks (sampler thread only)."""
         if self.done or self.samples >= self.profiler.max_samples:
             return
         self.samples += 1
@@ -113,12 +124,12 @@ class RequestSamples:
         key = tuple(map(id, codes))
         entry = stacks.get(key)
         if entry is not None:
-            entry[0] += 1
+            entry[0] += ticks
         elif len(stacks) < MAX_STACKS:
-            stacks[key] = [1, codes]
+            stacks[key] = [ticks, codes]
         else:
             other = stacks.setdefault((), [0, ()])
-            other[0] += 1
+            other[0] += ticks
 
     def finish(
         self, duration_s: float, route: str | None = None, request_id: str | None = None
@@ -205,6 +216,8 @@ class SlowRequestProfiler:
         self._minute = -1
         self._kept_this_minute = 0
         self._unnamed = 0
+        #: Where the next tick's walk starts when more than MAX_SAMPLED_PER_TICK are in flight.
+        self._cursor = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SlowRequestProfiler:
@@ -322,19 +335,27 @@ class SlowRequestProfiler:
             self.write_pending()  # never raises
 
     def sample_once(self) -> None:
-        """Record one sample of every request in flight (the sampler thread calls this)."""
+        """Record one sample of every request in flight, or of the next
+        :data:`MAX_SAMPLED_PER_TICK` of them in turn (the sampler thread calls this)."""
         self.ticks += 1
         requests = list(self._requests)
         if not requests:
             return
+        batch = requests
+        if len(requests) > MAX_SAMPLED_PER_TICK:
+            start = self._cursor % len(requests)
+            batch = requests[start : start + MAX_SAMPLED_PER_TICK]
+            batch += requests[: MAX_SAMPLED_PER_TICK - len(batch)]
+            self._cursor = start + MAX_SAMPLED_PER_TICK
         frames = _compat.current_frames()
         now = self.ticks
         pools: dict[RequestSamples, list[FrameType]] | None = None
-        for samples in requests:
+        for samples in batch:
             if now - samples.started > self.max_ticks:
                 samples.done = True
                 self._requests.pop(samples, None)
                 continue
+            ticks, samples.last = now - samples.last, now
             stack: list[FrameType] | None = None  # root first
             if samples.task is None:
                 stack = _innermost_first(frames.get(samples.thread))
@@ -350,18 +371,22 @@ class SlowRequestProfiler:
                 if stack is None:
                     stack = _compat.await_chain(coro)
                     if pools is None:
-                        pools = self._pool_threads(frames, requests)
+                        pools = self._pool_threads(frames, requests, batch)
                     stack.extend(pools.get(samples, ()))
             if stack:
-                samples.add(tuple(frame.f_code for frame in stack))
+                samples.add(tuple(frame.f_code for frame in stack), max(ticks, 1))
         del frames
 
     def _pool_threads(
-        self, frames: dict[int, FrameType], requests: list[RequestSamples]
+        self,
+        frames: dict[int, FrameType],
+        requests: list[RequestSamples],
+        sampled: list[RequestSamples],
     ) -> dict[RequestSamples, list[FrameType]]:
-        """Pool threads running work for an async request in flight: their frames, root first."""
+        """Pool threads running work for an async request being *sampled*: their frames, root
+        first (the threads of every request in flight are not pool threads)."""
         skip = {threading.get_ident()} | {r.thread for r in requests}
-        wanted = set(requests)
+        wanted = set(sampled)
         found: dict[RequestSamples, list[FrameType]] = {}
         for ident, frame in frames.items():
             if ident in skip:

@@ -9,15 +9,20 @@ owned by this user, not writable by others; every file is created ``0600`` with
 ``O_CREAT | O_EXCL | O_NOFOLLOW`` through a descriptor of that directory, so a planted symlink or a
 file made in advance is refused, never followed or overwritten. Nothing here is served over HTTP.
 
-Names never collide: the stem is the request id made file-safe; when that stem is taken (by
-another worker or a repeated client id), ``-<pid>-<n>`` is appended; the ``.json`` file is the
-reservation, created exclusively before the request's access line names the profile.
+Names never collide: the stem is the request id made file-safe, *without a dot* (letters, digits,
+``_`` and ``-``), so that no stem can look like another's plus a suffix (an id ``x.speedscope``
+would otherwise make ``x.speedscope.json``, taken for the rendered file of ``x``, and escape
+retention and listing); when that stem is taken (by another worker or a repeated client id),
+``-<pid>-<n>`` is appended; the ``.json`` file is the reservation, created exclusively before
+the request's access line names the profile. A file's stem is therefore the part of its name
+before the first dot, and retention counts every file by that stem.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +34,6 @@ from obs.exceptions import ProfilingError
 from obs.private_files import UnsafePathError, create_exclusive
 from obs.profiling.renderers import render, render_summary
 from obs.profiling.result import ProfileResult
-from obs.profiling.storage import safe_stem
 
 INDEX_SUFFIX = ".json"
 #: The rendered files beside the index, by renderer format (``summary`` is the text summary).
@@ -41,6 +45,20 @@ RENDERED: dict[str, str] = {
 }
 ALL_SUFFIXES: tuple[str, ...] = (INDEX_SUFFIX, *RENDERED.values())
 SUBDIRECTORY = "slow"
+
+_NOT_IN_STEM = re.compile(r"[^A-Za-z0-9_-]+")
+_MAX_STEM = 100
+
+
+def stem_for(request_id: str) -> str:
+    """*request_id* as a stem: runs of anything but letters, digits, ``_`` and ``-`` (the dot
+    included) become ``_``; never empty, never starting with ``-`` (an option to a shell
+    command)."""
+    return _NOT_IN_STEM.sub("_", request_id).strip("_-")[:_MAX_STEM] or "request"
+
+
+def _stem_of(name: str) -> str:
+    return name.split(".", 1)[0]
 
 
 def directory_for(profile_dir: str | os.PathLike[str]) -> Path:
@@ -73,7 +91,7 @@ def open_private_directory(directory: Path) -> int:
 
 def reserve(dir_fd: int, request_id: str) -> tuple[str, int]:
     """Create the profile's ``.json`` exclusively; return its stem and an open descriptor."""
-    base = safe_stem(request_id, fallback="request")
+    base = stem_for(request_id)
     candidates = [base] + [f"{base}-{os.getpid()}-{n}" for n in range(1, 100)]
     for stem in candidates:
         try:
@@ -129,8 +147,9 @@ class StoredProfile:
 
 def _index_stems(names: set[str]) -> Iterator[str]:
     for name in names:
-        if name.endswith(INDEX_SUFFIX) and not name.endswith(RENDERED["speedscope"]):
-            yield name[: -len(INDEX_SUFFIX)]
+        stem, dot, suffix = name.partition(".")
+        if dot and "." + suffix == INDEX_SUFFIX:
+            yield stem
 
 
 def list_profiles(directory: Path) -> list[StoredProfile]:
@@ -164,32 +183,36 @@ def list_profiles(directory: Path) -> list[StoredProfile]:
 
 
 def prune(directory: Path, max_files: int, max_bytes: int) -> int:
-    """Remove the oldest profiles beyond *max_files* or *max_bytes* (the newest always stays)."""
+    """Remove the oldest profiles beyond *max_files* or *max_bytes* (the newest always stays).
+
+    Every file with one of obs's suffixes counts, grouped by its stem (the name up to the first
+    dot), whatever the request id was: also what an earlier obs wrote for an id with a dot.
+    """
     try:
-        entries = {entry.name: entry for entry in os.scandir(directory)}
+        entries = [entry for entry in os.scandir(directory) if entry.name.endswith(ALL_SUFFIXES)]
     except OSError:
         return 0
+    groups: dict[str, list[os.DirEntry[str]]] = {}
+    for entry in entries:
+        stem = _stem_of(entry.name)
+        if stem:
+            groups.setdefault(stem, []).append(entry)
     kept: list[tuple[float, str, int]] = []
-    for stem in _index_stems(set(entries)):
+    for stem, files in groups.items():
         try:
-            mtime = entries[stem + INDEX_SUFFIX].stat(follow_symlinks=False).st_mtime
-            size = sum(
-                entries[stem + s].stat(follow_symlinks=False).st_size
-                for s in ALL_SUFFIXES
-                if stem + s in entries
-            )
+            stats = [entry.stat(follow_symlinks=False) for entry in files]
         except OSError:
             continue
-        kept.append((mtime, stem, size))
+        kept.append((max(s.st_mtime for s in stats), stem, sum(s.st_size for s in stats)))
     kept.sort(reverse=True)
     total = sum(size for _, _, size in kept)
     removed = 0
     while len(kept) > 1 and (len(kept) > max_files or total > max_bytes):
         _, stem, size = kept.pop()
         total -= size
-        for suffix in ALL_SUFFIXES:
+        for entry in groups[stem]:
             try:
-                os.unlink(directory / (stem + suffix))
+                os.unlink(directory / entry.name)
             except FileNotFoundError:
                 pass
         removed += 1
