@@ -57,3 +57,67 @@ def test_trusted_keys_are_skipped_and_the_rest_checked() -> None:
     event = {"path": "/x", "token": "from-context", "nested": {"password": "p"}}
     out = redact.redact_untrusted(event, frozenset({"path"}))
     assert out == {"path": "/x", "token": MASK, "nested": {"password": MASK}}
+
+
+# A key is secret when one of its words (trailing digits dropped) is a one-word secret key, or
+# when it ends with a secret key: Django's and Rails' form fields, camelCase confirmations.
+MUST_REDACT = [
+    "password", "password1", "password2", "new_password1", "new_password2", "old_password",
+    "user[password_confirmation]", "user[current_password]", "passwordConfirm",
+    "password_confirmation", "password_hash", "otp", "otp_code", "OTP-Code", "pwd2",
+    "xapikey", "x-api-key", "db_password", "DB_PASSWORD", "accessToken", "session_id",
+    "sessionid", "refresh_token", "id_token", "token_v2", "clientSecret", "secret_value",
+    "csrfmiddlewaretoken", "Set-Cookie", "x.api.key", "pass%77ord", "jwt_payload",
+    "api_key2", "apikey1", "x_obs_profile",
+]  # fmt: skip
+MUST_NOT_REDACT = [
+    "status_code", "error_code", "zip_code", "code", "key", "sig", "monkey", "keyboard",
+    "passenger", "passage", "bypass", "compass", "http_route", "user_id", "username",
+    "author", "keys", "primary_key_name", "otpauth_enabled", "hotkey", "tokenizer",
+    "prompt_tokens", "passwords_policy_url", "sessions", "duration_ms", "path",
+]  # fmt: skip
+
+
+def test_secret_words_anywhere_in_a_key_are_redacted() -> None:
+    redact = RedactSecrets()
+    assert [key for key in MUST_REDACT if not redact.is_secret(key)] == []
+    assert [key for key in MUST_REDACT if not redact.is_secret(key.encode())] == []
+    event = redact(None, "info", {key: "S3CR3T" for key in MUST_REDACT})
+    assert set(event.values()) == {MASK}
+    # The same keys in free text: key=value and key: value pairs.
+    text = redact.scrub_text(" ".join(f"{key}=S3CR3T" for key in MUST_REDACT))
+    assert "S3CR3T" not in text, text
+
+
+def test_words_that_only_contain_a_secret_word_are_kept() -> None:
+    redact = RedactSecrets()
+    assert [key for key in MUST_NOT_REDACT if redact.is_secret(key)] == []
+    event = redact(None, "info", {key: "visible" for key in MUST_NOT_REDACT})
+    assert set(event.values()) == {"visible"}
+    text = " ".join(f"{key}=visible" for key in MUST_NOT_REDACT)
+    assert redact.scrub_text(text) == text
+
+
+QUERY_ONLY = ["code", "sig", "signature", "key", "otp"]
+
+
+def test_query_strings_also_mask_the_oauth_and_cloud_parameter_names() -> None:
+    redact = RedactSecrets()
+    query = "&".join(f"{name}=S3CR3T" for name in [*QUERY_ONLY, *MUST_REDACT])
+    assert "S3CR3T" not in redact.redact_query(query)
+    kept = "&".join(f"{name}=visible" for name in MUST_NOT_REDACT if name not in QUERY_ONLY)
+    assert redact.redact_query(kept) == kept
+    # In a request line of a server (uvicorn's, httpx's): the query's own names too, but not
+    # the same words outside a query ("exit code=1" is no secret).
+    line = "GET /cb?code=S3CR3T&state=xyz&sig=S3CR3T HTTP/1.1"
+    assert redact.scrub_text(line) == "GET /cb?code=[REDACTED]&state=xyz&sig=[REDACTED] HTTP/1.1"
+    assert redact.scrub_text("worker exited with code=1 key=a") == "worker exited with code=1 key=a"
+
+
+def test_query_only_names_go_with_the_defaults() -> None:
+    from obs.config import Settings
+
+    without = RedactSecrets.from_settings(Settings.from_env({"OBS_REDACT_DEFAULTS": "false"}))
+    assert without.redact_query("code=1&sig=2") == "code=1&sig=2"
+    with_defaults = RedactSecrets.from_settings(Settings.from_env({}))
+    assert with_defaults.redact_query("code=1&sig=2") == f"code={MASK}&sig={MASK}"

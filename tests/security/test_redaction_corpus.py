@@ -112,6 +112,15 @@ CASES: dict[str, Case] = {
     ),
     "a set of pairs": lambda log: log.info("x", s=frozenset({("token", secret(34))})),
     "object repr": lambda log: log.info("x", obj=raised(f"password={secret(35)}")),
+    # The security review's: a secret word anywhere in the key, not only at its end.
+    "django and rails form fields": lambda log: log.info(
+        "signup",
+        form={"password1": secret(36), "new_password2": secret(37)},
+        **{"user[password_confirmation]": secret(38)},
+    ),
+    "confirmations, hashes, one-time codes": lambda log: log.info(
+        "x", passwordConfirm=secret(39), password_hash=secret(43), otp_code=secret(44)
+    ),
 }
 STDLIB_CASES: dict[str, Callable[[logging.Logger], None]] = {
     "stdlib message": lambda logger: logger.info("login password=%s", secret(40)),
@@ -120,7 +129,7 @@ STDLIB_CASES: dict[str, Callable[[logging.Logger], None]] = {
         "failed", exc_info=raised(f"secret={secret(42)}")
     ),
 }
-ALL_SECRETS = [secret(n) for n in (*range(1, 36), 40, 41, 42)]
+ALL_SECRETS = [secret(n) for n in range(1, 45)]
 
 
 def leaks(text: str) -> list[str]:

@@ -2,8 +2,15 @@
 
 Keys are normalised before matching (:func:`obs.config.normalise_key`: percent-decoding, case,
 camelCase boundaries, and ``-``, ``_``, ``.``, spaces and brackets as one separator), then match
-when they end with a secret key, separators ignored: ``accessToken``, ``x.api.key``,
-``user[password]`` and ``session_id`` are all caught. Values are walked to any depth without
+when one of their words, trailing digits dropped, is a one-word secret key (``password1``,
+``new_password2``, ``passwordConfirm``, ``user[password_confirmation]``, ``password_hash``,
+``otp_code``), or when they end with a secret key, separators ignored (``accessToken``,
+``x.api.key``, ``xapikey``, ``db_password``, ``session_id``). Words, not substrings: Django's
+exception filter matches ``KEY`` and ``PASS`` anywhere (``monkey``, ``passenger``), Sentry's SDK
+only whole keys (``password1`` passes); whole words catch the form-field conventions of Django
+and Rails without ``status_code``, ``keyboard`` or ``passenger``. In query strings the exact
+names of :data:`~obs.config.DEFAULT_REDACT_QUERY_NAMES` (``code``, ``sig``, ``key``...) are
+secret too. Values are walked to any depth without
 recursion (an explicit stack), through every mapping (``dict``, Starlette's and werkzeug's
 ``Headers``, ``MappingProxyType``), sequence and set type, dataclass and attrs instance, and header
 pairs such as ``(b"authorization", b"...")`` or ``[["cookie", "..."]]``; a changed copy of plain
@@ -28,7 +35,7 @@ from typing import Any
 
 from structlog.typing import EventDict, WrappedLogger
 
-from obs.config import DEFAULT_REDACT_KEYS, normalise_key
+from obs.config import DEFAULT_REDACT_KEYS, DEFAULT_REDACT_QUERY_NAMES, Settings, normalise_key
 
 MASK = "[REDACTED]"
 #: Containers nested deeper than this are logged as a placeholder: renderers (orjson: 254
@@ -37,6 +44,7 @@ MAX_DEPTH = 100
 DEEP = "[nested deeper than 100 levels]"
 CIRCULAR = "[circular reference]"
 _CACHE_LIMIT = 4096
+_DIGITS = "0123456789"
 _SCALARS = frozenset({int, float, bool, type(None)})
 #: Leaf types the JSON renderer writes natively; everything else becomes its (scrubbed) repr.
 _NATIVE = (int, float, datetime.datetime, datetime.date, datetime.time, uuid.UUID, enum.Enum)
@@ -74,13 +82,30 @@ class RedactSecrets:
     cannot be walked is replaced by one saying so (see :meth:`__call__`).
     """
 
-    def __init__(self, keys: Iterable[str] = DEFAULT_REDACT_KEYS, mask: str = MASK) -> None:
+    def __init__(
+        self,
+        keys: Iterable[str] = DEFAULT_REDACT_KEYS,
+        mask: str = MASK,
+        *,
+        query_names: Iterable[str] = DEFAULT_REDACT_QUERY_NAMES,
+    ) -> None:
         self.keys = frozenset(k for k in (normalise_key(key) for key in keys) if k)
+        # One-word keys match as any word of a key: "password_hash", "new_password2".
+        self._words = frozenset(k for k in self.keys if "_" not in k)
         # Compared with separators removed, as suffixes: "xapikey" and "db_password" match.
         self._compact = tuple(sorted({k.replace("_", "") for k in self.keys}))
+        #: Parameter names secret in query strings only, matched exactly (after normalising).
+        self.query_names = frozenset(k for k in (normalise_key(n) for n in query_names) if k)
         self.mask = mask
         self._verdicts: dict[Any, bool] = {}
         self._text_verdicts: dict[str, bool] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedactSecrets:
+        """The redaction *settings* ask for: their keys, and the query-only names unless
+        ``OBS_REDACT_DEFAULTS=false`` dropped the defaults."""
+        names = DEFAULT_REDACT_QUERY_NAMES if settings.redact_defaults else frozenset()
+        return cls(settings.redact_keys, query_names=names)
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -95,11 +120,27 @@ class RedactSecrets:
             text = key
         else:
             return False
-        compact = normalise_key(text).replace("_", "")
-        verdict = bool(compact) and compact.endswith(self._compact)
+        verdict = self._matches(normalise_key(text))
         if type(key) is str and len(self._verdicts) < _CACHE_LIMIT:
             self._verdicts[key] = verdict
         return verdict
+
+    def _matches(self, normal: str) -> bool:
+        """The rule, on a key already normalised (computed once per key: callers cache it)."""
+        if not normal:
+            return False
+        words = normal.split("_")
+        secret_words = self._words
+        for word in words:
+            if word in secret_words or word.rstrip(_DIGITS) in secret_words:
+                return True
+        compact = "".join(words)
+        return compact.endswith(self._compact) or compact.rstrip(_DIGITS).endswith(self._compact)
+
+    def is_secret_parameter(self, name: str) -> bool:
+        """Whether the value of the query parameter *name* must be masked: a secret key, or
+        one of the names secret in queries only (``code``, ``sig``, ``key``...)."""
+        return self.is_secret(name) or normalise_key(name) in self.query_names
 
     # -- text ------------------------------------------------------------------------------------
 
@@ -115,8 +156,17 @@ class RedactSecrets:
         parts: list[str] = []
         done = 0
         for match in _KEY.finditer(text):
-            if match.start() < done or not self._text_key_is_secret(match["key"]):
+            if match.start() < done:
                 continue
+            if not self._text_key_is_secret(match["key"]):
+                # A query parameter in text (a server's request line): its own names too.
+                start = match.start()
+                if not (
+                    start
+                    and text[start - 1] in "?&"
+                    and normalise_key(match["key"]) in self.query_names
+                ):
+                    continue
             value = _VALUE.match(text, match.end())
             parts += (text[done : match.end()], self.mask)
             done = match.end() if value is None else value.end()
@@ -130,8 +180,7 @@ class RedactSecrets:
         # full, so they never crowd the keys of structured events out of theirs.
         verdict = self._text_verdicts.get(key)
         if verdict is None:
-            compact = normalise_key(key).replace("_", "")
-            verdict = bool(compact) and compact.endswith(self._compact)
+            verdict = self._matches(normalise_key(key))
             if len(self._text_verdicts) >= _CACHE_LIMIT:
                 self._text_verdicts.clear()
             self._text_verdicts[key] = verdict
@@ -147,7 +196,7 @@ class RedactSecrets:
         parts = re.split(r"([&;])", query)
         for i in range(0, len(parts), 2):
             name, sep, _ = parts[i].partition("=")
-            if sep and self.is_secret(name):
+            if sep and self.is_secret_parameter(name):
                 parts[i] = f"{name}={self.mask}"
         return "".join(parts)
 
