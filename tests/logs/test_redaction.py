@@ -121,3 +121,43 @@ def test_query_only_names_go_with_the_defaults() -> None:
     assert without.redact_query("code=1&sig=2") == "code=1&sig=2"
     with_defaults = RedactSecrets.from_settings(Settings.from_env({}))
     assert with_defaults.redact_query("code=1&sig=2") == f"code={MASK}&sig={MASK}"
+
+
+NESTED = [
+    "next=%2Fcb%3Faccess_token%3DS3CR3T",  # a callback URL, encoded
+    "next=%2Fcb%3Fa%3D1%26token%3DS3CR3T",  # its second parameter
+    "next=%252Fcb%253Faccess_token%253DS3CR3T",  # encoded twice
+    "next=%2Fcb%3Fcode%3DS3CR3T",  # a query-only name inside
+    "next=%2Fcb%23access_token%3DS3CR3T",  # OAuth's implicit flow: in the fragment
+    "redirect_uri=https%3A%2F%2Fbob%3AS3CR3T%40host%2F",  # userinfo
+    "next=/cb?access_token=S3CR3T",  # not encoded
+    "state=a%3Dpassword%3DS3CR3T",  # a bare query
+]
+NESTED_KEPT = [
+    "next=%2Fcb%3Fpage%3D2%26sort%3Dname",
+    "email=ann%40example.com",
+    "q=a%2Bb%3D%3F",
+    "sig2=abc==",
+    "state=%7B%22code%22%3A%22x%22%7D",
+    "v=100%25",
+]
+
+
+def test_a_secret_nested_in_another_parameters_value_masks_that_value() -> None:
+    redact = RedactSecrets()
+    for query in NESTED:
+        name = query.partition("=")[0]
+        out = redact.redact_query(f"a=1&{query}&b=2")
+        assert out == f"a=1&{name}={MASK}&b=2", query  # masked whole, never shown decoded
+        line = redact.scrub_text(f'"GET /x?{query} HTTP/1.1" 200')  # a server's request line
+        assert "S3CR3T" not in line, line
+    for query in NESTED_KEPT:
+        assert redact.redact_query(query) == query
+        assert redact.scrub_text(f"GET /x?{query} HTTP/1.1") == f"GET /x?{query} HTTP/1.1"
+
+
+def test_nesting_past_the_decoding_limit_is_masked() -> None:
+    value = "token%3DS3CR3T"
+    for _ in range(6):
+        value = value.replace("%", "%25")
+    assert RedactSecrets().redact_query(f"next={value}") == f"next={MASK}"

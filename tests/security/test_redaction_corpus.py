@@ -171,6 +171,8 @@ def test_the_access_line_masks_queries_paths_and_tracebacks(
     queries = [
         f"user[password]={secret(51)}", f"pass%77ord={secret(52)}", f"a=1;token={secret(53)}",
         f"accessToken={secret(54)}&ok=1",
+        f"next=%2Fcb%3Faccess_token%3D{secret(56)}",  # nested in another parameter's value
+        f"password1={secret(57)}&code={secret(58)}&sig={secret(59)}",
     ]  # fmt: skip
     for query in queries:
         asyncio.run(call(app, http_scope("/x", query=query.encode())))
@@ -178,7 +180,7 @@ def test_the_access_line_masks_queries_paths_and_tracebacks(
     exchange = asyncio.run(call(app, http_scope("/raise")))
     assert isinstance(exchange.raised, ValueError)  # the app's exception still propagates
     text = out.getvalue()
-    assert [s for s in (secret(n) for n in range(50, 56)) if s in text] == [], text
+    assert [s for s in (secret(n) for n in range(50, 60)) if s in text] == [], text
     assert "ok=1" in text and "upstream said token=[REDACTED]" in text
 
 

@@ -32,6 +32,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
+from urllib.parse import unquote_plus
 
 from structlog.typing import EventDict, WrappedLogger
 
@@ -44,6 +45,10 @@ MAX_DEPTH = 100
 DEEP = "[nested deeper than 100 levels]"
 CIRCULAR = "[circular reference]"
 _CACHE_LIMIT = 4096
+#: Percent-encodings decoded inside a query parameter's value (``%253D`` is two) before the
+#: value is masked whole for hiding what it holds.
+MAX_NESTED_ENCODINGS = 4
+_QUERY_SEPARATORS = re.compile(r"([&;])")
 _DIGITS = "0123456789"
 _SCALARS = frozenset({int, float, bool, type(None)})
 #: Leaf types the JSON renderer writes natively; everything else becomes its (scrubbed) repr.
@@ -149,8 +154,12 @@ class RedactSecrets:
         (query strings included) masked. Text without ``=`` or ``:`` costs two scans."""
         if "=" not in text and ":" not in text:
             return text
+        return self._scrub(text, 0)
+
+    def _scrub(self, text: str, depth: int) -> str:
         if "://" in text:
             text = _USERINFO.sub(self._mask_userinfo, text)
+        encoded = "%" in text
         # A key that is not secret consumes only itself and its separator, so that the pair in
         # "ValueError: secret=x" is still found after "ValueError: ".
         parts: list[str] = []
@@ -158,16 +167,27 @@ class RedactSecrets:
         for match in _KEY.finditer(text):
             if match.start() < done:
                 continue
+            value = None
             if not self._text_key_is_secret(match["key"]):
-                # A query parameter in text (a server's request line): its own names too.
+                # A query parameter in text (a server's request line): its own names too, and
+                # a URL or query encoded in its value (next=%2Fcb%3Ftoken%3D...).
                 start = match.start()
                 if not (
                     start
-                    and text[start - 1] in "?&"
+                    and text[start - 1] in "?&#"
                     and normalise_key(match["key"]) in self.query_names
                 ):
-                    continue
-            value = _VALUE.match(text, match.end())
+                    if not encoded:
+                        continue
+                    value = _VALUE.match(text, match.end())
+                    if (
+                        value is None
+                        or "%" not in value[0]
+                        or not self._hides_secret(value[0], depth)
+                    ):
+                        continue
+            if value is None:
+                value = _VALUE.match(text, match.end())
             parts += (text[done : match.end()], self.mask)
             done = match.end() if value is None else value.end()
         if not parts:
@@ -192,13 +212,41 @@ class RedactSecrets:
     def redact_query(self, query: str) -> str:
         """A query string with the values of secret parameters masked (``&`` and ``;`` both
         separate; names are percent-decoded and bracketed forms such as ``user[password]``
-        match)."""
-        parts = re.split(r"([&;])", query)
+        match). A value that holds a secret of its own — a URL or query inside it, encoded
+        (``next=%2Fcb%3Faccess_token%3D...``) or not, or URL userinfo — is masked whole: its
+        decoded form is never logged, since decoding changes what the query says."""
+        return self._redact_query(query, 0)
+
+    def _redact_query(self, query: str, depth: int) -> str:
+        parts = _QUERY_SEPARATORS.split(query)
         for i in range(0, len(parts), 2):
-            name, sep, _ = parts[i].partition("=")
-            if sep and self.is_secret_parameter(name):
+            name, sep, value = parts[i].partition("=")
+            if sep and (
+                self.is_secret_parameter(name)
+                or (
+                    ("%" in value or "=" in value or "@" in value)
+                    and self._hides_secret(value, depth)
+                )
+            ):
                 parts[i] = f"{name}={self.mask}"
         return "".join(parts)
+
+    def _hides_secret(self, value: str, depth: int) -> bool:
+        """Whether a parameter's *value*, percent-decoded, holds a secret: a secret pair or
+        parameter of the URL or query it is, or userinfo. Nested encodings are decoded up to
+        :data:`MAX_NESTED_ENCODINGS` levels; a value still encoded past them is masked."""
+        decoded = unquote_plus(value) if "%" in value or "+" in value else value
+        if depth >= MAX_NESTED_ENCODINGS:
+            return decoded != value
+        if "=" not in decoded and "@" not in decoded:
+            # Encoded twice (%253D): what it holds shows one decoding further.
+            return "%" in decoded and decoded != value and self._hides_secret(decoded, depth + 1)
+        if "?" in decoded or "#" in decoded or "://" in decoded:
+            # A URL: its userinfo and pairs anywhere (fragment included), then its query.
+            if self._scrub(decoded, depth + 1) != decoded:
+                return True
+            decoded = decoded.partition("?")[2].partition("#")[0]
+        return self._redact_query(decoded, depth + 1) != decoded
 
     def redact_argv(self, argv: Sequence[str]) -> list[str]:
         """A command line with secret-looking arguments masked: ``--db-password=x``,
