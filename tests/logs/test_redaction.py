@@ -161,3 +161,15 @@ def test_nesting_past_the_decoding_limit_is_masked() -> None:
     for _ in range(6):
         value = value.replace("%", "%25")
     assert RedactSecrets().redact_query(f"next={value}") == f"next={MASK}"
+
+
+def test_a_cookie_header_in_text_is_masked_to_the_end_of_its_line() -> None:
+    redact = RedactSecrets()
+    headers = "Cookie: theme=dark; _myapp_sess=S3CR3T; remember=S3CR3T\r\nAccept: */*"
+    assert redact.scrub_text(headers) == f"Cookie: {MASK}\r\nAccept: */*"
+    set_cookie = "Set-Cookie: sid=S3CR3T; Path=/; HttpOnly\nnext line"
+    assert redact.scrub_text(set_cookie) == f"Set-Cookie: {MASK}\nnext line"
+    assert redact.scrub_text("cookie:sid=S3CR3T") == f"cookie:{MASK}"
+    # A quoted value ends at its quote (a dict's repr), the rest is kept.
+    quoted = "{'Cookie': 'a=S3CR3T; b=S3CR3T', 'x': 1}"
+    assert redact.scrub_text(quoted) == f"{{'Cookie': {MASK}, 'x': 1}}"

@@ -121,6 +121,9 @@ CASES: dict[str, Case] = {
     "confirmations, hashes, one-time codes": lambda log: log.info(
         "x", passwordConfirm=secret(39), password_hash=secret(43), otp_code=secret(44)
     ),
+    "every pair of a cookie header in text": lambda log: log.info(
+        f"raw headers Cookie: theme=dark; _myapp_sess={secret(45)}; remember={secret(46)}"
+    ),
 }
 STDLIB_CASES: dict[str, Callable[[logging.Logger], None]] = {
     "stdlib message": lambda logger: logger.info("login password=%s", secret(40)),
@@ -129,7 +132,7 @@ STDLIB_CASES: dict[str, Callable[[logging.Logger], None]] = {
         "failed", exc_info=raised(f"secret={secret(42)}")
     ),
 }
-ALL_SECRETS = [secret(n) for n in range(1, 45)]
+ALL_SECRETS = [secret(n) for n in range(1, 47)]
 
 
 def leaks(text: str) -> list[str]:

@@ -67,6 +67,15 @@ _VALUE = re.compile(
 )
 
 
+#: Where a header's value ends in text: the end of its line.
+_LINE_END = re.compile(r"[\r\n]")
+
+
+def _is_cookie(key: str) -> bool:
+    """Whether a key found in text names a cookie header (``Cookie``, ``Set-Cookie``)."""
+    return key[-6:].lower() == "cookie"
+
+
 def safe_repr(value: Any) -> str:
     """``repr(value)``, or a placeholder naming its type when ``repr`` itself fails."""
     try:
@@ -186,10 +195,17 @@ class RedactSecrets:
                         or not self._hides_secret(value[0], depth)
                     ):
                         continue
+            end = match.end()
+            parts += (text[done:end], self.mask)
+            if value is None and text[end : end + 1] not in ("'", '"') and _is_cookie(match["key"]):
+                # A cookie header's value is every pair up to the end of the line:
+                # "Cookie: theme=dark; _app_sess=…; remember=…".
+                line_end = _LINE_END.search(text, end)
+                done = len(text) if line_end is None else line_end.start()
+                continue
             if value is None:
-                value = _VALUE.match(text, match.end())
-            parts += (text[done : match.end()], self.mask)
-            done = match.end() if value is None else value.end()
+                value = _VALUE.match(text, end)
+            done = end if value is None else value.end()
         if not parts:
             return text
         parts.append(text[done:])
