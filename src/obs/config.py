@@ -23,9 +23,11 @@ LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 #: Spellings accepted for a level, as the standard library and most tools write them.
 LOG_LEVEL_ALIASES: dict[str, str] = {"warn": "warning", "fatal": "critical"}
 
-#: Keys whose values never reach a log line. Keys are compared after :func:`normalise_key`,
-#: separators ignored, as suffixes: ``accessToken``, ``x.api.key``, ``db_password`` and
-#: ``session_id`` are covered too. ``OBS_REDACT_KEYS`` adds to these.
+#: Keys whose values never reach a log line. Keys are compared after :func:`normalise_key`: a
+#: key matches when one of its words is a one-word key here (trailing digits dropped:
+#: ``password1``, ``new_password2``, ``password_hash``, ``otp_code``), or when it ends with one,
+#: separators ignored (``accessToken``, ``x.api.key``, ``db_password``, ``session_id``).
+#: ``OBS_REDACT_KEYS`` adds to these.
 DEFAULT_REDACT_KEYS: frozenset[str] = frozenset(
     {
         "authorization",
@@ -53,9 +55,15 @@ DEFAULT_REDACT_KEYS: frozenset[str] = frozenset(
         "xsrf",
         "signature",
         "jwt",
+        "otp",
         "x_obs_profile",
     }
 )
+#: Query parameters masked by their exact name, in query strings only (where these names are
+#: OAuth's and the clouds' conventions; as log keys they are too common to mean a secret):
+#: ``code`` (an OAuth authorization code), ``sig`` and ``signature`` (Azure SAS tokens, signed
+#: URLs), ``key`` (Google API keys), ``otp``. ``OBS_REDACT_DEFAULTS=false`` drops them too.
+DEFAULT_REDACT_QUERY_NAMES: frozenset[str] = frozenset({"code", "sig", "signature", "key", "otp"})
 #: The shortest ``OBS_PROFILE_TOKEN`` accepted: a short token can be guessed over the network.
 MIN_PROFILE_TOKEN_LENGTH = 16
 

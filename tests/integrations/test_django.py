@@ -74,6 +74,11 @@ def plain_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse("plain")
 
 
+def secret_view(request: HttpRequest, **kwargs: str) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+key_patterns = [re_path(r"^(?P<api_key>[0-9A-Za-z]+)/$", secret_view)]
 archive_patterns = [
     re_path(r"^(?P<year>[0-9]{4})/$", archive),
     re_path(r"^(?P<year>[0-9]{4})/(?P<slug>[\w-]+)\.html$", archive),
@@ -91,6 +96,11 @@ urlpatterns = [
     re_path(r"^v2/archive/(?P<year>[0-9]{4})/$", archive),
     path("blog/", include(archive_patterns)),
     re_path(r"^old/", include(archive_patterns)),
+    # Secret path parameters: as django.contrib.auth.urls names them (the app needs a
+    # database), a converter, and a regex route under include().
+    path("reset/<uidb64>/<token>/", secret_view),
+    path("sessions/<str:session_id>/", secret_view),
+    path("keys/", include(key_patterns)),
 ]
 
 # No request context may outlive its request: the autouse fixture checks instead of clearing.
@@ -269,3 +279,21 @@ def _metrics_urlconf() -> None:
 
 
 _metrics_urlconf()
+
+
+def test_secret_path_parameters_are_masked_in_the_access_line(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    secret = "S3CR3TVALUE"
+    with observed(registry):
+        client = Client()
+        for url in (f"/reset/MQ/{secret}/", f"/sessions/{secret}/", f"/keys/{secret}/"):
+            assert client.get(url).status_code == 200
+        assert client.get("/polls/7/").status_code == 200
+    assert [(line["http_route"], line["path"]) for line in access(log)] == [
+        ("/reset/<uidb64>/<token>/", "/reset/MQ/[REDACTED]/"),
+        ("/sessions/<str:session_id>/", "/sessions/[REDACTED]/"),
+        ("/keys/{api_key}/", "/keys/[REDACTED]/"),
+        ("/polls/<int:question_id>/", "/polls/7/"),
+    ]
+    assert secret not in log.getvalue()

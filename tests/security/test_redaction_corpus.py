@@ -112,6 +112,18 @@ CASES: dict[str, Case] = {
     ),
     "a set of pairs": lambda log: log.info("x", s=frozenset({("token", secret(34))})),
     "object repr": lambda log: log.info("x", obj=raised(f"password={secret(35)}")),
+    # The security review's: a secret word anywhere in the key, not only at its end.
+    "django and rails form fields": lambda log: log.info(
+        "signup",
+        form={"password1": secret(36), "new_password2": secret(37)},
+        **{"user[password_confirmation]": secret(38)},
+    ),
+    "confirmations, hashes, one-time codes": lambda log: log.info(
+        "x", passwordConfirm=secret(39), password_hash=secret(43), otp_code=secret(44)
+    ),
+    "every pair of a cookie header in text": lambda log: log.info(
+        f"raw headers Cookie: theme=dark; _myapp_sess={secret(45)}; remember={secret(46)}"
+    ),
 }
 STDLIB_CASES: dict[str, Callable[[logging.Logger], None]] = {
     "stdlib message": lambda logger: logger.info("login password=%s", secret(40)),
@@ -120,7 +132,7 @@ STDLIB_CASES: dict[str, Callable[[logging.Logger], None]] = {
         "failed", exc_info=raised(f"secret={secret(42)}")
     ),
 }
-ALL_SECRETS = [secret(n) for n in (*range(1, 36), 40, 41, 42)]
+ALL_SECRETS = [secret(n) for n in range(1, 47)]
 
 
 def leaks(text: str) -> list[str]:
@@ -162,6 +174,8 @@ def test_the_access_line_masks_queries_paths_and_tracebacks(
     queries = [
         f"user[password]={secret(51)}", f"pass%77ord={secret(52)}", f"a=1;token={secret(53)}",
         f"accessToken={secret(54)}&ok=1",
+        f"next=%2Fcb%3Faccess_token%3D{secret(56)}",  # nested in another parameter's value
+        f"password1={secret(57)}&code={secret(58)}&sig={secret(59)}",
     ]  # fmt: skip
     for query in queries:
         asyncio.run(call(app, http_scope("/x", query=query.encode())))
@@ -169,7 +183,7 @@ def test_the_access_line_masks_queries_paths_and_tracebacks(
     exchange = asyncio.run(call(app, http_scope("/raise")))
     assert isinstance(exchange.raised, ValueError)  # the app's exception still propagates
     text = out.getvalue()
-    assert [s for s in (secret(n) for n in range(50, 56)) if s in text] == [], text
+    assert [s for s in (secret(n) for n in range(50, 60)) if s in text] == [], text
     assert "ok=1" in text and "upstream said token=[REDACTED]" in text
 
 

@@ -1,4 +1,5 @@
-"""The access line: one structured line per request, its fields, sampling and query masking."""
+"""The access line: one structured line per request, its fields, sampling, and the masking of
+its query and of the path segments its route template names as secrets."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import random
 from typing import TYPE_CHECKING, Any
 
+from obs.http.secret_paths import SecretPathMask, secret_path_mask
 from obs.logs.emitter import EventEmitter
 from obs.logs.redaction import RedactSecrets
 
@@ -16,6 +18,10 @@ if TYPE_CHECKING:
 SLOW_REQUEST_SECONDS = 1.0
 #: The logger name of access lines.
 ACCESS_LOGGER = "obs.access"
+#: Route templates whose path masks are cached (labels are bounded by ``max_routes``, 500 by
+#: default; past this, a template's mask is computed for each of its requests).
+PATH_MASK_CACHE_LIMIT = 2048
+_UNSEEN = SecretPathMask.__new__(SecretPathMask)  # "not looked at yet", unlike None (no secret)
 
 #: Every key of the access line, each holding a value obs itself made (scalars; the query
 #: already masked): the redaction step checks only the keys that come from elsewhere, like
@@ -47,6 +53,8 @@ class AccessLog:
         self.sample_rate = sample_rate
         self._redactor = redactor
         self._emitter = EventEmitter(ACCESS_LOGGER, ACCESS_KEYS)
+        #: Route template -> the mask of its secret path parameters, ``None`` when it has none.
+        self._path_masks: dict[str, SecretPathMask | None] = {}
 
     def write(self, observation: RequestObservation, route: str, duration: float) -> bool:
         """Log *observation*, finished after *duration* seconds, labelled *route*; return
@@ -64,6 +72,14 @@ class AccessLog:
         ):
             return False
         path = observation.path
+        # One lookup for a template seen before; only templates naming a secret ({token}) cost
+        # a match of the path.
+        path_mask = self._path_masks.get(route, _UNSEEN)
+        if path_mask is not None:
+            if path_mask is _UNSEEN:
+                path_mask = self._path_mask(route)
+            if path_mask is not None:
+                path = path_mask(path)
         if "=" in path or ":" in path:  # scrubbing only what can hold a secret: most paths can't
             path = self._redactor.scrub_text(path)  # URL userinfo, ;token=…
         fields: dict[str, Any] = {
@@ -99,6 +115,12 @@ class AccessLog:
         else:
             self._emitter.emit("info", logging.INFO, fields)
         return True
+
+    def _path_mask(self, route: str) -> SecretPathMask | None:
+        mask = secret_path_mask(route, self._redactor.is_secret, self._redactor.mask)
+        if len(self._path_masks) < PATH_MASK_CACHE_LIMIT:
+            self._path_masks[route] = mask
+        return mask
 
     def redact_query(self, query: str) -> str:
         """The query string with the values of secret parameters masked."""

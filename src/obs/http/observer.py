@@ -193,7 +193,7 @@ class HttpObserver:
             unlogged = settings.exclude_paths if exclude_paths is None else tuple(exclude_paths)
             exact, prefixes = split_paths(unlogged)
             self.access_log = AccessLog(
-                RedactSecrets(self.settings.redact_keys),
+                RedactSecrets.from_settings(self.settings),
                 exact,
                 self.settings.access_log_sample,
                 exclude_prefixes=prefixes,

@@ -122,7 +122,7 @@ def build_processors(
     """The processor chain shared by structlog loggers and standard-library records, and, for
     the JSON format, the same chain fused into one call for obs's access line."""
     standard = AddStandardFields(settings.service_name, registry)
-    redact = RedactSecrets(settings.redact_keys)
+    redact = RedactSecrets.from_settings(settings)
     # Exceptions are rendered before redaction, so that their messages are scrubbed too.
     if not json:
         console = ConsoleLine(colors=_wants_colour(STATE.sink.stream))

@@ -2,8 +2,15 @@
 
 Keys are normalised before matching (:func:`obs.config.normalise_key`: percent-decoding, case,
 camelCase boundaries, and ``-``, ``_``, ``.``, spaces and brackets as one separator), then match
-when they end with a secret key, separators ignored: ``accessToken``, ``x.api.key``,
-``user[password]`` and ``session_id`` are all caught. Values are walked to any depth without
+when one of their words, trailing digits dropped, is a one-word secret key (``password1``,
+``new_password2``, ``passwordConfirm``, ``user[password_confirmation]``, ``password_hash``,
+``otp_code``), or when they end with a secret key, separators ignored (``accessToken``,
+``x.api.key``, ``xapikey``, ``db_password``, ``session_id``). Words, not substrings: Django's
+exception filter matches ``KEY`` and ``PASS`` anywhere (``monkey``, ``passenger``), Sentry's SDK
+only whole keys (``password1`` passes); whole words catch the form-field conventions of Django
+and Rails without ``status_code``, ``keyboard`` or ``passenger``. In query strings the exact
+names of :data:`~obs.config.DEFAULT_REDACT_QUERY_NAMES` (``code``, ``sig``, ``key``...) are
+secret too. Values are walked to any depth without
 recursion (an explicit stack), through every mapping (``dict``, Starlette's and werkzeug's
 ``Headers``, ``MappingProxyType``), sequence and set type, dataclass and attrs instance, and header
 pairs such as ``(b"authorization", b"...")`` or ``[["cookie", "..."]]``; a changed copy of plain
@@ -25,10 +32,11 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
+from urllib.parse import unquote_plus
 
 from structlog.typing import EventDict, WrappedLogger
 
-from obs.config import DEFAULT_REDACT_KEYS, normalise_key
+from obs.config import DEFAULT_REDACT_KEYS, DEFAULT_REDACT_QUERY_NAMES, Settings, normalise_key
 
 MASK = "[REDACTED]"
 #: Containers nested deeper than this are logged as a placeholder: renderers (orjson: 254
@@ -37,6 +45,11 @@ MAX_DEPTH = 100
 DEEP = "[nested deeper than 100 levels]"
 CIRCULAR = "[circular reference]"
 _CACHE_LIMIT = 4096
+#: Percent-encodings decoded inside a query parameter's value (``%253D`` is two) before the
+#: value is masked whole for hiding what it holds.
+MAX_NESTED_ENCODINGS = 4
+_QUERY_SEPARATORS = re.compile(r"([&;])")
+_DIGITS = "0123456789"
 _SCALARS = frozenset({int, float, bool, type(None)})
 #: Leaf types the JSON renderer writes natively; everything else becomes its (scrubbed) repr.
 _NATIVE = (int, float, datetime.datetime, datetime.date, datetime.time, uuid.UUID, enum.Enum)
@@ -52,6 +65,15 @@ _KEY = re.compile(r"""(?P<key>[\w.\-\[\]%]+)['"]?\s*[=:]\s*""")
 _VALUE = re.compile(
     r""""[^"]*"?|'[^']*'?|(?i:(?:bearer|basic|digest|token|negotiate)\s+)?[^\s&;,'"<>(){}\[\]]*"""
 )
+
+
+#: Where a header's value ends in text: the end of its line.
+_LINE_END = re.compile(r"[\r\n]")
+
+
+def _is_cookie(key: str) -> bool:
+    """Whether a key found in text names a cookie header (``Cookie``, ``Set-Cookie``)."""
+    return key[-6:].lower() == "cookie"
 
 
 def safe_repr(value: Any) -> str:
@@ -74,13 +96,30 @@ class RedactSecrets:
     cannot be walked is replaced by one saying so (see :meth:`__call__`).
     """
 
-    def __init__(self, keys: Iterable[str] = DEFAULT_REDACT_KEYS, mask: str = MASK) -> None:
+    def __init__(
+        self,
+        keys: Iterable[str] = DEFAULT_REDACT_KEYS,
+        mask: str = MASK,
+        *,
+        query_names: Iterable[str] = DEFAULT_REDACT_QUERY_NAMES,
+    ) -> None:
         self.keys = frozenset(k for k in (normalise_key(key) for key in keys) if k)
+        # One-word keys match as any word of a key: "password_hash", "new_password2".
+        self._words = frozenset(k for k in self.keys if "_" not in k)
         # Compared with separators removed, as suffixes: "xapikey" and "db_password" match.
         self._compact = tuple(sorted({k.replace("_", "") for k in self.keys}))
+        #: Parameter names secret in query strings only, matched exactly (after normalising).
+        self.query_names = frozenset(k for k in (normalise_key(n) for n in query_names) if k)
         self.mask = mask
         self._verdicts: dict[Any, bool] = {}
         self._text_verdicts: dict[str, bool] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedactSecrets:
+        """The redaction *settings* ask for: their keys, and the query-only names unless
+        ``OBS_REDACT_DEFAULTS=false`` dropped the defaults."""
+        names = DEFAULT_REDACT_QUERY_NAMES if settings.redact_defaults else frozenset()
+        return cls(settings.redact_keys, query_names=names)
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -95,11 +134,27 @@ class RedactSecrets:
             text = key
         else:
             return False
-        compact = normalise_key(text).replace("_", "")
-        verdict = bool(compact) and compact.endswith(self._compact)
+        verdict = self._matches(normalise_key(text))
         if type(key) is str and len(self._verdicts) < _CACHE_LIMIT:
             self._verdicts[key] = verdict
         return verdict
+
+    def _matches(self, normal: str) -> bool:
+        """The rule, on a key already normalised (computed once per key: callers cache it)."""
+        if not normal:
+            return False
+        words = normal.split("_")
+        secret_words = self._words
+        for word in words:
+            if word in secret_words or word.rstrip(_DIGITS) in secret_words:
+                return True
+        compact = "".join(words)
+        return compact.endswith(self._compact) or compact.rstrip(_DIGITS).endswith(self._compact)
+
+    def is_secret_parameter(self, name: str) -> bool:
+        """Whether the value of the query parameter *name* must be masked: a secret key, or
+        one of the names secret in queries only (``code``, ``sig``, ``key``...)."""
+        return self.is_secret(name) or normalise_key(name) in self.query_names
 
     # -- text ------------------------------------------------------------------------------------
 
@@ -108,18 +163,49 @@ class RedactSecrets:
         (query strings included) masked. Text without ``=`` or ``:`` costs two scans."""
         if "=" not in text and ":" not in text:
             return text
+        return self._scrub(text, 0)
+
+    def _scrub(self, text: str, depth: int) -> str:
         if "://" in text:
             text = _USERINFO.sub(self._mask_userinfo, text)
+        encoded = "%" in text
         # A key that is not secret consumes only itself and its separator, so that the pair in
         # "ValueError: secret=x" is still found after "ValueError: ".
         parts: list[str] = []
         done = 0
         for match in _KEY.finditer(text):
-            if match.start() < done or not self._text_key_is_secret(match["key"]):
+            if match.start() < done:
                 continue
-            value = _VALUE.match(text, match.end())
-            parts += (text[done : match.end()], self.mask)
-            done = match.end() if value is None else value.end()
+            value = None
+            if not self._text_key_is_secret(match["key"]):
+                # A query parameter in text (a server's request line): its own names too, and
+                # a URL or query encoded in its value (next=%2Fcb%3Ftoken%3D...).
+                start = match.start()
+                if not (
+                    start
+                    and text[start - 1] in "?&#"
+                    and normalise_key(match["key"]) in self.query_names
+                ):
+                    if not encoded:
+                        continue
+                    value = _VALUE.match(text, match.end())
+                    if (
+                        value is None
+                        or "%" not in value[0]
+                        or not self._hides_secret(value[0], depth)
+                    ):
+                        continue
+            end = match.end()
+            parts += (text[done:end], self.mask)
+            if value is None and text[end : end + 1] not in ("'", '"') and _is_cookie(match["key"]):
+                # A cookie header's value is every pair up to the end of the line:
+                # "Cookie: theme=dark; _app_sess=…; remember=…".
+                line_end = _LINE_END.search(text, end)
+                done = len(text) if line_end is None else line_end.start()
+                continue
+            if value is None:
+                value = _VALUE.match(text, end)
+            done = end if value is None else value.end()
         if not parts:
             return text
         parts.append(text[done:])
@@ -130,8 +216,7 @@ class RedactSecrets:
         # full, so they never crowd the keys of structured events out of theirs.
         verdict = self._text_verdicts.get(key)
         if verdict is None:
-            compact = normalise_key(key).replace("_", "")
-            verdict = bool(compact) and compact.endswith(self._compact)
+            verdict = self._matches(normalise_key(key))
             if len(self._text_verdicts) >= _CACHE_LIMIT:
                 self._text_verdicts.clear()
             self._text_verdicts[key] = verdict
@@ -143,13 +228,41 @@ class RedactSecrets:
     def redact_query(self, query: str) -> str:
         """A query string with the values of secret parameters masked (``&`` and ``;`` both
         separate; names are percent-decoded and bracketed forms such as ``user[password]``
-        match)."""
-        parts = re.split(r"([&;])", query)
+        match). A value that holds a secret of its own — a URL or query inside it, encoded
+        (``next=%2Fcb%3Faccess_token%3D...``) or not, or URL userinfo — is masked whole: its
+        decoded form is never logged, since decoding changes what the query says."""
+        return self._redact_query(query, 0)
+
+    def _redact_query(self, query: str, depth: int) -> str:
+        parts = _QUERY_SEPARATORS.split(query)
         for i in range(0, len(parts), 2):
-            name, sep, _ = parts[i].partition("=")
-            if sep and self.is_secret(name):
+            name, sep, value = parts[i].partition("=")
+            if sep and (
+                self.is_secret_parameter(name)
+                or (
+                    ("%" in value or "=" in value or "@" in value)
+                    and self._hides_secret(value, depth)
+                )
+            ):
                 parts[i] = f"{name}={self.mask}"
         return "".join(parts)
+
+    def _hides_secret(self, value: str, depth: int) -> bool:
+        """Whether a parameter's *value*, percent-decoded, holds a secret: a secret pair or
+        parameter of the URL or query it is, or userinfo. Nested encodings are decoded up to
+        :data:`MAX_NESTED_ENCODINGS` levels; a value still encoded past them is masked."""
+        decoded = unquote_plus(value) if "%" in value or "+" in value else value
+        if depth >= MAX_NESTED_ENCODINGS:
+            return decoded != value
+        if "=" not in decoded and "@" not in decoded:
+            # Encoded twice (%253D): what it holds shows one decoding further.
+            return "%" in decoded and decoded != value and self._hides_secret(decoded, depth + 1)
+        if "?" in decoded or "#" in decoded or "://" in decoded:
+            # A URL: its userinfo and pairs anywhere (fragment included), then its query.
+            if self._scrub(decoded, depth + 1) != decoded:
+                return True
+            decoded = decoded.partition("?")[2].partition("#")[0]
+        return self._redact_query(decoded, depth + 1) != decoded
 
     def redact_argv(self, argv: Sequence[str]) -> list[str]:
         """A command line with secret-looking arguments masked: ``--db-password=x``,
