@@ -334,6 +334,37 @@ def test_file_wrapper_keeps_the_server_path(registry: CollectorRegistry, log: io
         os.unlink(handle.name)
 
 
+def test_a_sized_body_keeps_its_length_and_is_counted_once_when_read_twice(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    """PEP 3333 lets a server size a body from ``len()``: waitress when it is 1, gevent's
+    pywsgi by summing the chunks in a second pass while it sends the first one."""
+
+    def app(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        return [b"ab", b"cde"]
+
+    call = Call(middleware(app, registry))
+    assert len(call.result) == 2  # type: ignore[arg-type]
+    sent, summed = [], 0
+    for chunk in call.result:  # as gevent's pywsgi does: the sum comes with the first write
+        if not sent:
+            summed = sum(len(c) for c in call.result)
+        sent.append(chunk)
+    call.result.close()  # type: ignore[attr-defined]
+    assert sent == [b"ab", b"cde"] and summed == 5
+    (line,) = access(log)
+    assert line["bytes_out"] == 5 and count(registry, http_response_status_code="200") == 1
+
+    def generated(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        yield b"x"
+
+    streamed = Call(middleware(generated, registry)).result
+    assert not hasattr(streamed, "__len__")
+    streamed.close()  # type: ignore[attr-defined]
+
+
 def test_metrics_app_negotiates_and_checks_credentials(registry: CollectorRegistry) -> None:
     Call(middleware(hello, registry)).body()
     metrics = make_metrics_app(registry)

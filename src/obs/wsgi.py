@@ -338,17 +338,22 @@ class ObservedResponse:
             self._finish()
 
     def wrapped_body(self) -> Iterable[bytes]:
+        """What the server gets: this response, sized when the app's body is, or the server's
+        own file wrapper around an observed file, so that the server still knows what it would
+        have known from the app's body (PEP 3333 lets it compute ``Content-Length`` when
+        ``len(body) == 1``: waitress and gevent's pywsgi do, and answer a body without length
+        chunked with ``Connection: close``)."""
         body = self.body
         file_wrapper = self._environ.get("wsgi.file_wrapper")
-        if (
-            isinstance(file_wrapper, type)
-            and isinstance(body, file_wrapper)
-            and hasattr(body, "filelike")
-        ):
-            # Keep the server's sendfile() path: a new wrapper around an observed file.
-            self.forward()
-            self.sent = True
-            return file_wrapper(ObservedFile(body.filelike, self), getattr(body, "blksize", 8192))  # type: ignore[no-any-return]
+        if isinstance(file_wrapper, type) and isinstance(body, file_wrapper):
+            wrapped = _wrapped_file(body)
+            if wrapped is not None:
+                # Keep the server's sendfile() path: a new wrapper around an observed file.
+                self.forward()
+                self.sent = True
+                return file_wrapper(ObservedFile(wrapped[0], self), wrapped[1])  # type: ignore[no-any-return]
+        if hasattr(body, "__len__"):
+            self.__class__ = SizedObservedResponse  # same slots: only __len__ is added
         return self
 
     def __iter__(self) -> Iterator[bytes]:
@@ -419,6 +424,36 @@ class ObservedResponse:
         finally:
             if not observation.finished:
                 self._finish()
+
+
+class SizedObservedResponse(ObservedResponse):
+    """An observed response whose app returned a body with a length (a list, a tuple): the
+    server may read it, as from the app's body."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return len(self.body)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.chunks is not None:
+            # The server reads the body a second time: gevent's pywsgi sums the chunks' lengths
+            # while sending the first. Counted and completed once, by the first.
+            return iter(self.body)
+        return super().__iter__()
+
+
+def _wrapped_file(body: Any) -> tuple[Any, int] | None:
+    """The file and block size inside a server's ``wsgi.file_wrapper`` instance: ``filelike``
+    and ``blksize`` (wsgiref, gunicorn), ``file`` and ``block_size`` (waitress, whose own
+    ``ReadOnlyFileBasedBuffer`` is the only body it sends from its main loop)."""
+    filelike = getattr(body, "filelike", None)
+    if filelike is not None:
+        return filelike, getattr(body, "blksize", 8192)
+    filelike = getattr(body, "file", None)
+    if filelike is not None:
+        return filelike, getattr(body, "block_size", 32768)
+    return None
 
 
 class ObservedFile:
