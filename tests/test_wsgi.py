@@ -365,6 +365,50 @@ def test_a_sized_body_keeps_its_length_and_is_counted_once_when_read_twice(
     streamed.close()  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("method", "declared", "taken", "status", "bytes_out"),
+    [
+        ("GET", None, 2, 499, 2),  # the server stopped mid-stream: the client went away
+        ("GET", "2", 2, 200, 2),  # it stopped once the declared length was out
+        ("GET", None, 0, 499, 0),  # it asked for the body, then took nothing
+        ("HEAD", None, 1, 200, 0),  # a HEAD response was complete with its head
+    ],
+)
+def test_a_server_stopping_before_the_body_is_complete_is_a_client_gone(
+    registry: CollectorRegistry,
+    log: io.StringIO,
+    method: str,
+    declared: str | None,
+    taken: int,
+    status: int,
+    bytes_out: int,
+) -> None:
+    closed = []
+
+    def app(environ: Any, start_response: Any) -> Iterable[bytes]:
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from (b"a", b"b", b"c", b"d")
+            finally:
+                closed.append(True)
+
+        start_response("200 OK", [] if declared is None else [("Content-Length", declared)])
+        return chunks()
+
+    call = Call(middleware(app, registry), REQUEST_METHOD=method)
+    chunks = iter(call.result)
+    for _ in range(taken):
+        next(chunks)
+    call.result.close()  # type: ignore[attr-defined]
+    (line,) = access(log)
+    assert (line["status"], line["bytes_out"]) == (status, bytes_out)
+    assert closed or not taken  # a generator never started has no finally to run
+    assert (
+        count(registry, http_response_status_code=str(status)) == 1
+        and active(registry, method) == 0
+    )
+
+
 def test_metrics_app_negotiates_and_checks_credentials(registry: CollectorRegistry) -> None:
     Call(middleware(hello, registry)).body()
     metrics = make_metrics_app(registry)

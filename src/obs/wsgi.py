@@ -8,8 +8,9 @@ The same behaviour as :mod:`obs.asgi`, through the same core (:mod:`obs.http`).
 
 When a request is recorded: as soon as its body is complete, i.e. when the server took the
 last chunk of a list body, the chunk that completes a declared ``Content-Length``, or asked for
-the next chunk of a body that has no more; else when the server closes the response (a client
-gone mid-stream, a server that stops early). So test clients (Flask's ``test_client()``,
+the next chunk of a body that has no more; else when the server closes the response: a
+server that stops iterating before then does so because the client went away (status 499, the
+bytes sent so far, as under ASGI). So test clients (Flask's ``test_client()``,
 werkzeug's ``Client``) count and log a request without ``close()``, and streaming bodies count
 in full. The inner iterable's ``close()`` is always called.
 
@@ -401,7 +402,7 @@ class ObservedResponse:
                 self.forward()
             if not observation.finished:
                 self._complete()
-        except GeneratorExit:  # the server stopped early (client gone); close() follows
+        except GeneratorExit:  # the server stopped early (client gone): close() records it
             raise
         except BaseException as exc:
             if not observation.finished:
@@ -423,6 +424,13 @@ class ObservedResponse:
             raise
         finally:
             if not observation.finished:
+                if self.chunks is not None and _has_body(observation):
+                    # The server stopped iterating before the body was complete (its last
+                    # chunk, its declared Content-Length, its end): the client went away.
+                    # A response without a body was complete with its head, whatever the
+                    # server does with the app's chunks (waitress stops a HEAD's when the
+                    # client, which has all it asked for, closes the connection).
+                    observation.client_gone = True
                 self._finish()
 
 
@@ -441,6 +449,12 @@ class SizedObservedResponse(ObservedResponse):
             # while sending the first. Counted and completed once, by the first.
             return iter(self.body)
         return super().__iter__()
+
+
+def _has_body(observation: RequestObservation) -> bool:
+    """Whether the response has a body at all (RFC 9110: not for HEAD, 1xx, 204, 304)."""
+    status = observation.status
+    return observation.raw_method != "HEAD" and status >= 200 and status not in (204, 304)
 
 
 def _wrapped_file(body: Any) -> tuple[Any, int] | None:
