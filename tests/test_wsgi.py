@@ -317,6 +317,40 @@ def test_mounted_flask_app_routes_are_relative_to_the_middleware(
     assert count(registry, http_route="/users/<name>") == 1
 
 
+def test_an_observed_flask_app_inside_an_observed_site_joins_its_request(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    """Before, the request was counted and logged twice, with two ids, and the inner route
+    lost its mount prefix."""
+    api = Flask("api")
+    api.add_url_rule("/items/<int:item_id>", "item", lambda item_id: str(item_id))
+    api.add_url_rule("/boom", "boom", lambda: 1 / 0)
+    instrument(api, registry=CollectorRegistry(), metrics_path=None)  # the site's options win
+
+    def frontend(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"front"]
+
+    site = middleware(DispatcherMiddleware(frontend, {"/api": api}), registry)
+    call = Call(site, "/api/items/1", HTTP_X_REQUEST_ID="site-1")
+    assert call.body() == b"1" and call.headers["X-Request-ID"] == "site-1"
+    boom = Call(site, "/api/boom")
+    boom.body()
+    assert boom.status.startswith("500") and "X-Request-ID" in boom.headers
+    Call(site, "/api/nowhere").body()
+    Call(site, "/front").body()
+    lines = [(r["path"], r["http_route"], r["status"], r.get("error_type")) for r in access(log)]
+    assert lines == [
+        ("/api/items/1", "/api/items/<int:item_id>", 200, None),
+        ("/api/boom", "/api/boom", 500, "ZeroDivisionError"),
+        ("/api/nowhere", "_unmatched", 404, None),
+        ("/front", "_unmatched", 200, None),
+    ]
+    assert access(log)[0]["request_id"] == "site-1"
+    assert count(registry, http_route="/api/items/<int:item_id>") == 1
+    assert count(registry) == 4 and active(registry) == 0
+
+
 def test_file_wrapper_keeps_the_server_path(registry: CollectorRegistry, log: io.StringIO) -> None:
     with tempfile.NamedTemporaryFile(delete=False) as handle:
         handle.write(b"z" * 1000)

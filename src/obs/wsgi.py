@@ -34,6 +34,11 @@ reuse it and get a reset). Any other server, which obs cannot ask to say ``Conne
 (PEP 3333 forbids the app the header), answers with its own 500 and closes the connection as
 without obs; so does werkzeug's debugger, which shows its own page.
 
+Inside another :class:`ObservabilityMiddleware` (an observed Flask app mounted in an observed
+site), the inner middleware joins the outer one's request (``OBSERVATION_KEY`` in the environ):
+the request is counted and logged once, with the outer id and options, and its route is the
+inner app's template under the mount prefix between the two.
+
 ``X-Request-ID``: every response carries exactly one, the request's id; one the app set itself
 is replaced (the rule of every obs integration: the header is the id in the logs).
 """
@@ -135,6 +140,10 @@ class ObservabilityMiddleware(HttpMiddleware[WSGIApp, RouteGetter]):
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         get = environ.get
+        outer = get(OBSERVATION_KEY)
+        if outer is not None:  # an obs middleware outside observes this request already
+            self._join(outer, environ)
+            return self.app(environ, start_response)
         raw_request_id = get(self._request_id_key)
         traceparent = get("HTTP_TRACEPARENT")
         observation = RequestObservation(
@@ -174,6 +183,24 @@ class ObservabilityMiddleware(HttpMiddleware[WSGIApp, RouteGetter]):
             response.abandon(exc)
             raise
         return response.wrapped_body()
+
+    def _join(self, outer: RequestObservation, environ: Environ) -> None:
+        """Inside another obs middleware (a Flask app observed with ``instrument()``, mounted
+        in a site wrapped in this middleware): the request is the outer one's, counted and
+        logged once with its id. This middleware only tells it the route, which the app it
+        wraps knows: read by this middleware's route getter, after the mount prefix between
+        the two (``/api`` of ``DispatcherMiddleware(site, {"/api": api})``)."""
+        script_name = str(environ.get("SCRIPT_NAME", ""))
+        outer_root = "" if outer.route_source is None else str(outer.route_source[2])
+        prefix = script_name[len(outer_root) :] if script_name.startswith(outer_root) else ""
+        outer.route_source = (_mounted_route, (self.route_getter, environ, script_name), prefix)
+
+
+def _mounted_route(inner: tuple[RouteGetter, Environ, str], prefix: str) -> str | None:
+    """The route an inner middleware's getter reads, under the prefix it is mounted at."""
+    getter, environ, script_name = inner
+    route = getter(environ, script_name)
+    return None if route is None else prefix + route
 
 
 class ObservedResponse:
