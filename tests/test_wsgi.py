@@ -254,6 +254,31 @@ def test_flask_route_templates_exceptions_and_metrics(
     )
 
 
+def test_a_flask_views_traceback_is_written_once_in_the_access_line(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    """Before, Flask's own ``Exception on /boom [GET]`` line (app.logger) carried it too."""
+    app = Flask(__name__)
+
+    @app.route("/boom")
+    @app.route("/health")  # excluded from the access log: Flask's line keeps the traceback
+    def boom() -> str:
+        raise ValueError("boom")
+
+    instrument(app, registry=registry, settings=Settings.from_env({}))
+    app.test_client().get("/boom")
+    app.test_client().get("/health")
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    with_traceback = [(r["event"], r.get("request_id")) for r in lines if "exception" in r]
+    (access_line,) = access(log)
+    assert with_traceback == [
+        ("request", access_line["request_id"]),
+        ("Exception on /health [GET]", with_traceback[-1][1]),
+    ]
+    flask_line = next(r for r in lines if r["event"] == "Exception on /boom [GET]")
+    assert flask_line["request_id"] == access_line["request_id"]
+
+
 def test_flask_routes_survive_early_answers_and_blueprints(registry: CollectorRegistry) -> None:
     from flask import Blueprint
 
