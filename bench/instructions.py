@@ -48,7 +48,8 @@ from typing import Any
 from bench.apps import ASGI_VARIANTS, WSGI_VARIANTS
 from bench.common import missing
 
-BUDGETS = Path(__file__).resolve().parent / "budgets.json"
+_ROOT = Path(__file__).resolve().parent.parent
+BUDGETS = _ROOT / "bench" / "budgets.json"
 _TOTALS = re.compile(r"^totals: (\d+)", re.M)
 _WARM_UP = 100
 _FIXED_NS = 1_767_225_600_123_456_789  # 2026-01-01T00:00:00.123456789Z
@@ -160,7 +161,9 @@ def _child_environment(layout: int) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONHASHSEED": "0",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        # The checkout's own src first: the counted obs is this checkout's, whichever checkout
+        # the virtualenv's editable install points at (a worktree's bench counted main's).
+        "PYTHONPATH": os.pathsep.join((str(_ROOT / "src"), str(_ROOT))),
         "LC_ALL": "C.UTF-8",
     }
     if layout:

@@ -254,6 +254,31 @@ def test_flask_route_templates_exceptions_and_metrics(
     )
 
 
+def test_a_flask_views_traceback_is_written_once_in_the_access_line(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    """Before, Flask's own ``Exception on /boom [GET]`` line (app.logger) carried it too."""
+    app = Flask(__name__)
+
+    @app.route("/boom")
+    @app.route("/health")  # excluded from the access log: Flask's line keeps the traceback
+    def boom() -> str:
+        raise ValueError("boom")
+
+    instrument(app, registry=registry, settings=Settings.from_env({}))
+    app.test_client().get("/boom")
+    app.test_client().get("/health")
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    with_traceback = [(r["event"], r.get("request_id")) for r in lines if "exception" in r]
+    (access_line,) = access(log)
+    assert with_traceback == [
+        ("request", access_line["request_id"]),
+        ("Exception on /health [GET]", with_traceback[-1][1]),
+    ]
+    flask_line = next(r for r in lines if r["event"] == "Exception on /boom [GET]")
+    assert flask_line["request_id"] == access_line["request_id"]
+
+
 def test_flask_routes_survive_early_answers_and_blueprints(registry: CollectorRegistry) -> None:
     from flask import Blueprint
 
@@ -317,6 +342,40 @@ def test_mounted_flask_app_routes_are_relative_to_the_middleware(
     assert count(registry, http_route="/users/<name>") == 1
 
 
+def test_an_observed_flask_app_inside_an_observed_site_joins_its_request(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    """Before, the request was counted and logged twice, with two ids, and the inner route
+    lost its mount prefix."""
+    api = Flask("api")
+    api.add_url_rule("/items/<int:item_id>", "item", lambda item_id: str(item_id))
+    api.add_url_rule("/boom", "boom", lambda: 1 / 0)
+    instrument(api, registry=CollectorRegistry(), metrics_path=None)  # the site's options win
+
+    def frontend(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"front"]
+
+    site = middleware(DispatcherMiddleware(frontend, {"/api": api}), registry)
+    call = Call(site, "/api/items/1", HTTP_X_REQUEST_ID="site-1")
+    assert call.body() == b"1" and call.headers["X-Request-ID"] == "site-1"
+    boom = Call(site, "/api/boom")
+    boom.body()
+    assert boom.status.startswith("500") and "X-Request-ID" in boom.headers
+    Call(site, "/api/nowhere").body()
+    Call(site, "/front").body()
+    lines = [(r["path"], r["http_route"], r["status"], r.get("error_type")) for r in access(log)]
+    assert lines == [
+        ("/api/items/1", "/api/items/<int:item_id>", 200, None),
+        ("/api/boom", "/api/boom", 500, "ZeroDivisionError"),
+        ("/api/nowhere", "_unmatched", 404, None),
+        ("/front", "_unmatched", 200, None),
+    ]
+    assert access(log)[0]["request_id"] == "site-1"
+    assert count(registry, http_route="/api/items/<int:item_id>") == 1
+    assert count(registry) == 4 and active(registry) == 0
+
+
 def test_file_wrapper_keeps_the_server_path(registry: CollectorRegistry, log: io.StringIO) -> None:
     with tempfile.NamedTemporaryFile(delete=False) as handle:
         handle.write(b"z" * 1000)
@@ -332,6 +391,81 @@ def test_file_wrapper_keeps_the_server_path(registry: CollectorRegistry, log: io
         assert access(log)[0]["bytes_out"] == 1000 and active(registry) == 0
     finally:
         os.unlink(handle.name)
+
+
+def test_a_sized_body_keeps_its_length_and_is_counted_once_when_read_twice(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    """PEP 3333 lets a server size a body from ``len()``: waitress when it is 1, gevent's
+    pywsgi by summing the chunks in a second pass while it sends the first one."""
+
+    def app(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        return [b"ab", b"cde"]
+
+    call = Call(middleware(app, registry))
+    assert len(call.result) == 2  # type: ignore[arg-type]
+    sent, summed = [], 0
+    for chunk in call.result:  # as gevent's pywsgi does: the sum comes with the first write
+        if not sent:
+            summed = sum(len(c) for c in call.result)
+        sent.append(chunk)
+    call.result.close()  # type: ignore[attr-defined]
+    assert sent == [b"ab", b"cde"] and summed == 5
+    (line,) = access(log)
+    assert line["bytes_out"] == 5 and count(registry, http_response_status_code="200") == 1
+
+    def generated(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        yield b"x"
+
+    streamed = Call(middleware(generated, registry)).result
+    assert not hasattr(streamed, "__len__")
+    streamed.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("method", "declared", "taken", "status", "bytes_out"),
+    [
+        ("GET", None, 2, 499, 2),  # the server stopped mid-stream: the client went away
+        ("GET", "2", 2, 200, 2),  # it stopped once the declared length was out
+        ("GET", None, 0, 499, 0),  # it asked for the body, then took nothing
+        ("HEAD", None, 1, 200, 0),  # a HEAD response was complete with its head
+    ],
+)
+def test_a_server_stopping_before_the_body_is_complete_is_a_client_gone(
+    registry: CollectorRegistry,
+    log: io.StringIO,
+    method: str,
+    declared: str | None,
+    taken: int,
+    status: int,
+    bytes_out: int,
+) -> None:
+    closed = []
+
+    def app(environ: Any, start_response: Any) -> Iterable[bytes]:
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from (b"a", b"b", b"c", b"d")
+            finally:
+                closed.append(True)
+
+        start_response("200 OK", [] if declared is None else [("Content-Length", declared)])
+        return chunks()
+
+    call = Call(middleware(app, registry), REQUEST_METHOD=method)
+    chunks = iter(call.result)
+    for _ in range(taken):
+        next(chunks)
+    call.result.close()  # type: ignore[attr-defined]
+    (line,) = access(log)
+    assert (line["status"], line["bytes_out"]) == (status, bytes_out)
+    assert closed or not taken  # a generator never started has no finally to run
+    assert (
+        count(registry, http_response_status_code=str(status)) == 1
+        and active(registry, method) == 0
+    )
 
 
 def test_metrics_app_negotiates_and_checks_credentials(registry: CollectorRegistry) -> None:

@@ -179,6 +179,9 @@ class ObsMetrics:
         self.exceptions = self._counter(EXCEPTIONS)
         self.log_events = self._counter(LOG_EVENTS)
         self.build_info = self._gauge(BUILD_INFO, "max")
+        #: The label set of ``obs_build_info`` that follows the service name
+        #: ``configure_logging`` sets (see :func:`say_build_info`), once one is said.
+        self.followed_build_info: tuple[str, str] | None = None
         self.internal_errors = self._counter(INTERNAL_ERRORS)
         self.profile_token_rejections = self._counter(PROFILE_TOKEN_REJECTIONS)
 
@@ -272,6 +275,48 @@ def get_metrics(
             buckets = DURATION_BUCKETS if duration_buckets is None else duration_buckets
             metrics.duration_histogram(buckets, extra_labels)
         return metrics
+
+
+#: The service name the last ``configure_logging`` call set, ``None`` before one.
+_configured_service: list[str | None] = [None]
+
+
+def say_build_info(
+    registry: CollectorRegistry | None, service: str, version: str, *, follow: bool = False
+) -> None:
+    """Set ``obs_build_info{service, version}`` of *registry* to 1. With *follow* (settings
+    read from the environment, not given), the service is the one ``configure_logging`` set
+    when it ran (*service* until then) and follows it: a later :func:`service_configured`
+    moves it, so the name the user configured is the metric's whichever comes first."""
+    metrics = get_metrics(registry)
+    with _lock:
+        if follow:
+            _move_followed(metrics, (_configured_service[0] or service, version))
+        else:
+            metrics.build_info.labels(service, version).set(1)
+
+
+def service_configured(service: str) -> None:
+    """``configure_logging`` set *service*: every ``obs_build_info`` that follows it says it
+    (the label set it said before is dropped; in multiprocess mode, where prometheus_client
+    cannot drop one, set to 0)."""
+    with _lock:
+        _configured_service[0] = service
+        for metrics in list(_instances.values()):
+            followed = metrics.followed_build_info
+            if followed is not None and followed[0] != service:
+                _move_followed(metrics, (service, followed[1]))
+
+
+def _move_followed(metrics: ObsMetrics, label_set: tuple[str, str]) -> None:
+    old = metrics.followed_build_info
+    if old is not None and old != label_set:
+        if metrics.multiprocess:
+            metrics.build_info.labels(*old).set(0)
+        else:
+            metrics.build_info.remove(*old)
+    metrics.build_info.labels(*label_set).set(1)
+    metrics.followed_build_info = label_set
 
 
 def _count_internal_error(component: str, registry: CollectorRegistry | None) -> None:

@@ -8,8 +8,9 @@ The same behaviour as :mod:`obs.asgi`, through the same core (:mod:`obs.http`).
 
 When a request is recorded: as soon as its body is complete, i.e. when the server took the
 last chunk of a list body, the chunk that completes a declared ``Content-Length``, or asked for
-the next chunk of a body that has no more; else when the server closes the response (a client
-gone mid-stream, a server that stops early). So test clients (Flask's ``test_client()``,
+the next chunk of a body that has no more; else when the server closes the response: a
+server that stops iterating before then does so because the client went away (status 499, the
+bytes sent so far, as under ASGI). So test clients (Flask's ``test_client()``,
 werkzeug's ``Client``) count and log a request without ``close()``, and streaming bodies count
 in full. The inner iterable's ``close()`` is always called.
 
@@ -32,6 +33,11 @@ worker closes the connection of a request that raised; a keep-alive client not t
 reuse it and get a reset). Any other server, which obs cannot ask to say ``Connection: close``
 (PEP 3333 forbids the app the header), answers with its own 500 and closes the connection as
 without obs; so does werkzeug's debugger, which shows its own page.
+
+Inside another :class:`ObservabilityMiddleware` (an observed Flask app mounted in an observed
+site), the inner middleware joins the outer one's request (``OBSERVATION_KEY`` in the environ):
+the request is counted and logged once, with the outer id and options, and its route is the
+inner app's template under the mount prefix between the two.
 
 ``X-Request-ID``: every response carries exactly one, the request's id; one the app set itself
 is replaced (the rule of every obs integration: the header is the id in the logs).
@@ -134,6 +140,10 @@ class ObservabilityMiddleware(HttpMiddleware[WSGIApp, RouteGetter]):
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         get = environ.get
+        outer = get(OBSERVATION_KEY)
+        if outer is not None:  # an obs middleware outside observes this request already
+            self._join(outer, environ)
+            return self.app(environ, start_response)
         raw_request_id = get(self._request_id_key)
         traceparent = get("HTTP_TRACEPARENT")
         observation = RequestObservation(
@@ -173,6 +183,24 @@ class ObservabilityMiddleware(HttpMiddleware[WSGIApp, RouteGetter]):
             response.abandon(exc)
             raise
         return response.wrapped_body()
+
+    def _join(self, outer: RequestObservation, environ: Environ) -> None:
+        """Inside another obs middleware (a Flask app observed with ``instrument()``, mounted
+        in a site wrapped in this middleware): the request is the outer one's, counted and
+        logged once with its id. This middleware only tells it the route, which the app it
+        wraps knows: read by this middleware's route getter, after the mount prefix between
+        the two (``/api`` of ``DispatcherMiddleware(site, {"/api": api})``)."""
+        script_name = str(environ.get("SCRIPT_NAME", ""))
+        outer_root = "" if outer.route_source is None else str(outer.route_source[2])
+        prefix = script_name[len(outer_root) :] if script_name.startswith(outer_root) else ""
+        outer.route_source = (_mounted_route, (self.route_getter, environ, script_name), prefix)
+
+
+def _mounted_route(inner: tuple[RouteGetter, Environ, str], prefix: str) -> str | None:
+    """The route an inner middleware's getter reads, under the prefix it is mounted at."""
+    getter, environ, script_name = inner
+    route = getter(environ, script_name)
+    return None if route is None else prefix + route
 
 
 class ObservedResponse:
@@ -338,17 +366,22 @@ class ObservedResponse:
             self._finish()
 
     def wrapped_body(self) -> Iterable[bytes]:
+        """What the server gets: this response, sized when the app's body is, or the server's
+        own file wrapper around an observed file, so that the server still knows what it would
+        have known from the app's body (PEP 3333 lets it compute ``Content-Length`` when
+        ``len(body) == 1``: waitress and gevent's pywsgi do, and answer a body without length
+        chunked with ``Connection: close``)."""
         body = self.body
         file_wrapper = self._environ.get("wsgi.file_wrapper")
-        if (
-            isinstance(file_wrapper, type)
-            and isinstance(body, file_wrapper)
-            and hasattr(body, "filelike")
-        ):
-            # Keep the server's sendfile() path: a new wrapper around an observed file.
-            self.forward()
-            self.sent = True
-            return file_wrapper(ObservedFile(body.filelike, self), getattr(body, "blksize", 8192))  # type: ignore[no-any-return]
+        if isinstance(file_wrapper, type) and isinstance(body, file_wrapper):
+            wrapped = _wrapped_file(body)
+            if wrapped is not None:
+                # Keep the server's sendfile() path: a new wrapper around an observed file.
+                self.forward()
+                self.sent = True
+                return file_wrapper(ObservedFile(wrapped[0], self), wrapped[1])  # type: ignore[no-any-return]
+        if hasattr(body, "__len__"):
+            self.__class__ = SizedObservedResponse  # same slots: only __len__ is added
         return self
 
     def __iter__(self) -> Iterator[bytes]:
@@ -396,7 +429,7 @@ class ObservedResponse:
                 self.forward()
             if not observation.finished:
                 self._complete()
-        except GeneratorExit:  # the server stopped early (client gone); close() follows
+        except GeneratorExit:  # the server stopped early (client gone): close() records it
             raise
         except BaseException as exc:
             if not observation.finished:
@@ -418,7 +451,50 @@ class ObservedResponse:
             raise
         finally:
             if not observation.finished:
+                if self.chunks is not None and _has_body(observation):
+                    # The server stopped iterating before the body was complete (its last
+                    # chunk, its declared Content-Length, its end): the client went away.
+                    # A response without a body was complete with its head, whatever the
+                    # server does with the app's chunks (waitress stops a HEAD's when the
+                    # client, which has all it asked for, closes the connection).
+                    observation.client_gone = True
                 self._finish()
+
+
+class SizedObservedResponse(ObservedResponse):
+    """An observed response whose app returned a body with a length (a list, a tuple): the
+    server may read it, as from the app's body."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return len(self.body)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.chunks is not None:
+            # The server reads the body a second time: gevent's pywsgi sums the chunks' lengths
+            # while sending the first. Counted and completed once, by the first.
+            return iter(self.body)
+        return super().__iter__()
+
+
+def _has_body(observation: RequestObservation) -> bool:
+    """Whether the response has a body at all (RFC 9110: not for HEAD, 1xx, 204, 304)."""
+    status = observation.status
+    return observation.raw_method != "HEAD" and status >= 200 and status not in (204, 304)
+
+
+def _wrapped_file(body: Any) -> tuple[Any, int] | None:
+    """The file and block size inside a server's ``wsgi.file_wrapper`` instance: ``filelike``
+    and ``blksize`` (wsgiref, gunicorn), ``file`` and ``block_size`` (waitress, whose own
+    ``ReadOnlyFileBasedBuffer`` is the only body it sends from its main loop)."""
+    filelike = getattr(body, "filelike", None)
+    if filelike is not None:
+        return filelike, getattr(body, "blksize", 8192)
+    filelike = getattr(body, "file", None)
+    if filelike is not None:
+        return filelike, getattr(body, "block_size", 32768)
+    return None
 
 
 class ObservedFile:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import django
+import httpx
 import pytest
 import structlog
 from django.conf import settings
@@ -297,3 +298,46 @@ def test_secret_path_parameters_are_masked_in_the_access_line(
         ("/polls/<int:question_id>/", "/polls/7/"),
     ]
     assert secret not in log.getvalue()
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        ["gunicorn", "-w", "1", "-k", "gthread", "-b", "127.0.0.1:{port}", "djangoproject.wsgi"],
+        ["uvicorn", "djangoproject.asgi:application", "--port", "{port}", "--no-access-log"],
+    ],
+    ids=["gunicorn", "uvicorn"],
+)
+def test_a_streaming_body_raising_midway_is_recorded_and_async_chunks_log_in_the_request(
+    server: list[str],
+) -> None:
+    """Before, an exception partway through a StreamingHttpResponse left no trace in obs (a 200
+    without error_type), and an async body's lines had no request id: Django's ASGI handler
+    iterates it outside the request's context."""
+    from tests.conftest import free_port
+    from tests.integration.servers import serve
+
+    port = free_port()
+    argv = [part.format(port=port) for part in server]
+    with serve(argv, port) as running:
+        with httpx.Client(base_url=running.base_url, timeout=10) as client:
+            with pytest.raises(httpx.HTTPError):  # the server cuts the body short
+                client.get("/stream-fails", headers={"X-Request-ID": "fails"}).read()
+            streamed = client.get("/astream", headers={"X-Request-ID": "streams"})
+            assert streamed.content == b"chunk 0\nchunk 1\n"
+            metrics = client.get("/metrics").text
+        running.stop()
+    records = [json.loads(line) for line in running.lines() if line.startswith("{")]
+    by_id = {r["request_id"]: r for r in records if r.get("event") == "request"}
+    failed = by_id["fails"]
+    assert failed["error_type"] == "RuntimeError"
+    # (under uvicorn chained to the TypeError of Django's async iteration of a sync body)
+    assert "midway" in [exc["exc_value"] for exc in failed["exception"]]
+    assert (
+        'http_server_exceptions_total{error_type="RuntimeError",http_route="/stream-fails"} 1.0'
+        in metrics
+    )
+    chunk_lines = [r for r in records if r.get("event") == "async chunk"]
+    assert [(r["request_id"], r.get("http_route")) for r in chunk_lines] == 2 * [
+        ("streams", "/astream")
+    ]

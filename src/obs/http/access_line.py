@@ -56,12 +56,18 @@ class AccessLog:
         #: Route template -> the mask of its secret path parameters, ``None`` when it has none.
         self._path_masks: dict[str, SecretPathMask | None] = {}
 
+    def excludes(self, path: str) -> bool:
+        """Whether requests to *path* get no access line (``OBS_EXCLUDE_PATHS``)."""
+        return path in self.exclude_paths or bool(
+            self.exclude_prefixes and path.startswith(self.exclude_prefixes)
+        )
+
     def write(self, observation: RequestObservation, route: str, duration: float) -> bool:
         """Log *observation*, finished after *duration* seconds, labelled *route*; return
         whether the line was written (not excluded, not sampled out)."""
         if observation.path in self.exclude_paths or (
             self.exclude_prefixes and observation.path.startswith(self.exclude_prefixes)
-        ):
+        ):  # excludes(), inlined: a call fewer per request
             return False
         status = observation.status
         if (

@@ -15,7 +15,7 @@ from obs.http.labels import DEFAULT_MAX_ROUTES, LabelSets, RouteLabels, status_l
 from obs.http.options import HeaderLabel, check_observer_options, check_route_getter
 from obs.http.otel import current_trace_id_reader
 from obs.logs.redaction import RedactSecrets
-from obs.metrics import DURATION_BUCKETS, EXEMPLAR_MAX_CHARS, get_metrics
+from obs.metrics import DURATION_BUCKETS, EXEMPLAR_MAX_CHARS, get_metrics, say_build_info
 from obs.selfreport import report_internal_error
 
 if TYPE_CHECKING:
@@ -143,6 +143,7 @@ class HttpObserver:
         )  # fmt: skip
         self.request_ids = request_ids
         self.record_body_sizes = record_body_sizes
+        settings_given = settings is not None
         self.settings = settings if settings is not None else Settings.from_env()
         self.registry = registry
         settings = self.settings
@@ -176,10 +177,12 @@ class HttpObserver:
         self._request_size = metrics.request_body_size if record_body_sizes else None
         self._response_size = metrics.response_body_size if record_body_sizes else None
         try:
-            build_info = metrics.build_info.labels(
-                self.settings.service_name, self.settings.service_version
+            say_build_info(
+                registry,
+                settings.service_name,
+                settings.service_version,
+                follow=not settings_given,  # configure_logging's service name, before or after
             )
-            build_info.set(1)
         except Exception as exc:  # a full multiprocess directory must not stop the app booting
             report_internal_error("metrics", exc, registry)
         self.route_labels = RouteLabels(max_routes)

@@ -273,7 +273,9 @@ class ObservabilityMiddleware:
         elif not response.streaming:
             observation.bytes_out = len(response.content)
         elif getattr(response, "is_async", False):
-            response.streaming_content = _count_async(response.streaming_content, observation)
+            response.streaming_content = _count_async(
+                response.streaming_content, observation, context
+            )
         else:
             response.streaming_content = _count(response.streaming_content, observation, context)
         close = response.close
@@ -326,20 +328,53 @@ def _report(target: dict[str, Any], request: Any, response: Any) -> None:
 def _count(
     chunks: Iterable[bytes], observation: RequestObservation, context: contextvars.Context
 ) -> Iterator[bytes]:
-    """The streaming body, counted, each chunk made in the request's context."""
+    """The streaming body, counted, each chunk made in the request's context; an exception
+    partway is recorded (the access line carries it, before the server logs it) and raised."""
     run = context.run
-    iterator = run(iter, chunks)
-    while (chunk := run(next, iterator, None)) is not None:
+    try:
+        iterator = run(iter, chunks)
+        chunk = run(next, iterator, None)
+    except Exception as exc:
+        run(_failed_midway, observation, exc)
+        raise
+    while chunk is not None:
         observation.bytes_out += len(chunk)
         yield chunk
+        try:
+            chunk = run(next, iterator, None)
+        except Exception as exc:
+            run(_failed_midway, observation, exc)
+            raise
 
 
 async def _count_async(
-    chunks: AsyncIterator[bytes], observation: RequestObservation
+    chunks: AsyncIterator[bytes], observation: RequestObservation, context: contextvars.Context
 ) -> AsyncIterator[bytes]:
-    async for chunk in chunks:
+    """:func:`_count` for an async body: each chunk is made by a task in the request's context
+    (Django's ASGI handler iterates the body in a task of its own, outside it)."""
+    iterator = aiter(chunks)
+    while True:
+        try:
+            chunk = await asyncio.create_task(_next_chunk(iterator), context=context)
+        except Exception as exc:
+            context.run(_failed_midway, observation, exc)
+            raise
+        if chunk is None:
+            return
         observation.bytes_out += len(chunk)
         yield chunk
+
+
+async def _next_chunk(iterator: AsyncIterator[bytes]) -> bytes | None:
+    return await anext(iterator, None)
+
+
+def _failed_midway(observation: RequestObservation, exc: BaseException) -> None:
+    """The streaming body raised after the response started: the client got the status that
+    was sent and part of the body; the exception is recorded and the request finished."""
+    observation.fail(exc)
+    observation.finish()
+    observation.note_on(exc)
 
 
 def make_metrics_view(

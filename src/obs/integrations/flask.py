@@ -19,7 +19,9 @@ integration hands the middleware what it needs on the way:
 - the matched ``url_rule`` (``/items/<item_id>``), noted when Flask matches the request, by a
   subclass of the app's ``request_class`` (set ``app.request_class`` before ``init_app()``);
 - the exception Flask turned into its 500 response (so ``error_type`` names the exception class
-  instead of ``500``), from the ``got_request_exception`` signal.
+  instead of ``500``), from the ``got_request_exception`` signal; it is marked as reported
+  there, so Flask's own ``Exception on /boom [GET]`` line names the request instead of
+  repeating the traceback the access line carries.
 
 Both are cheaper than the ``teardown_request`` function they replace, which Flask runs through
 ``ensure_sync`` on every request: one Python call per request for the rule, none for the
@@ -33,8 +35,9 @@ import operator
 from typing import Any
 
 from obs.http.options import check_metrics_path
+from obs.logs.pipeline import mark_reported
 from obs.prometheus.exposition import MetricsEndpoint
-from obs.wsgi import EXCEPTION_KEY, ROUTE_KEY, ObservabilityMiddleware
+from obs.wsgi import EXCEPTION_KEY, OBSERVATION_KEY, ROUTE_KEY, ObservabilityMiddleware
 
 __all__ = ["Observability", "instrument"]
 
@@ -67,7 +70,15 @@ def _observed(request_class: type[Any]) -> type[Any]:
 def _note_exception(sender: Any, exception: BaseException, **extra: Any) -> None:
     import flask
 
-    flask.request.environ[EXCEPTION_KEY] = exception
+    environ = flask.request.environ
+    environ[EXCEPTION_KEY] = exception
+    # Flask logs the exception next ("Exception on /boom [GET]", app.logger): when the access
+    # line will carry the traceback, that line names the request instead of repeating it.
+    observation = environ.get(OBSERVATION_KEY)
+    if observation is not None:
+        access_log = observation.observer.access_log
+        if access_log is not None and not access_log.excludes(observation.path):
+            mark_reported(exception, observation.request_id)
 
 
 class Observability:

@@ -31,6 +31,7 @@ from obs.logs.processors import (
 from obs.logs.redaction import RedactSecrets
 from obs.logs.sink import LineSink
 from obs.logs.state import STATE
+from obs.metrics import service_configured
 from obs.selfreport import report_internal_error
 
 #: Loggers that servers set up with handlers of their own; obs routes them through its pipeline.
@@ -296,6 +297,8 @@ def configure_logging(
         )
         STATE.configured = True
         _install_stdlib(numeric_level, server_access_logs)
+    # obs_build_info says the service of the log lines (of the middlewares built before too).
+    service_configured(settings.service_name)
     return settings
 
 

@@ -58,6 +58,11 @@ class Family:
     def _new_child(self) -> _Child:
         raise NotImplementedError
 
+    def remove(self, *values: str) -> None:
+        """Drop the label set *values* (as ``prometheus_client``'s ``remove``); absent is fine."""
+        with self._lock:
+            self._children.pop(tuple(values), None)
+
     def children(self) -> list[tuple[tuple[str, ...], _Child]]:
         """The label values and child of every label set, copied under the lock."""
         with self._lock:

@@ -10,5 +10,7 @@ urlpatterns = [
     path("api/users/<str:name>", views.user),
     path("boom", views.boom),
     path("stream", views.stream),
+    path("stream-fails", views.stream_fails),
+    path("astream", views.astream),
     path("metrics", metrics_view),
 ]

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import structlog
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 
@@ -22,6 +23,23 @@ def stream(request: HttpRequest) -> StreamingHttpResponse:
     def chunks() -> Iterator[bytes]:
         for i in range(5):
             time.sleep(0.1)
+            yield f"chunk {i}\n".encode()
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+def stream_fails(request: HttpRequest) -> StreamingHttpResponse:
+    def chunks() -> Iterator[bytes]:
+        yield b"partial\n"
+        raise RuntimeError("midway")
+
+    return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+async def astream(request: HttpRequest) -> StreamingHttpResponse:
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(2):
+            structlog.get_logger("views").info("async chunk", i=i)
             yield f"chunk {i}\n".encode()
 
     return StreamingHttpResponse(chunks(), content_type="text/plain")
