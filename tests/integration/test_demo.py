@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from obs.demo.prometheus import start_prometheus
+from tests.conftest import free_port
+from tests.integration.servers import serve
+
+OTHER_APPS = Path(__file__).resolve().parents[1] / "http" / "apps"
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -96,3 +105,76 @@ def test_ctrl_c_or_sigterm_stops_the_demo_and_everything_it_started(
     time.sleep(0.5)
     assert processes_mentioning(str(out)) == []
     assert processes_mentioning("obs.demo.service") == []
+
+
+@contextmanager
+def another_service() -> Iterator[int]:
+    """Another program already serving /metrics on a port of 127.0.0.1 (a real uvicorn)."""
+    port = free_port()
+    argv = ["uvicorn", "options_asgi_app:app", "--host", "127.0.0.1", "--port", str(port)]
+    with serve(argv, port, cwd=OTHER_APPS, ready_path="/items/ready"):
+        yield port
+
+
+@pytest.mark.timeout(60)
+def test_a_port_in_use_fails_in_one_line_and_leaves_nothing_running(tmp_path: Path) -> None:
+    out = tmp_path / "busy"
+    with another_service() as port:
+        proc = subprocess.run(
+            [sys.executable, "-m", "obs", "demo", "--duration", "2", "--port", str(port),
+             "--out", str(out)],
+            capture_output=True, text=True, timeout=50, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr == f"Error: port {port} is in use; choose another --port.\n"
+    assert "RED metrics" not in proc.stdout  # not the other service's numbers
+    assert processes_mentioning(str(out)) == []
+    assert processes_mentioning("obs.demo.service") == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("what", ["demo service", "Prometheus"])
+def test_an_answer_from_another_process_on_the_port_is_not_taken_for_ours(
+    tmp_path: Path, what: str
+) -> None:
+    """The port taken between the check and the bind: the other program answers at once, ours
+    fails to bind; the demo must not carry on with the other's answers."""
+    from obs.demo.runner import _stop, _wait_for
+    from obs.exceptions import ObsError
+
+    with another_service() as port:
+        if what == "Prometheus":
+            binary = shutil.which("prometheus")
+            assert binary, "Debian's prometheus binary is needed: apt-get install prometheus"
+            ours = start_prometheus(binary, free_port(), port, tmp_path)
+            url = f"http://127.0.0.1:{port}/items/ready"  # a path the other one answers
+        else:
+            ours = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "obs.demo.service:app", "--host", "127.0.0.1",
+                 "--port", str(port)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+            url = f"http://127.0.0.1:{port}/metrics"
+        try:
+            with pytest.raises(ObsError, match=f"^port {port} "):
+                _wait_for(url, ours, what, port, f"port {port} is in use", timeout=30)
+        finally:
+            _stop(ours)
+    assert ours.poll() is not None
+
+
+@pytest.mark.timeout(60)
+def test_our_own_service_is_recognised_on_its_port(tmp_path: Path) -> None:
+    from obs.demo.runner import _stop, _wait_for
+
+    port = free_port()
+    ours = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "obs.demo.service:app", "--host", "127.0.0.1",
+         "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/metrics", ours, "demo service", port, "in use")
+        assert ours.poll() is None
+    finally:
+        _stop(ours)

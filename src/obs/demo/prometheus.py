@@ -32,19 +32,19 @@ def start_prometheus(
     )
     data = out / "prometheus-data"
     shutil.rmtree(data, ignore_errors=True)
-    log = (out / "prometheus.log").open("wb")
-    return subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={data}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--enable-feature=exemplar-storage",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (out / "prometheus.log").open("wb") as log:  # the child keeps its own copy
+        return subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--enable-feature=exemplar-storage",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _get(url: str) -> Any:

@@ -48,16 +48,93 @@ def _stop(process: subprocess.Popen[bytes] | None) -> None:
         pass
 
 
-def _wait_for(url: str, process: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
+def _port_in_use(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:*port* (bound as servers bind, with
+    ``SO_REUSEADDR``, so a closed connection's ``TIME_WAIT`` does not count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """The inodes of the sockets listening on *port* (``/proc/net/tcp``, ``tcp6``)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if (
+                len(fields) > 9
+                and fields[3] == "0A"
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
+                inodes.add(fields[9])
+    return inodes
+
+
+def _listens(process: subprocess.Popen[bytes], port: int) -> bool | None:
+    """Whether *process* owns the socket listening on *port*; ``None`` where ``/proc`` cannot
+    tell (not Linux)."""
+    if not Path("/proc/net/tcp").exists():
+        return None
+    inodes = _listening_inodes(port)
+    try:
+        fds = os.listdir(f"/proc/{process.pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{process.pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[len("socket:[") : -1] in inodes:
+            return True
+    return False
+
+
+def _still_running(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return True
+    return False
+
+
+def _wait_for(
+    url: str,
+    process: subprocess.Popen[bytes],
+    what: str,
+    port: int,
+    in_use: str,
+    timeout: float = 30,
+) -> None:
+    """Wait until *process* answers *url* on *port*. An answer counts only when *process* owns
+    the listening socket: a program already on the port answers too while ours fails to bind
+    and exits (then *in_use* is the error)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            if _port_in_use(port):
+                raise ObsError(in_use)
             raise ObsError(f"the {what} exited at start-up; see its log in the demo directory.")
         try:
             with urllib.request.urlopen(url, timeout=1):
-                return
+                pass
         except OSError:
             time.sleep(0.1)
+            continue
+        ours = _listens(process, port)
+        # Without /proc, an answer counts if ours still runs a moment after it.
+        if ours or (ours is None and _still_running(process, 0.5)):
+            return
+        time.sleep(0.1)
     raise ObsError(f"the {what} did not answer {url} within {timeout:.0f}s.")
 
 
@@ -78,6 +155,8 @@ def run_demo(
         raise ObsError(
             f"the demo needs {exc.name}; install it with: pip install 'obs-toolkit[demo]'"
         ) from exc
+    if port is not None and _port_in_use(port):  # checked again once the service has started
+        raise ObsError(f"port {port} is in use; choose another --port.")
     out.mkdir(parents=True, exist_ok=True)
     port = port or _free_port()
     service: subprocess.Popen[bytes] | None = None
@@ -97,25 +176,30 @@ def run_demo(
                 start_new_session=True,
             )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
-        _wait_for(base + "/metrics", service, "demo service")
+        in_use = f"port {port} is in use; choose another --port."
+        _wait_for(base + "/metrics", service, "demo service", port, in_use)
 
         binary = prom.find_prometheus()
         prom_port = _free_port()
         if binary:
             prometheus = prom.start_prometheus(binary, port, prom_port, out)
-            _wait_for(f"http://127.0.0.1:{prom_port}/-/ready", prometheus, "Prometheus")
+            taken = f"port {prom_port} was taken before Prometheus could listen on it; run again."
+            _wait_for(
+                f"http://127.0.0.1:{prom_port}/-/ready", prometheus, "Prometheus", prom_port, taken
+            )
         else:
             echo(f"prometheus is not on PATH; carrying on without it ({prom.INSTALL_HINT}).")
 
         profile_path = out / "profile.svg"
         profile_seconds = max(1.0, duration - 1.0)
-        profiler = subprocess.Popen(
-            [sys.executable, "-m", "obs", "profile", str(service.pid), "--duration",
-             f"{profile_seconds:g}", "--output", str(profile_path)],
-            stdout=(out / "profile.txt").open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+        with (out / "profile.txt").open("wb") as profile_log:
+            profiler = subprocess.Popen(
+                [sys.executable, "-m", "obs", "profile", str(service.pid), "--duration",
+                 f"{profile_seconds:g}", "--output", str(profile_path)],
+                stdout=profile_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
         threads, stats = start_traffic(port, duration)
         started = time.monotonic()
         with click.progressbar(length=int(duration * 10), label="Driving mixed traffic") as bar:
