@@ -24,6 +24,8 @@ from tests.conftest import free_port
 from tests.integration.servers import Server, serve
 
 APPS = Path(__file__).resolve().parents[1] / "http" / "apps"
+DOCTOR_APPS = Path(__file__).resolve().parent / "apps"
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 VENV_PYTHON = sys.executable
 
 
@@ -65,6 +67,20 @@ def test_uvicorn_without_obs_logging_and_with_its_access_log() -> None:
     assert "call obs.configure_logging() at start-up" in lines["logging"]
     assert lines["one access log"].startswith("warn uvicorn writes an access line beside obs's")
     assert "add --no-access-log" in lines["one access log"]
+
+
+@pytest.mark.parametrize(("layout", "route"), [("mount", "/{path}"), ("spa", "/{full_path:path}")])
+def test_exemplars_on_a_route_template_with_braces(layout: str, route: str) -> None:
+    port = free_port()
+    argv = ["uvicorn", "braces_app:app", "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log"]  # fmt: skip
+    env = {"DOCTOR_LAYOUT": layout}
+    with serve(argv, port, cwd=DOCTOR_APPS, env=env) as server:
+        code, lines = doctor("--url", server.base_url)
+        scrape = httpx.get(f"{server.base_url}/metrics", headers={"Accept": OPENMETRICS}).text
+    assert f'http_route="{route}"' in scrape  # the layout gives the template it is meant to
+    assert lines["exemplars"].startswith("ok the probe's request id is an exemplar"), lines
+    assert code == 0, lines
 
 
 def test_a_service_without_obs_outermost_nor_openmetrics_fails() -> None:

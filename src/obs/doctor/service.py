@@ -4,8 +4,8 @@ show. The doctor's own probe request (an unmatched path, so a 404) is what they 
 from __future__ import annotations
 
 import os
-import re
 import time
+from dataclasses import dataclass
 
 from obs.doctor.findings import Finding, fail, ok, warn
 from obs.doctor.http import Response, get
@@ -18,9 +18,42 @@ OPENMETRICS_ACCEPT = (
 )
 #: Scrapes after the first while the probe's exemplar is missing: up to 1.5 flush intervals.
 EXEMPLAR_RETRIES = 3
-_EXEMPLAR = re.compile(
-    rf"^{REQUEST_DURATION}_bucket\{{[^}}]*\}} \S+ # \{{[^}}]*request_id=\"([^\"]*)\"", re.M
-)
+
+
+@dataclass(frozen=True, slots=True)
+class Scrape:
+    """A ``/metrics`` body read with prometheus_client's own parsers (label values may hold
+    braces, quotes and escapes: a route template ``/{full_path:path}``)."""
+
+    totals: dict[str, float]
+    exemplar_ids: list[str]
+    error: str = ""
+
+
+def parse_scrape(response: Response) -> Scrape:
+    """The sample totals by name and the request ids of the duration histogram's exemplars."""
+    from prometheus_client.openmetrics.parser import (
+        text_string_to_metric_families as parse_openmetrics,
+    )
+    from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+    openmetrics = response.headers.get("content-type", "").startswith(
+        "application/openmetrics-text"
+    )
+    parse = parse_openmetrics if openmetrics else parse_text
+    bucket = REQUEST_DURATION + "_bucket"
+    totals: dict[str, float] = {}
+    ids: list[str] = []
+    try:
+        for family in parse(response.body):
+            for sample in family.samples:
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+                exemplar = sample.exemplar
+                if sample.name == bucket and exemplar and "request_id" in exemplar.labels:
+                    ids.append(exemplar.labels["request_id"])
+    except ValueError as exc:  # what Prometheus would reject too
+        return Scrape(totals, ids, str(exc).splitlines()[0] if str(exc) else "unparsable")
+    return Scrape(totals, ids)
 
 
 class ServiceProbe:
@@ -32,30 +65,27 @@ class ServiceProbe:
         self.request_id_header = request_id_header
         self.probe: Response | None = None
         self.metrics: Response | None = None
+        self.scrape = Scrape({}, [])
         self.error = ""
         try:
             self.probe = get(f"{self.url}/obs-doctor-probe", {request_id_header: self.request_id})
             self.metrics = get(self.url + metrics_path, {"Accept": OPENMETRICS_ACCEPT})
+            self.scrape = parse_scrape(self.metrics)
             # With several workers a worker's exemplars reach the scrape through its side file,
             # written at most every FLUSH_INTERVAL seconds: look again, bounded, before saying
             # the probe's exemplar is missing.
             for _ in range(EXEMPLAR_RETRIES):
-                if self.request_id in _EXEMPLAR.findall(self.metrics.body):
+                if self.request_id in self.scrape.exemplar_ids or self.metrics.status != 200:
                     break
                 time.sleep(FLUSH_INTERVAL / 2)
                 self.metrics = get(self.url + metrics_path, {"Accept": OPENMETRICS_ACCEPT})
+                self.scrape = parse_scrape(self.metrics)
         except OSError as exc:
             self.error = str(exc)
 
     def sample_total(self, name: str) -> float | None:
         """The sum of the samples called *name* in the scrape, ``None`` if there are none."""
-        if self.metrics is None:
-            return None
-        values = [
-            float(match[1])
-            for match in re.finditer(rf"^{name}(?:\{{[^}}]*\}})? (\S+)", self.metrics.body, re.M)
-        ]
-        return sum(values) if values else None
+        return self.scrape.totals.get(name)
 
 
 def check_reachable(probe: ServiceProbe) -> Finding:
@@ -80,6 +110,13 @@ def check_openmetrics(probe: ServiceProbe) -> Finding:
     if probe.metrics is None or probe.metrics.status != 200:
         return fail(name, "no scrape to look at", "fix /metrics first")
     content_type = probe.metrics.headers.get("content-type", "")
+    if content_type.startswith("application/openmetrics-text") and probe.scrape.error:
+        return fail(
+            name,
+            f"negotiated, but the body does not parse ({probe.scrape.error}): Prometheus "
+            "rejects the scrape",
+            "serve /metrics with obs's make_metrics_app(), one registry, no hand-written lines",
+        )
     if content_type.startswith("application/openmetrics-text"):
         return ok(name, "negotiated when asked for (exemplars can reach Prometheus)")
     return fail(
@@ -119,7 +156,7 @@ def check_exemplars(probe: ServiceProbe) -> Finding:
         "application/openmetrics-text"
     ):
         return fail(name, "no OpenMetrics scrape, so no exemplars", "fix OpenMetrics first")
-    ids = _EXEMPLAR.findall(probe.metrics.body)
+    ids = probe.scrape.exemplar_ids
     if probe.request_id in ids:
         return ok(name, "the probe's request id is an exemplar of the duration histogram")
     if ids:
