@@ -250,3 +250,20 @@ def test_doctor_needs_something_to_look_at() -> None:
     assert (
         result.exit_code == 2 and "give at least one of --url, --prometheus, --pid" in result.output
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [("--url", "notaurl", "--url notaurl has no scheme; pass --url http://notaurl"),
+     ("--url", "127.0.0.1:8000", "--url 127.0.0.1:8000 has no scheme; pass --url http://127.0.0.1:8000"),
+     ("--url", "ftp://127.0.0.1", "--url ftp://127.0.0.1 is not an http:// or https:// URL"),
+     ("--prometheus", "localhost:9090", "pass --prometheus http://localhost:9090")],
+)  # fmt: skip
+def test_a_url_that_is_not_one_fails_up_front_in_one_line(
+    option: str, value: str, said: str
+) -> None:
+    result = CliRunner().invoke(cli, ["doctor", option, value])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert len(result.output.splitlines()) == 1 and result.output.startswith("Error: ")
+    assert said in result.output

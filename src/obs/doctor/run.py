@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from obs.doctor import process, profiling, prometheus, service
 from obs.doctor.findings import Finding
+from obs.doctor.http import check_url
 
 
 def run_checks(
@@ -14,7 +15,14 @@ def run_checks(
     metrics_path: str = "/metrics",
     request_id_header: str = "X-Request-ID",
 ) -> list[Finding]:
-    """Every check the options allow: ``url`` (the service), ``prometheus_url``, ``pid``."""
+    """Every check the options allow: ``url`` (the service), ``prometheus_url``, ``pid``.
+
+    An option that cannot name what it should (not an http URL) raises ``ConfigError``.
+    """
+    if url is not None:
+        check_url("--url", url)
+    if prometheus_url is not None:
+        check_url("--prometheus", prometheus_url)
     findings: list[Finding] = []
     info = process.ProcessInfo.read(pid) if pid is not None else None
     if url is not None:
