@@ -267,3 +267,45 @@ def test_a_url_that_is_not_one_fails_up_front_in_one_line(
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert len(result.output.splitlines()) == 1 and result.output.startswith("Error: ")
     assert said in result.output
+
+
+def test_checks_that_could_not_run_say_so_instead_of_giving_advice() -> None:
+    """A well set-up service whose metrics the doctor could not read: no check may tell it to
+    call configure_logging() or wrap the app; each says what to fix first."""
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with uvicorn("--no-access-log") as server:
+        runs = {
+            "wrong --metrics-path": doctor("--url", server.base_url, "--metrics-path", "/nowhere"),
+            "unreachable --url": doctor("--url", nowhere),
+            "unreachable --prometheus": doctor("--url", server.base_url, "--prometheus", nowhere),
+        }
+    for run, (code, lines) in runs.items():
+        assert code == 1, (run, lines)
+        advice = " ".join(lines.values())
+        assert "configure_logging" not in advice and "ObservabilityMiddleware" not in advice, run
+    for run in ("wrong --metrics-path", "unreachable --url"):
+        lines = runs[run][1]
+        assert lines["/metrics reachable"].startswith("fail "), (run, lines)
+        for check in ("OpenMetrics", "exemplars", "logging"):
+            assert lines[check].startswith("skip not checked: "), (run, check, lines)
+            assert lines[check].endswith("-> fix /metrics reachable first"), (run, check, lines)
+    assert runs["unreachable --url"][1]["obs outermost"].startswith("skip not checked: ")
+    lines = runs["unreachable --prometheus"][1]
+    assert lines["logging"].startswith("ok ") and lines["exemplars"].startswith("ok "), lines
+    assert lines["Prometheus exemplar storage"].startswith("fail "), lines
+    assert lines["Prometheus scrapes the service"].startswith("skip not checked: "), lines
+
+
+def test_a_metrics_path_answering_200_without_obs_metrics_fails_reachable() -> None:
+    """A single-page app's catch-all answers every path 200 with HTML."""
+    port = free_port()
+    argv = ["uvicorn", "braces_app:app", "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log"]  # fmt: skip
+    with serve(argv, port, cwd=DOCTOR_APPS, env={"DOCTOR_LAYOUT": "spa"}) as server:
+        code, lines = doctor("--url", server.base_url, "--metrics-path", "/metrics-typo")
+    assert code == 1
+    assert lines["/metrics reachable"].startswith(
+        "fail the metrics path answered 200 (text/html; charset=utf-8) with none of obs's"
+    ), lines
+    assert "point --metrics-path at obs's metrics app" in lines["/metrics reachable"]
+    assert lines["logging"].startswith("skip not checked: "), lines

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Status = Literal["ok", "warn", "fail"]
+#: ``skip``: the check could not run because an earlier one failed (its fix names that one).
+Status = Literal["ok", "warn", "fail", "skip"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +34,8 @@ def warn(check: str, detail: str, fix: str) -> Finding:
 
 def fail(check: str, detail: str, fix: str) -> Finding:
     return Finding("fail", check, detail, fix)
+
+
+def skip(check: str, detail: str, fix: str) -> Finding:
+    """Not checked: what it needs is missing, and *fix* names the check to fix first."""
+    return Finding("skip", check, f"not checked: {detail}", fix)

@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from obs.doctor.findings import Finding, fail, ok, warn
+from obs.doctor.findings import Finding, fail, ok, skip, warn
 from obs.doctor.http import Response, get
 from obs.metrics import LOG_EVENTS, REQUEST_DURATION
 from obs.prometheus.multiprocess.exemplars import FLUSH_INTERVAL
@@ -28,6 +28,11 @@ class Scrape:
     totals: dict[str, float]
     exemplar_ids: list[str]
     error: str = ""
+
+    @property
+    def has_obs_metrics(self) -> bool:
+        """Whether obs's metrics are in it (``obs_build_info`` is, from the first request)."""
+        return any(name.startswith(("obs_", "http_server_")) for name in self.totals)
 
 
 def parse_scrape(response: Response) -> Scrape:
@@ -83,9 +88,35 @@ class ServiceProbe:
         except OSError as exc:
             self.error = str(exc)
 
+    @property
+    def openmetrics(self) -> bool:
+        """Whether the scrape came back as OpenMetrics."""
+        content_type = self.metrics.headers.get("content-type", "") if self.metrics else ""
+        return content_type.startswith("application/openmetrics-text")
+
+    @property
+    def reached(self) -> bool:
+        """Whether the metrics path answered with obs's metrics (an OpenMetrics body that does
+        not parse counts: that is the OpenMetrics check's to report)."""
+        if self.metrics is None or self.metrics.status != 200:
+            return False
+        return self.scrape.has_obs_metrics or bool(self.openmetrics and self.scrape.error)
+
+    @property
+    def read_metrics(self) -> bool:
+        """Whether the checks can read the scrape's samples."""
+        return self.reached and not self.scrape.error
+
     def sample_total(self, name: str) -> float | None:
         """The sum of the samples called *name* in the scrape, ``None`` if there are none."""
         return self.scrape.totals.get(name)
+
+
+def _first_fix(probe: ServiceProbe) -> str:
+    """Which failed check to fix before a check that needs the scrape can run."""
+    if probe.reached and probe.scrape.error:
+        return "fix OpenMetrics first"
+    return "fix /metrics reachable first"
 
 
 def check_reachable(probe: ServiceProbe) -> Finding:
@@ -102,13 +133,21 @@ def check_reachable(probe: ServiceProbe) -> Finding:
             f"the metrics path answered {probe.metrics.status}",
             "serve obs's metrics app there (make_metrics_app(), instrument(), metrics_view)",
         )
+    if not probe.reached:
+        content_type = probe.metrics.headers.get("content-type", "no content type")
+        return fail(
+            name,
+            f"the metrics path answered 200 ({content_type}) with none of obs's metrics",
+            "point --metrics-path at obs's metrics app (make_metrics_app(), instrument(), "
+            "metrics_view), in a process obs's middleware runs in",
+        )
     return ok(name, "200")
 
 
 def check_openmetrics(probe: ServiceProbe) -> Finding:
     name = "OpenMetrics"
-    if probe.metrics is None or probe.metrics.status != 200:
-        return fail(name, "no scrape to look at", "fix /metrics first")
+    if probe.metrics is None or not probe.reached:
+        return skip(name, "no scrape to look at", "fix /metrics reachable first")
     content_type = probe.metrics.headers.get("content-type", "")
     if content_type.startswith("application/openmetrics-text") and probe.scrape.error:
         return fail(
@@ -129,7 +168,7 @@ def check_openmetrics(probe: ServiceProbe) -> Finding:
 def check_outermost(probe: ServiceProbe) -> Finding:
     name = "obs outermost"
     if probe.probe is None:
-        return fail(name, "the probe request failed", "check --url")
+        return skip(name, "the probe request got no answer", "fix /metrics reachable first")
     returned = probe.probe.headers.get(probe.request_id_header.lower())
     if returned == probe.request_id:
         return ok(
@@ -152,10 +191,10 @@ def check_outermost(probe: ServiceProbe) -> Finding:
 
 def check_exemplars(probe: ServiceProbe) -> Finding:
     name = "exemplars"
-    if probe.metrics is None or not probe.metrics.headers.get("content-type", "").startswith(
-        "application/openmetrics-text"
-    ):
-        return fail(name, "no OpenMetrics scrape, so no exemplars", "fix OpenMetrics first")
+    if not probe.read_metrics:
+        return skip(name, "no scrape to look at", _first_fix(probe))
+    if not probe.openmetrics:
+        return skip(name, "no OpenMetrics scrape, so no exemplars", "fix OpenMetrics first")
     ids = probe.scrape.exemplar_ids
     if probe.request_id in ids:
         return ok(name, "the probe's request id is an exemplar of the duration histogram")
@@ -170,6 +209,8 @@ def check_exemplars(probe: ServiceProbe) -> Finding:
 
 def check_logging(probe: ServiceProbe, log_format: str | None) -> Finding:
     name = "logging"
+    if not probe.read_metrics:
+        return skip(name, f"no scrape to read {LOG_EVENTS} from", _first_fix(probe))
     events = probe.sample_total(LOG_EVENTS)
     if events:
         how = f", as {log_format}" if log_format else ""
