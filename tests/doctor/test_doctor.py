@@ -309,3 +309,26 @@ def test_a_metrics_path_answering_200_without_obs_metrics_fails_reachable() -> N
     ), lines
     assert "point --metrics-path at obs's metrics app" in lines["/metrics reachable"]
     assert lines["logging"].startswith("skip not checked: "), lines
+
+
+def test_a_pid_that_is_gone_or_not_python_fails_up_front_in_one_line() -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    not_python = subprocess.Popen(["sleep", "60"])
+    try:
+        results = {
+            "gone": CliRunner().invoke(cli, ["doctor", "--pid", str(gone.pid)]),
+            "sleep": CliRunner().invoke(cli, ["doctor", "--pid", str(not_python.pid)]),
+        }
+    finally:
+        not_python.kill()
+        not_python.wait()
+    for result in results.values():
+        assert result.exit_code == 2, result.output
+        assert len(result.output.splitlines()) == 1, result.output  # no "ok" for unrun checks
+    assert results["gone"].output == (
+        f"Error: --pid {gone.pid}: no such process; pass the service's pid (ps -ef)\n"
+    )
+    assert results["sleep"].output.startswith(
+        f"Error: --pid {not_python.pid} (sleep) is not a Python process; pass the service's own"
+    )

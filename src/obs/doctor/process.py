@@ -9,6 +9,7 @@ import stat
 from dataclasses import dataclass, field
 
 from obs.doctor.findings import Finding, fail, ok, warn
+from obs.exceptions import ConfigError
 from obs.profiling.tree import children
 
 _SERVERS = ("gunicorn", "uvicorn", "hypercorn")
@@ -78,6 +79,32 @@ def _exe(pid: int) -> str:
         return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
     except OSError:
         return ""
+
+
+def check_pid(pid: int) -> int:
+    """*pid* if it names a running Python process; else a ``ConfigError`` saying what to pass.
+
+    Its executable says, or a libpython it maps (uWSGI); where the executable cannot be read
+    (another user's process), its command line must name Python or a Python server, and the
+    ptrace check then says how to reach it."""
+    if not os.path.isdir(f"/proc/{pid}"):
+        raise ConfigError(f"--pid {pid}: no such process; pass the service's pid (ps -ef)")
+    name = _read(f"/proc/{pid}/comm").strip()
+    what = "pass the service's own pid, the master's (pgrep -of 'gunicorn|uvicorn|hypercorn')"
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        argv = _read(f"/proc/{pid}/cmdline").split("\0")
+        words = " ".join([name, *(os.path.basename(arg) for arg in argv[:2])])
+        if "python" in words or any(server in words for server in _SERVERS):
+            return pid
+        raise ConfigError(
+            f"--pid {pid} ({name}) does not look like a Python process and its executable "
+            f"cannot be read; {what}, and run obs doctor as its user or root"
+        ) from None
+    if "python" in os.path.basename(exe) or "libpython" in _read(f"/proc/{pid}/maps"):
+        return pid
+    raise ConfigError(f"--pid {pid} ({name or exe}) is not a Python process; {what}")
 
 
 def start_time(pid: int) -> float:

@@ -17,12 +17,15 @@ def run_checks(
 ) -> list[Finding]:
     """Every check the options allow: ``url`` (the service), ``prometheus_url``, ``pid``.
 
-    An option that cannot name what it should (not an http URL) raises ``ConfigError``.
+    An option that cannot name what it should (not an http URL, no such pid, not a Python
+    process) raises ``ConfigError``.
     """
     if url is not None:
         check_url("--url", url)
     if prometheus_url is not None:
         check_url("--prometheus", prometheus_url)
+    if pid is not None:
+        process.check_pid(pid)
     findings: list[Finding] = []
     info = process.ProcessInfo.read(pid) if pid is not None else None
     if url is not None:
