@@ -57,6 +57,21 @@ def test_permission_message_says_what_to_do() -> None:
         assert hint in message
 
 
+@pytest.mark.parametrize(
+    ("scope", "said"),
+    [(None, "is absent here, so the same user is enough"),
+     (0, "is 0 here, so the same user is enough"),
+     (1, "only a parent may attach and the same user is not enough: run as root, add "
+         "CAP_SYS_PTRACE, or sysctl kernel.yama.ptrace_scope=0"),
+     (2, "only CAP_SYS_PTRACE may attach: run as root"),
+     (3, "nothing may attach until a reboot")],
+)  # fmt: skip
+def test_the_ptrace_scope_hint_says_what_each_scope_allows(scope: int | None, said: str) -> None:
+    """Yama's documented meanings: 1 lets only a parent (or CAP_SYS_PTRACE) attach, and py-spy
+    is the target's sibling; 2 only CAP_SYS_PTRACE; 3 nothing."""
+    assert said in pyspy.ptrace_scope_hint(scope)
+
+
 @pytest.mark.parametrize("pid", [0, -5])
 def test_check_pid_rejects_non_pids(pid: int) -> None:
     with pytest.raises(ProfilingError, match="is not a process id"):

@@ -9,7 +9,7 @@ import subprocess
 
 from obs.doctor.findings import Finding, fail, ok, warn
 from obs.exceptions import ProfilingError
-from obs.profiling.pyspy import find_py_spy
+from obs.profiling.pyspy import find_py_spy, ptrace_scope
 
 #: The newest Python each py-spy release line reads (from py-spy's changelog).
 PY_SPY_SUPPORT: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
@@ -17,7 +17,6 @@ PY_SPY_SUPPORT: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
     ((0, 3), (3, 11)),
 )
 CAP_SYS_PTRACE = 19
-PTRACE_SCOPE = "/proc/sys/kernel/yama/ptrace_scope"
 
 
 def _version(text: str) -> tuple[int, int] | None:
@@ -106,11 +105,7 @@ def ptrace_verdict(scope: int | None, has_cap: bool, same_user: bool) -> tuple[b
 
 
 def check_ptrace(pid: int) -> Finding:
-    try:
-        with open(PTRACE_SCOPE) as file:
-            scope: int | None = int(file.read().strip())
-    except (OSError, ValueError):
-        scope = None
+    scope = ptrace_scope()
     has_cap = bool(effective_capabilities() >> CAP_SYS_PTRACE & 1)
     try:
         same_user = os.stat(f"/proc/{pid}").st_uid == os.getuid()

@@ -73,13 +73,42 @@ def check_pid(pid: int) -> None:
         pass  # not Linux, or a kernel thread: py-spy reports what that means
 
 
+PTRACE_SCOPE = "/proc/sys/kernel/yama/ptrace_scope"
+
+
+def ptrace_scope() -> int | None:
+    """Yama's ``ptrace_scope`` (``None`` without Yama)."""
+    try:
+        with open(PTRACE_SCOPE) as file:
+            return int(file.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def ptrace_scope_hint(scope: int | None) -> str:
+    """What Yama's *scope* means for py-spy, which attaches to a process it did not start."""
+    if scope is None or scope == 0:
+        shown = "absent" if scope is None else "0"
+        return f"kernel.yama.ptrace_scope is {shown} here, so the same user is enough"
+    if scope == 1:
+        return (
+            "kernel.yama.ptrace_scope is 1, so only a parent may attach and the same user is "
+            "not enough: run as root, add CAP_SYS_PTRACE, or sysctl kernel.yama.ptrace_scope=0"
+        )
+    if scope == 2:
+        return "kernel.yama.ptrace_scope is 2, so only CAP_SYS_PTRACE may attach: run as root"
+    return (
+        f"kernel.yama.ptrace_scope is {scope}, so nothing may attach until a reboot "
+        "with it at 0 (or 2 and root)"
+    )
+
+
 def permission_denied(pid: int) -> ProfilingError:
     """The error for a process obs may not read, with everything that can fix it."""
     return ProfilingError(
         f"permission denied reading process {pid}; run obs as the same user as the process "
         "or as root (sudo), in a container add the SYS_PTRACE capability "
-        "(docker run --cap-add SYS_PTRACE), and check that the sysctl "
-        "kernel.yama.ptrace_scope is 0 or 1."
+        f"(docker run --cap-add SYS_PTRACE); {ptrace_scope_hint(ptrace_scope())}."
     )
 
 
