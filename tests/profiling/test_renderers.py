@@ -81,6 +81,11 @@ def test_summary_lists_pids_and_top_functions(result: ProfileResult) -> None:
     assert own.splitlines()[1].split() == ["76.9%", "50", "burn", "(app.py:9)"]
 
 
+def test_one_sample_is_one_sample_not_one_samples() -> None:
+    one = ProfileResult.from_collapsed("a;b 1\n", rate=100)
+    assert render_summary(one).startswith("1 sample over ")
+
+
 def test_unknown_format_says_which_exist(result: ProfileResult) -> None:
     with pytest.raises(ProfilingError, match="use one of: svg, speedscope, collapsed"):
         render(result, "png")

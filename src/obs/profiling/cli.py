@@ -80,7 +80,10 @@ def write_outputs(result: ProfileResult, paths: dict[str, Path], *, private_pare
 @click.option(
     "--output",
     type=click.Path(dir_okay=False),
-    help="Output file [default: ./profiles/pid<PID>-<timestamp>.<format>].",
+    help="With --format, the output file, kept as given. Without it, the name of the SVG, and "
+    "of the speedscope file beside it: profile.svg gives profile.svg and "
+    "profile.speedscope.json, profile gives the same, x.txt gives x.txt.svg and "
+    "x.txt.speedscope.json [default: ./profiles/pid<PID>-<timestamp>.<suffix>].",
 )
 @click.option(
     "--subprocesses/--no-subprocesses",

@@ -29,7 +29,8 @@ def render_summary(result: ProfileResult, limit: int = 10) -> str:
     samples = result.samples
     pids = ", ".join(str(pid) for pid in result.pids) or (str(result.pid) if samples else "none")
     lines = [
-        f"{samples} samples over {result.duration:.1f}s at {result.rate} Hz; pids sampled: {pids}",
+        f"{samples} sample{'' if samples == 1 else 's'} over {result.duration:.1f}s at "
+        f"{result.rate} Hz; pids sampled: {pids}",
     ]
     if samples == 0:
         lines.append(
