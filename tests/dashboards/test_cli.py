@@ -88,3 +88,23 @@ def test_a_latency_threshold_between_buckets_is_refused(runner: CliRunner, tmp_p
     assert result.exit_code == 2
     assert "0.3s is not a bucket boundary" in result.output and "0.25s, 0.5s" in result.output
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--slo-availability", "50"], "--slo-availability '50'"),
+        (["--slo-availability", "99.99999999999"], "--slo-availability '99.99999999999'"),
+        (["--slo-latency", "0.5s@100"], "--slo-latency '0.5s@100'"),
+        (["--slo-latency", "0.5s@0.99"], "--slo-latency '0.5s@0.99'"),
+        (["--min-requests", "-1"], "--min-requests -1"),
+    ],
+)
+def test_slo_options_are_range_checked_in_their_own_unit(
+    runner: CliRunner, tmp_path: Path, args: list[str], flag: str
+) -> None:
+    result = runner.invoke(cli, ["dashboards", "generate", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"Error: {flag} is invalid") and result.output.count("\n") == 1
+    assert "between 0 and 1" not in result.output
+    assert not list(tmp_path.iterdir())

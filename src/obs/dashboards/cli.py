@@ -6,7 +6,12 @@ from pathlib import Path
 
 import click
 
-from obs.dashboards.options import DashboardOptions, parse_availability_slo, parse_latency_slo
+from obs.dashboards.options import (
+    DashboardOptions,
+    parse_availability_slo,
+    parse_latency_slo,
+    parse_min_requests,
+)
 from obs.dashboards.v2 import CLASSIC, FORMATS
 from obs.exceptions import ObsError
 
@@ -114,7 +119,7 @@ def generate_command(
         availability_slo=parse_availability_slo(slo_availability),
         latency_slo_seconds=latency_seconds,
         latency_slo_ratio=latency_ratio,
-        min_requests=min_requests,
+        min_requests=parse_min_requests(min_requests),
         grafana_url=grafana_url,
         runbook_url=runbook_url,
     )
