@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from obs.cli import cli
-from obs.dashboards.build import DashboardBuildError, build
+from obs.dashboards.build import DashboardBuildError, build, derived_uid
 
 SDK_SOURCE = """\
 from grafana_foundation_sdk.builders import dashboard as db
@@ -167,3 +167,57 @@ def test_cli_builds_v2_and_reports_errors_in_one_line(tmp_path: Path) -> None:
     nothing = runner.invoke(cli, ["dashboards", "build", str(empty), "--out", str(out)])
     assert nothing.exit_code == 0 and "There are no dashboards to build" in nothing.output
     assert (out / "team" / "X.json").exists()
+
+
+NO_UID_SOURCES = {
+    "team/dict.dashboard.py": 'dashboard = {"title": "Orders API", "panels": []}\n',
+    "team/sdk.dashboard.py": (
+        "from grafana_foundation_sdk.builders import dashboard as db\n"
+        'dashboard = db.Dashboard("Checkout / Payments")\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", ["classic", "v2", "v2beta1"])
+def test_a_missing_uid_is_derived_from_the_title(tmp_path: Path, fmt: str) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    for relative, source in NO_UID_SOURCES.items():
+        (src / relative).parent.mkdir(parents=True, exist_ok=True)
+        (src / relative).write_text(source)
+    build(src, out, fmt=fmt)
+    uids = []
+    for name in ("Orders API", "Checkout - Payments"):
+        data = json.loads((out / "team" / f"{name}.json").read_text())
+        uids.append(data["uid"] if fmt == "classic" else data["metadata"]["name"])
+    assert uids == ["orders-api", "checkout-payments"]
+
+
+def test_derived_uids_fit_grafana() -> None:
+    assert derived_uid("x" * 300) == derived_uid("x" * 300)
+    assert len(derived_uid("x" * 300)) <= 40 and derived_uid("x" * 300) != derived_uid("x" * 301)
+    assert len(derived_uid("日本語")) == 8  # no letter survives: the hash alone
+
+
+def test_an_invalid_uid_is_reported_with_its_file(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.dashboard.py").write_text('dashboard = {"title": "A", "uid": "' + "u" * 41 + '"}\n')
+    with pytest.raises(DashboardBuildError, match=r"a\.dashboard\.py: uid 'u+' is not a Grafana"):
+        build(src, tmp_path / "out")
+
+
+@pytest.mark.parametrize("fmt", ["v2", "v2beta1"])
+def test_a_dashboard_v2_cannot_convert_leaves_out_untouched(tmp_path: Path, fmt: str) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    write(src, "good.dashboard.py", "Good")
+    (src / "bad.dashboard.py").write_text(
+        'dashboard = {"title": "Bad", "uid": "bad", "templating": {"list": [{}]}}\n'
+    )
+    (out / "kept").mkdir(parents=True)
+    result = CliRunner().invoke(
+        cli, ["dashboards", "build", str(src), "--out", str(out), "--format", fmt]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {src / 'bad.dashboard.py'}: cannot convert")
+    assert result.output.count("\n") == 1
+    assert (out / "kept").is_dir() and tree(out) == set()

@@ -9,10 +9,12 @@ the same way here:
 * with ``from_configmap`` a root file named ``folder--name.dashboard.py`` goes to ``folder``
   (ConfigMaps cannot hold folders);
 * the output is ``OUT_DIR/<folder>/<dashboard title>.json``; OUT_DIR is emptied first;
-* SRC_DIR and OUT_DIR must differ.
+* SRC_DIR and OUT_DIR must differ;
+* a dashboard without a ``uid`` gets one derived from its title (Grafana's provisioning needs a
+  stable uid to keep the same dashboard across restarts).
 
 Unlike it, a file that fails to run or defines no ``dashboard`` stops the build with its path
-and the error, before OUT_DIR is touched: silently skipping it would delete a team's dashboard
+and the error, before OUT_DIR is touched (every file is converted and serialised first): silently skipping it would delete a team's dashboard
 from Grafana at the next provisioning. ``dashboard`` may be a grafana-foundation-sdk builder or
 a plain dict of classic dashboard JSON. A provisioning file covering every folder is written
 to ``OUT_DIR/provisioning/dashboards/obs-build.yml``.
@@ -20,6 +22,8 @@ to ``OUT_DIR/provisioning/dashboards/obs-build.yml``.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import runpy
 import shutil
 import traceback
@@ -40,6 +44,11 @@ CONFIGMAP_SEPARATOR = "--"
 PROVISIONING_FILE = "provisioning/dashboards/obs-build.yml"
 #: Where the provisioning file expects OUT_DIR inside the Grafana container.
 DEFAULT_GRAFANA_PATH = "/var/lib/grafana/dashboards"
+
+
+#: Grafana's rule for a dashboard uid.
+_UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_UID_MAX = 40
 
 
 class DashboardBuildError(ObsError):
@@ -98,6 +107,28 @@ def load_dashboard(path: Path) -> dict[str, Any]:
     return data
 
 
+def derived_uid(title: str) -> str:
+    """A stable Grafana uid for a dashboard that has none: its title as a slug (``My API`` ->
+    ``my-api``), shortened with a hash of the title when it exceeds Grafana's 40 characters."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    if slug and len(slug) <= _UID_MAX:
+        return slug
+    digest = hashlib.sha256(title.encode("utf-8")).hexdigest()[:8]
+    return f"{slug[: _UID_MAX - 9].rstrip('-')}-{digest}".lstrip("-")
+
+
+def _with_uid(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    uid = data.get("uid")
+    if uid is None or uid == "":
+        return {**data, "uid": derived_uid(data["title"])}
+    if not isinstance(uid, str) or not _UID.match(uid):
+        raise DashboardBuildError(
+            f"{path}: uid {uid!r} is not a Grafana dashboard uid; use 1 to 40 letters, digits, "
+            "'-' or '_', or leave it out to derive one from the title."
+        )
+    return data
+
+
 def _safe_name(title: str) -> str:
     # The title names the file; a "/" would make a sub-folder Grafana reads as another folder.
     return title.replace("/", "-").replace("\0", "")
@@ -109,7 +140,7 @@ def collect(src: Path, *, from_configmap: bool = False) -> list[BuiltDashboard]:
     for path in sorted(src.rglob(f"*{SUFFIX}")):
         if not path.is_file():
             continue
-        data = load_dashboard(path)
+        data = _with_uid(path, load_dashboard(path))
         built.append(
             BuiltDashboard(
                 path, folder_of(path, src, from_configmap=from_configmap), data["title"], data
@@ -177,22 +208,35 @@ def build(
     built = collect(src, from_configmap=from_configmap)
     if not built:  # as grafana-dashboards-builder: nothing to build leaves OUT_DIR alone
         return []
+    files = render(built, fmt=fmt, grafana_path=grafana_path)
+    # Everything is converted and serialised: only now is OUT_DIR emptied.
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     written = []
-    for item in built:
-        path = out / item.folder / f"{_safe_name(item.title)}.json"
+    for relative, text in files.items():
+        path = out / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            dumps_json(item.data if fmt == CLASSIC else to_v2(item.data, fmt)), encoding="utf-8"
-        )
+        path.write_text(text, encoding="utf-8")
         written.append(path)
+    return written
+
+
+def render(
+    built: list[BuiltDashboard], *, fmt: str = CLASSIC, grafana_path: str = DEFAULT_GRAFANA_PATH
+) -> dict[str, str]:
+    """The text of every output file, by its path under OUT_DIR; a dashboard that cannot be
+    converted to *fmt* raises with its source's path."""
+    files = {}
+    for item in built:
+        try:
+            text = dumps_json(item.data if fmt == CLASSIC else to_v2(item.data, fmt))
+        except Exception as error:
+            raise DashboardBuildError(
+                f"{item.source}: cannot convert the dashboard to {fmt}: "
+                f"{type(error).__name__}: {error}; fix the file and build again."
+            ) from error
+        files[f"{item.folder}/{_safe_name(item.title)}.json"] = text
     folders = sorted({item.folder for item in built})
     header = "Generated by `obs dashboards build`: edit the *.dashboard.py sources, not this file."
-    provider = out / PROVISIONING_FILE
-    provider.parent.mkdir(parents=True, exist_ok=True)
-    provider.write_text(
-        dumps_yaml(provisioning(folders, grafana_path), header=header), encoding="utf-8"
-    )
-    written.append(provider)
-    return written
+    files[PROVISIONING_FILE] = dumps_yaml(provisioning(folders, grafana_path), header=header)
+    return files
