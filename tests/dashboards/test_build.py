@@ -221,3 +221,35 @@ def test_a_dashboard_v2_cannot_convert_leaves_out_untouched(tmp_path: Path, fmt:
     assert result.output.startswith(f"Error: {src / 'bad.dashboard.py'}: cannot convert")
     assert result.output.count("\n") == 1
     assert (out / "kept").is_dir() and tree(out) == set()
+
+
+def test_a_title_too_long_for_a_file_name_stops_the_build_before_out_is_touched(
+    tmp_path: Path,
+) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    write(src, "good.dashboard.py", "Good")
+    (src / "long.dashboard.py").write_text(
+        'dashboard = {"title": "' + "t" * 300 + '", "uid": "long"}\n'
+    )
+    (out / "kept").mkdir(parents=True)
+    result = CliRunner().invoke(cli, ["dashboards", "build", str(src), "--out", str(out)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {src / 'long.dashboard.py'}: the title makes a file")
+    assert result.output.count("\n") == 1 and "shorten the title" in result.output
+    assert (out / "kept").is_dir()
+
+
+def test_an_unwritable_out_is_one_line_naming_the_path(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    write(src, "good.dashboard.py", "Good")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    for args in (
+        ["dashboards", "build", str(src), "--out", str(blocker / "out")],
+        ["dashboards", "generate", "--out", str(blocker / "out")],
+    ):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+        assert str(blocker) in result.output and "check the path" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
