@@ -253,3 +253,19 @@ def test_an_unwritable_out_is_one_line_naming_the_path(tmp_path: Path) -> None:
         assert result.output.startswith("Error: ") and result.output.count("\n") == 1
         assert str(blocker) in result.output and "check the path" in result.output
         assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_two_dashboards_with_one_uid_are_refused_with_both_paths(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.dashboard.py").write_text('dashboard = {"title": "A", "uid": "same"}\n')
+    (src / "team").mkdir()
+    (src / "team" / "b.dashboard.py").write_text('dashboard = {"title": "B", "uid": "same"}\n')
+    with pytest.raises(DashboardBuildError) as raised:
+        build(src, tmp_path / "out")
+    message = str(raised.value)
+    assert (
+        str(src / "a.dashboard.py") in message and str(src / "team" / "b.dashboard.py") in message
+    )
+    assert "uid 'same'" in message
+    assert not (tmp_path / "out").exists()

@@ -157,6 +157,16 @@ def collect(src: Path, *, from_configmap: bool = False) -> list[BuiltDashboard]:
                 "give the dashboards different titles."
             )
         seen[key] = item.source
+    # Grafana keeps one dashboard per uid: the second would silently replace the first.
+    uids: dict[str, Path] = {}
+    for item in built:
+        uid = item.data["uid"]
+        if uid in uids:
+            raise DashboardBuildError(
+                f"{item.source} and {uids[uid]} both build a dashboard with uid {uid!r}; "
+                "give one of them another uid (or title, when the uid is derived from it)."
+            )
+        uids[uid] = item.source
     return built
 
 
