@@ -269,3 +269,17 @@ def test_two_dashboards_with_one_uid_are_refused_with_both_paths(tmp_path: Path)
     )
     assert "uid 'same'" in message
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["--x.dashboard.py", "..--x.dashboard.py", " --x.dashboard.py"])
+def test_from_configmap_refuses_a_name_without_a_folder(tmp_path: Path, name: str) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    write(src, "main.dashboard.py", "Main")
+    write(src, name, "X")
+    result = CliRunner().invoke(
+        cli, ["dashboards", "build", str(src), "--out", str(out), "--from-configmap"]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {src / name}: ") and result.output.count("\n") == 1
+    assert "is not a folder name; rename it folder--name.dashboard.py" in result.output
+    assert not out.exists()

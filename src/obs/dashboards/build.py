@@ -73,7 +73,16 @@ def folder_of(path: Path, src: Path, *, from_configmap: bool = False) -> str:
     if len(parts) > 1:
         return parts[0]
     if from_configmap and CONFIGMAP_SEPARATOR in path.name:
-        return path.name.split(CONFIGMAP_SEPARATOR, 1)[0]
+        folder = path.name.split(CONFIGMAP_SEPARATOR, 1)[0]
+        # "" would write at OUT_DIR's root with a provider for the whole tree (every dashboard
+        # loaded twice); "." and ".." would leave the folder or OUT_DIR.
+        if not folder.strip() or folder in (".", ".."):
+            raise DashboardBuildError(
+                f"{path}: {folder!r} before {CONFIGMAP_SEPARATOR!r} is not a folder name; "
+                f"rename it folder{CONFIGMAP_SEPARATOR}name{SUFFIX}, or drop the "
+                f"{CONFIGMAP_SEPARATOR!r} for {DEFAULT_FOLDER}."
+            )
+        return folder
     return DEFAULT_FOLDER
 
 
