@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,25 @@ def test_slo_options_are_range_checked_in_their_own_unit(
     assert result.output.startswith(f"Error: {flag} is invalid") and result.output.count("\n") == 1
     assert "between 0 and 1" not in result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_check_suggests_the_command_with_the_options_given(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "g 1"
+    runner.invoke(cli, ["dashboards", "generate", "--out", str(out)])
+    result = runner.invoke(
+        cli,
+        ["dashboards", "generate", "--out", str(out), "--check", "--service-name", "other",
+         "--slo-latency", "250ms@99.9", "--format", "v2"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    suggested = result.output.strip().split("; run: ", 1)[1]
+    assert shlex.split(suggested) == [
+        "obs", "dashboards", "generate", "--out", str(out), "--service-name", "other",
+        "--slo-latency", "250ms@99.9", "--format", "v2",
+    ]  # fmt: skip
+    again = runner.invoke(cli, shlex.split(suggested)[1:])
+    assert again.exit_code == 0, again.output
+    check = runner.invoke(cli, [*shlex.split(suggested)[1:], "--check"])
+    assert check.exit_code == 0, check.output

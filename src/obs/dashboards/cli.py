@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -24,6 +25,24 @@ _FORMAT_HELP = (
 
 class StaleFilesError(ObsError):
     """``--check`` found generated files that differ from a fresh generation."""
+
+
+def _regenerate_command() -> str:
+    """The ``generate`` command line that rewrites the files: every option given (on the
+    command line or from the environment), without ``--check``."""
+    ctx = click.get_current_context()
+    words = ["obs", "dashboards", "generate"]
+    for param in ctx.command.params:
+        name = param.name
+        if not isinstance(param, click.Option) or name is None or name == "check":
+            continue
+        source = ctx.get_parameter_source(name)
+        if name != "out" and source in (None, click.core.ParameterSource.DEFAULT):
+            continue
+        value = ctx.params[name]
+        if value is not None:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)
 
 
 @click.group("dashboards")
@@ -128,7 +147,7 @@ def generate_command(
         if stale:
             names = ", ".join(str(path) for path in stale)
             raise StaleFilesError(
-                f"generated files are out of date: {names}; run: obs dashboards generate --out {out}"
+                f"generated files are out of date: {names}; run: {_regenerate_command()}"
             )
         click.echo(f"{out}: up to date")
         return
