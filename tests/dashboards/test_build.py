@@ -283,3 +283,27 @@ def test_from_configmap_refuses_a_name_without_a_folder(tmp_path: Path, name: st
     assert result.output.startswith(f"Error: {src / name}: ") and result.output.count("\n") == 1
     assert "is not a folder name; rename it folder--name.dashboard.py" in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("x = 1\n\nimport json\njson.loads('{')\n", "JSONDecodeError: Expecting property name"),
+        ("x = 1\ny = (\n", "SyntaxError: '(' was never closed"),
+        ("x = 1\n\ndef f():\n    return {}['k']\n\n\nf()\n", "KeyError: 'k'"),
+        ("import sys\n\nsys.exit(3)\n", "SystemExit: 3"),
+    ],
+)
+def test_a_failing_file_is_reported_at_its_own_line(
+    tmp_path: Path, source: str, message: str
+) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    path = src / "broken.dashboard.py"
+    path.write_text(source)
+    expected_line = {"JSON": 4, "Synt": 2, "KeyE": 4, "Syst": 3}[message[:4]]
+    result = CliRunner().invoke(cli, ["dashboards", "build", str(src), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: {path}: {message}")
+    assert f"(line {expected_line}); fix the file" in result.output
+    assert result.output.count("\n") == 1 and not out.exists()

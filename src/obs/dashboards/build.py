@@ -90,12 +90,12 @@ def load_dashboard(path: Path) -> dict[str, Any]:
     """Run the source *path* and return its ``dashboard`` as classic JSON data."""
     try:
         namespace = runpy.run_path(str(path), run_name="__obs_dashboard__")
-    except Exception as error:
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        raise DashboardBuildError(
-            f"{path}: {type(error).__name__}: {error} (line {where.lineno}); fix the file and "
-            "build again."
-        ) from error
+    except (Exception, SystemExit) as error:
+        # SystemExit too: a file calling sys.exit() is a failing file, not obs's exit status.
+        line = _source_line(path, error)
+        at = f" (line {line})" if line is not None else ""
+        what = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        raise DashboardBuildError(f"{path}: {what}{at}; fix the file and build again.") from error
     if "dashboard" not in namespace:
         raise DashboardBuildError(
             f"{path}: defines no `dashboard`; assign a grafana-foundation-sdk Dashboard builder "
@@ -138,6 +138,15 @@ def _with_uid(path: Path, data: dict[str, Any]) -> dict[str, Any]:
             "'-' or '_', or leave it out to derive one from the title."
         )
     return data
+
+
+def _source_line(path: Path, error: BaseException) -> int | None:
+    """The line of *path* itself where *error* happened: its syntax error's line, or the last
+    traceback frame in the file (not runpy's, nor that of a library the file called)."""
+    if isinstance(error, SyntaxError) and error.filename == str(path):
+        return error.lineno
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == str(path)]
+    return frames[-1].lineno if frames else None
 
 
 def _safe_name(title: str) -> str:
