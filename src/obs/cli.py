@@ -23,7 +23,8 @@ from obs.profiling.slow.cli import profiles as slow_profiles
 
 
 class ObsGroup(click.Group):
-    """Turns :class:`ObsError` into a one-line ``Error:`` message and its exit code."""
+    """Turns :class:`ObsError` (and a filesystem :class:`OSError`) into a one-line ``Error:``
+    message and its exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -31,6 +32,18 @@ class ObsGroup(click.Group):
         except ObsError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            raise  # click's own handling: a closed pipe is not an error to report
+        except OSError as exc:
+            # A path the user gave (--out /proc/x, a read-only folder, a too-long name): one
+            # line naming it, not a traceback.
+            where = f"{exc.filename}: " if exc.filename is not None else ""
+            click.echo(
+                f"Error: {where}{exc.strerror or exc}; check the path exists and is writable, "
+                "or choose another.",
+                err=True,
+            )
+            ctx.exit(1)
 
 
 @click.group(cls=ObsGroup, context_settings={"help_option_names": ["-h", "--help"]})

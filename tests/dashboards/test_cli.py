@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,45 @@ def test_a_latency_threshold_between_buckets_is_refused(runner: CliRunner, tmp_p
     assert result.exit_code == 2
     assert "0.3s is not a bucket boundary" in result.output and "0.25s, 0.5s" in result.output
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--slo-availability", "50"], "--slo-availability '50'"),
+        (["--slo-availability", "99.99999999999"], "--slo-availability '99.99999999999'"),
+        (["--slo-latency", "0.5s@100"], "--slo-latency '0.5s@100'"),
+        (["--slo-latency", "0.5s@0.99"], "--slo-latency '0.5s@0.99'"),
+        (["--min-requests", "-1"], "--min-requests -1"),
+    ],
+)
+def test_slo_options_are_range_checked_in_their_own_unit(
+    runner: CliRunner, tmp_path: Path, args: list[str], flag: str
+) -> None:
+    result = runner.invoke(cli, ["dashboards", "generate", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"Error: {flag} is invalid") and result.output.count("\n") == 1
+    assert "between 0 and 1" not in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_check_suggests_the_command_with_the_options_given(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "g 1"
+    runner.invoke(cli, ["dashboards", "generate", "--out", str(out)])
+    result = runner.invoke(
+        cli,
+        ["dashboards", "generate", "--out", str(out), "--check", "--service-name", "other",
+         "--slo-latency", "250ms@99.9", "--format", "v2"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    suggested = result.output.strip().split("; run: ", 1)[1]
+    assert shlex.split(suggested) == [
+        "obs", "dashboards", "generate", "--out", str(out), "--service-name", "other",
+        "--slo-latency", "250ms@99.9", "--format", "v2",
+    ]  # fmt: skip
+    again = runner.invoke(cli, shlex.split(suggested)[1:])
+    assert again.exit_code == 0, again.output
+    check = runner.invoke(cli, [*shlex.split(suggested)[1:], "--check"])
+    assert check.exit_code == 0, check.output

@@ -141,3 +141,10 @@ def test_v2_resources_carry_every_panel_in_the_layout() -> None:
             assert sorted(referenced) == sorted(resource["spec"]["elements"]), name
             panels = [p for p in json.loads(classic[name])["panels"] if p["type"] != "row"]
             assert len(referenced) == len(panels)
+
+
+def test_headers_say_how_to_regenerate_not_where_obs_keeps_its_source() -> None:
+    for name, text in render_files().items():
+        if name.endswith(".yml"):
+            header = text.splitlines()[0]
+            assert "src/obs" not in header and "run it again with other options" in header

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +172,70 @@ def test_bounded_quantiles_resolve_below_the_first_bucket(promtool: str, tmp_pat
     (tmp_path / "quantiles_test.yml").write_text(dumps_yaml(tests))
     tested = run(promtool, "test", "rules", "quantiles_test.yml", cwd=tmp_path)
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+#: A spread of accepted options: objectives from the lowest accepted to the highest, and
+#: low-traffic guards from one request to 100000 (the fixed rates used to fail for most).
+SPREAD = [
+    {"availability_slo": 0.9},
+    {"availability_slo": 0.93},
+    {"availability_slo": 0.95},
+    {"availability_slo": 0.99},
+    {"availability_slo": 0.999},
+    {"availability_slo": 0.99999},
+    {"availability_slo": 0.99999999},
+    {"latency_slo_seconds": 0.005, "latency_slo_ratio": 0.9},
+    {"latency_slo_seconds": 0.5, "latency_slo_ratio": 0.99},
+    {"latency_slo_seconds": 10.0, "latency_slo_ratio": 0.9999},
+    {"min_requests": 0},
+    {"min_requests": 1},
+    {"min_requests": 100000},
+    {"availability_slo": 0.9, "latency_slo_ratio": 0.9, "min_requests": 1},
+    {"availability_slo": 0.99999999, "latency_slo_ratio": 0.99999999, "min_requests": 10**9},
+]
+
+
+def _without_guard(rules_text: str) -> str:
+    rules = yaml.safe_load(rules_text)
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule["expr"] = re.sub(r">= \d+", ">= 0", rule["expr"])
+    return dumps_yaml(rules)
+
+
+def test_alert_tests_pass_promtool_for_a_spread_of_options(promtool: str, tmp_path: Path) -> None:
+    """Every case holds for any accepted objective and guard (promtool runs two at a time, a
+    few seconds each); the guard case is not vacuous: without the guard it fails."""
+    jobs = []
+    for i, kwargs in enumerate(SPREAD):
+        files = render_files(DashboardOptions(**kwargs))  # type: ignore[arg-type]
+        assert "-" not in "".join(
+            s["values"]
+            for t in yaml.safe_load(files["alerts_test.yml"])["tests"]
+            for s in t["input_series"]
+        )
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        (folder / "alerts.yml").write_text(files["alerts.yml"])
+        (folder / "alerts_test.yml").write_text(files["alerts_test.yml"])
+        jobs.append((kwargs, folder, True))
+        tests = yaml.safe_load(files["alerts_test.yml"])
+        guard = [t for t in tests["tests"] if "too few" in t["name"]]
+        assert bool(guard) == (kwargs.get("min_requests", 100) > 0)
+        if guard:
+            unguarded = tmp_path / f"{i}-unguarded"
+            unguarded.mkdir()
+            (unguarded / "alerts.yml").write_text(_without_guard(files["alerts.yml"]))
+            (unguarded / "alerts_test.yml").write_text(dumps_yaml({**tests, "tests": guard}))
+            jobs.append((kwargs, unguarded, False))
+
+    def outcome(job: tuple[dict[str, object], Path, bool]) -> str | None:
+        kwargs, folder, passes = job
+        tested = run(promtool, "test", "rules", "alerts_test.yml", cwd=folder)
+        if (tested.returncode == 0) != passes:
+            return f"{kwargs} ({folder.name}): {tested.stdout[-600:]}{tested.stderr[-600:]}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failures = [f for f in pool.map(outcome, jobs) if f]
+    assert not failures, "\n".join(failures)

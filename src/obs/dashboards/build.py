@@ -9,10 +9,12 @@ the same way here:
 * with ``from_configmap`` a root file named ``folder--name.dashboard.py`` goes to ``folder``
   (ConfigMaps cannot hold folders);
 * the output is ``OUT_DIR/<folder>/<dashboard title>.json``; OUT_DIR is emptied first;
-* SRC_DIR and OUT_DIR must differ.
+* SRC_DIR and OUT_DIR must differ;
+* a dashboard without a ``uid`` gets one derived from its title (Grafana's provisioning needs a
+  stable uid to keep the same dashboard across restarts).
 
 Unlike it, a file that fails to run or defines no ``dashboard`` stops the build with its path
-and the error, before OUT_DIR is touched: silently skipping it would delete a team's dashboard
+and the error, before OUT_DIR is touched (every file is converted and serialised first): silently skipping it would delete a team's dashboard
 from Grafana at the next provisioning. ``dashboard`` may be a grafana-foundation-sdk builder or
 a plain dict of classic dashboard JSON. A provisioning file covering every folder is written
 to ``OUT_DIR/provisioning/dashboards/obs-build.yml``.
@@ -20,6 +22,8 @@ to ``OUT_DIR/provisioning/dashboards/obs-build.yml``.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import runpy
 import shutil
 import traceback
@@ -42,6 +46,13 @@ PROVISIONING_FILE = "provisioning/dashboards/obs-build.yml"
 DEFAULT_GRAFANA_PATH = "/var/lib/grafana/dashboards"
 
 
+#: Grafana's rule for a dashboard uid.
+_UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_UID_MAX = 40
+#: The longest file name (in bytes) common file systems (ext4, APFS, NTFS) allow.
+NAME_MAX = 255
+
+
 class DashboardBuildError(ObsError):
     """A dashboard source could not be built; the message names the file."""
 
@@ -62,7 +73,16 @@ def folder_of(path: Path, src: Path, *, from_configmap: bool = False) -> str:
     if len(parts) > 1:
         return parts[0]
     if from_configmap and CONFIGMAP_SEPARATOR in path.name:
-        return path.name.split(CONFIGMAP_SEPARATOR, 1)[0]
+        folder = path.name.split(CONFIGMAP_SEPARATOR, 1)[0]
+        # "" would write at OUT_DIR's root with a provider for the whole tree (every dashboard
+        # loaded twice); "." and ".." would leave the folder or OUT_DIR.
+        if not folder.strip() or folder in (".", ".."):
+            raise DashboardBuildError(
+                f"{path}: {folder!r} before {CONFIGMAP_SEPARATOR!r} is not a folder name; "
+                f"rename it folder{CONFIGMAP_SEPARATOR}name{SUFFIX}, or drop the "
+                f"{CONFIGMAP_SEPARATOR!r} for {DEFAULT_FOLDER}."
+            )
+        return folder
     return DEFAULT_FOLDER
 
 
@@ -70,12 +90,12 @@ def load_dashboard(path: Path) -> dict[str, Any]:
     """Run the source *path* and return its ``dashboard`` as classic JSON data."""
     try:
         namespace = runpy.run_path(str(path), run_name="__obs_dashboard__")
-    except Exception as error:
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        raise DashboardBuildError(
-            f"{path}: {type(error).__name__}: {error} (line {where.lineno}); fix the file and "
-            "build again."
-        ) from error
+    except (Exception, SystemExit) as error:
+        # SystemExit too: a file calling sys.exit() is a failing file, not obs's exit status.
+        line = _source_line(path, error)
+        at = f" (line {line})" if line is not None else ""
+        what = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        raise DashboardBuildError(f"{path}: {what}{at}; fix the file and build again.") from error
     if "dashboard" not in namespace:
         raise DashboardBuildError(
             f"{path}: defines no `dashboard`; assign a grafana-foundation-sdk Dashboard builder "
@@ -98,6 +118,37 @@ def load_dashboard(path: Path) -> dict[str, Any]:
     return data
 
 
+def derived_uid(title: str) -> str:
+    """A stable Grafana uid for a dashboard that has none: its title as a slug (``My API`` ->
+    ``my-api``), shortened with a hash of the title when it exceeds Grafana's 40 characters."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    if slug and len(slug) <= _UID_MAX:
+        return slug
+    digest = hashlib.sha256(title.encode("utf-8")).hexdigest()[:8]
+    return f"{slug[: _UID_MAX - 9].rstrip('-')}-{digest}".lstrip("-")
+
+
+def _with_uid(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    uid = data.get("uid")
+    if uid is None or uid == "":
+        return {**data, "uid": derived_uid(data["title"])}
+    if not isinstance(uid, str) or not _UID.match(uid):
+        raise DashboardBuildError(
+            f"{path}: uid {uid!r} is not a Grafana dashboard uid; use 1 to 40 letters, digits, "
+            "'-' or '_', or leave it out to derive one from the title."
+        )
+    return data
+
+
+def _source_line(path: Path, error: BaseException) -> int | None:
+    """The line of *path* itself where *error* happened: its syntax error's line, or the last
+    traceback frame in the file (not runpy's, nor that of a library the file called)."""
+    if isinstance(error, SyntaxError) and error.filename == str(path):
+        return error.lineno
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == str(path)]
+    return frames[-1].lineno if frames else None
+
+
 def _safe_name(title: str) -> str:
     # The title names the file; a "/" would make a sub-folder Grafana reads as another folder.
     return title.replace("/", "-").replace("\0", "")
@@ -109,7 +160,7 @@ def collect(src: Path, *, from_configmap: bool = False) -> list[BuiltDashboard]:
     for path in sorted(src.rglob(f"*{SUFFIX}")):
         if not path.is_file():
             continue
-        data = load_dashboard(path)
+        data = _with_uid(path, load_dashboard(path))
         built.append(
             BuiltDashboard(
                 path, folder_of(path, src, from_configmap=from_configmap), data["title"], data
@@ -124,6 +175,16 @@ def collect(src: Path, *, from_configmap: bool = False) -> list[BuiltDashboard]:
                 "give the dashboards different titles."
             )
         seen[key] = item.source
+    # Grafana keeps one dashboard per uid: the second would silently replace the first.
+    uids: dict[str, Path] = {}
+    for item in built:
+        uid = item.data["uid"]
+        if uid in uids:
+            raise DashboardBuildError(
+                f"{item.source} and {uids[uid]} both build a dashboard with uid {uid!r}; "
+                "give one of them another uid (or title, when the uid is derived from it)."
+            )
+        uids[uid] = item.source
     return built
 
 
@@ -177,22 +238,41 @@ def build(
     built = collect(src, from_configmap=from_configmap)
     if not built:  # as grafana-dashboards-builder: nothing to build leaves OUT_DIR alone
         return []
+    files = render(built, fmt=fmt, grafana_path=grafana_path)
+    # Everything is converted and serialised: only now is OUT_DIR emptied.
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     written = []
-    for item in built:
-        path = out / item.folder / f"{_safe_name(item.title)}.json"
+    for relative, text in files.items():
+        path = out / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            dumps_json(item.data if fmt == CLASSIC else to_v2(item.data, fmt)), encoding="utf-8"
-        )
+        path.write_text(text, encoding="utf-8")
         written.append(path)
+    return written
+
+
+def render(
+    built: list[BuiltDashboard], *, fmt: str = CLASSIC, grafana_path: str = DEFAULT_GRAFANA_PATH
+) -> dict[str, str]:
+    """The text of every output file, by its path under OUT_DIR; a dashboard that cannot be
+    converted to *fmt* raises with its source's path."""
+    files = {}
+    for item in built:
+        try:
+            text = dumps_json(item.data if fmt == CLASSIC else to_v2(item.data, fmt))
+        except Exception as error:
+            raise DashboardBuildError(
+                f"{item.source}: cannot convert the dashboard to {fmt}: "
+                f"{type(error).__name__}: {error}; fix the file and build again."
+            ) from error
+        name = f"{_safe_name(item.title)}.json"
+        if len(name.encode("utf-8")) > NAME_MAX:
+            raise DashboardBuildError(
+                f"{item.source}: the title makes a file name of {len(name.encode('utf-8'))} "
+                f"bytes, over the {NAME_MAX} a file system allows; shorten the title."
+            )
+        files[f"{item.folder}/{name}"] = text
     folders = sorted({item.folder for item in built})
     header = "Generated by `obs dashboards build`: edit the *.dashboard.py sources, not this file."
-    provider = out / PROVISIONING_FILE
-    provider.parent.mkdir(parents=True, exist_ok=True)
-    provider.write_text(
-        dumps_yaml(provisioning(folders, grafana_path), header=header), encoding="utf-8"
-    )
-    written.append(provider)
-    return written
+    files[PROVISIONING_FILE] = dumps_yaml(provisioning(folders, grafana_path), header=header)
+    return files

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
 
-from obs.dashboards.options import DashboardOptions, parse_availability_slo, parse_latency_slo
+from obs.dashboards.options import (
+    DashboardOptions,
+    parse_availability_slo,
+    parse_latency_slo,
+    parse_min_requests,
+)
 from obs.dashboards.v2 import CLASSIC, FORMATS
 from obs.exceptions import ObsError
 
@@ -19,6 +25,24 @@ _FORMAT_HELP = (
 
 class StaleFilesError(ObsError):
     """``--check`` found generated files that differ from a fresh generation."""
+
+
+def _regenerate_command() -> str:
+    """The ``generate`` command line that rewrites the files: every option given (on the
+    command line or from the environment), without ``--check``."""
+    ctx = click.get_current_context()
+    words = ["obs", "dashboards", "generate"]
+    for param in ctx.command.params:
+        name = param.name
+        if not isinstance(param, click.Option) or name is None or name == "check":
+            continue
+        source = ctx.get_parameter_source(name)
+        if name != "out" and source in (None, click.core.ParameterSource.DEFAULT):
+            continue
+        value = ctx.params[name]
+        if value is not None:
+            words += [param.opts[0], str(value)]
+    return shlex.join(words)
 
 
 @click.group("dashboards")
@@ -114,7 +138,7 @@ def generate_command(
         availability_slo=parse_availability_slo(slo_availability),
         latency_slo_seconds=latency_seconds,
         latency_slo_ratio=latency_ratio,
-        min_requests=min_requests,
+        min_requests=parse_min_requests(min_requests),
         grafana_url=grafana_url,
         runbook_url=runbook_url,
     )
@@ -123,7 +147,7 @@ def generate_command(
         if stale:
             names = ", ".join(str(path) for path in stale)
             raise StaleFilesError(
-                f"generated files are out of date: {names}; run: obs dashboards generate --out {out}"
+                f"generated files are out of date: {names}; run: {_regenerate_command()}"
             )
         click.echo(f"{out}: up to date")
         return

@@ -17,6 +17,20 @@ _LATENCY_SLO = re.compile(r"^\s*([0-9.]+)\s*(ms|s)\s*@\s*([0-9.]+)\s*%?\s*$")
 #: same value: the one key that joins a latency point to its log lines.
 REQUEST_ID = "request_id"
 
+#: The objectives (availability and latency, in percent) the burn-rate alerts are meaningful
+#: for. At 90 % a page already needs 60 % of the requests failing (6x the budget) for 30
+#: minutes; below it the page can hardly or never fire. Above 99.999999 % the budget (1e-8) is
+#: below the 10 decimal places an objective keeps.
+MIN_OBJECTIVE_PERCENT = 90.0
+MAX_OBJECTIVE_PERCENT = 99.999999
+#: The largest low-traffic guard: beyond it the alert tests' counters lose integer precision.
+MAX_MIN_REQUESTS = 10**9
+_OBJECTIVES = f"from {MIN_OBJECTIVE_PERCENT:g} to {MAX_OBJECTIVE_PERCENT:.6f} %"
+
+
+def _objective_ok(fraction: float) -> bool:
+    return MIN_OBJECTIVE_PERCENT / 100 <= fraction <= MAX_OBJECTIVE_PERCENT / 100
+
 
 @dataclass(frozen=True, slots=True)
 class DashboardOptions:
@@ -71,15 +85,15 @@ class DashboardOptions:
                 f"metric prefix {self.metric_prefix!r} cannot start a Prometheus metric name; "
                 "use letters, digits, '_' or ':' and no leading digit."
             )
-        if not 0.0 < self.availability_slo < 1.0:
+        if not _objective_ok(self.availability_slo):
             raise ConfigError(
-                f"availability SLO {self.availability_slo} is invalid; use a number between 0 "
-                "and 1, such as 0.999."
+                f"availability_slo={self.availability_slo} is invalid; use a fraction "
+                f"{_OBJECTIVES} (/100), such as 0.999."
             )
-        if not 0.0 < self.latency_slo_ratio < 1.0:
+        if not _objective_ok(self.latency_slo_ratio):
             raise ConfigError(
-                f"latency SLO ratio {self.latency_slo_ratio} is invalid; use a number between 0 "
-                "and 1, such as 0.99."
+                f"latency_slo_ratio={self.latency_slo_ratio} is invalid; use a fraction "
+                f"{_OBJECTIVES} (/100), such as 0.99."
             )
         if self.latency_slo_seconds not in DURATION_BUCKETS:
             bounds = ", ".join(f"{b:g}s" for b in DURATION_BUCKETS)
@@ -87,8 +101,11 @@ class DashboardOptions:
                 f"latency SLO threshold {self.latency_slo_seconds:g}s is not a bucket boundary of "
                 f"the duration histogram; use one of {bounds}."
             )
-        if self.min_requests < 0:
-            raise ConfigError("the low-traffic guard (min_requests) must be 0 or more requests.")
+        if not 0 <= self.min_requests <= MAX_MIN_REQUESTS:
+            raise ConfigError(
+                f"min_requests={self.min_requests} is invalid; use 0 to {MAX_MIN_REQUESTS} "
+                "requests (the low-traffic guard)."
+            )
         for field, url in (("grafana_url", self.grafana_url), ("runbook_url", self.runbook_url)):
             if (url or field == "grafana_url") and not _URL.match(url):
                 raise ConfigError(
@@ -109,15 +126,24 @@ class DashboardOptions:
         return self.grafana_url.rstrip("/")
 
 
-def parse_availability_slo(text: str) -> float:
-    """``"99.9"`` (percent) -> 0.999; the CLI's ``--slo-availability``."""
+def _parse_percent(text: str) -> float | None:
+    """*text* as a percentage within the objectives' range, or None."""
     try:
         percent = float(text.strip().removesuffix("%"))
     except ValueError:
-        percent = -1.0
-    if not 0.0 < percent < 100.0:
+        return None
+    if not MIN_OBJECTIVE_PERCENT <= percent <= MAX_OBJECTIVE_PERCENT:
+        return None
+    return percent
+
+
+def parse_availability_slo(text: str) -> float:
+    """``"99.9"`` (percent) -> 0.999; the CLI's ``--slo-availability``."""
+    percent = _parse_percent(text)
+    if percent is None:
         raise ConfigError(
-            f"--slo-availability {text!r} is invalid; give a percentage such as 99.9."
+            f"--slo-availability {text!r} is invalid; give a percentage {_OBJECTIVES}, "
+            "such as 99.9."
         )
     return round(percent / 100.0, 10)
 
@@ -129,12 +155,32 @@ def parse_latency_slo(text: str) -> tuple[float, float]:
         raise ConfigError(
             f"--slo-latency {text!r} is invalid; give THRESHOLD@PERCENT such as 0.5s@99 or 250ms@99.9."
         )
-    value, unit, percent = match.groups()
+    value, unit, percent_text = match.groups()
     try:
-        seconds = float(value) / (1000.0 if unit == "ms" else 1.0)
-        ratio = float(percent) / 100.0
+        seconds = round(float(value) / (1000.0 if unit == "ms" else 1.0), 10)
     except ValueError:
         raise ConfigError(
             f"--slo-latency {text!r} is invalid; give THRESHOLD@PERCENT such as 0.5s@99."
         ) from None
-    return round(seconds, 10), round(ratio, 10)
+    percent = _parse_percent(percent_text)
+    if percent is None:
+        raise ConfigError(
+            f"--slo-latency {text!r} is invalid; give THRESHOLD@PERCENT with a percentage "
+            f"{_OBJECTIVES}, such as 0.5s@99."
+        )
+    if seconds not in DURATION_BUCKETS:
+        bounds = ", ".join(f"{b:g}s" for b in DURATION_BUCKETS)
+        raise ConfigError(
+            f"--slo-latency {text!r} is invalid: {seconds:g}s is not a bucket boundary of the "
+            f"duration histogram; use one of {bounds}."
+        )
+    return seconds, round(percent / 100.0, 10)
+
+
+def parse_min_requests(value: int) -> int:
+    """The CLI's ``--min-requests``, range-checked under its own name."""
+    if not 0 <= value <= MAX_MIN_REQUESTS:
+        raise ConfigError(
+            f"--min-requests {value} is invalid; give 0 to {MAX_MIN_REQUESTS} requests."
+        )
+    return value
