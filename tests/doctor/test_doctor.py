@@ -315,6 +315,10 @@ def test_a_pid_that_is_gone_or_not_python_fails_up_front_in_one_line() -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
     not_python = subprocess.Popen(["sleep", "60"])
+    deadline = time.monotonic() + 10  # until it has exec'd: a fresh child is python still
+    comm = Path(f"/proc/{not_python.pid}/comm")
+    while comm.read_text().strip() != "sleep" and time.monotonic() < deadline:
+        time.sleep(0.01)
     try:
         results = {
             "gone": CliRunner().invoke(cli, ["doctor", "--pid", str(gone.pid)]),
