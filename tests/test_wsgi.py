@@ -870,3 +870,18 @@ def test_start_metrics_server_serves_the_multiprocess_aggregate(tmp_path: Any) -
     assert reader.returncode == 0, reader.stderr
     own, app = reader.stdout.splitlines()
     assert own == app == "['1.0']"
+
+
+@pytest.mark.parametrize("access_log", [True, False])
+def test_the_request_size_histogram_reads_the_length_with_or_without_the_access_line(
+    registry: CollectorRegistry, log: io.StringIO, access_log: bool
+) -> None:
+    app = middleware(hello, registry, record_body_sizes=True, access_log=access_log)
+    Call(app, "/upload", REQUEST_METHOD="POST", CONTENT_LENGTH="2000").body()
+    labels = {
+        "http_request_method": "POST",
+        "http_route": "/hello/{name}",
+        "http_response_status_code": "200",
+    }
+    assert registry.get_sample_value("http_server_request_body_size_bytes_sum", labels) == 2000
+    assert len(access(log)) == (1 if access_log else 0)

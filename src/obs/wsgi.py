@@ -54,7 +54,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from obs._gunicorn_compat import connection_closer
-from obs.http.describe import cgi_path, describe_cgi, header_bytes
+from obs.http.describe import cgi_path, describe_cgi, describe_cgi_length, header_bytes
 from obs.http.observation import RequestObservation
 from obs.http.observer import HttpMiddleware
 from obs.http.options import check_wsgi_app
@@ -168,6 +168,8 @@ class ObservabilityMiddleware(HttpMiddleware[WSGIApp, RouteGetter]):
         try:
             if self.observer.access_log is not None:
                 describe_cgi(observation, environ)
+            elif self.observer.record_body_sizes:
+                describe_cgi_length(observation, environ)
             environ[OBSERVATION_KEY] = observation
             if observation.request_id is not None:
                 response.extra_headers.append(

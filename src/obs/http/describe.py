@@ -34,10 +34,16 @@ def describe_cgi(observation: RequestObservation, meta: Mapping[str, Any]) -> No
         port = get("REMOTE_PORT")
         observation.client = f"{client}:{port}" if port else client
     observation.user_agent = get("HTTP_USER_AGENT")
-    length = get("CONTENT_LENGTH")
+    describe_cgi_length(observation, meta)
+
+
+def describe_cgi_length(observation: RequestObservation, meta: Mapping[str, Any]) -> None:
+    """Set the request's ``bytes_in`` from ``CONTENT_LENGTH``, what the client announced (the
+    request-size histogram needs it with the access line off too)."""
+    length = meta.get("CONTENT_LENGTH")
     if length:
         try:
-            observation.bytes_in = max(int(length), 0)  # what the client announced
+            observation.bytes_in = max(int(length), 0)
         except ValueError:
             pass
 

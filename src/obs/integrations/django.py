@@ -33,7 +33,7 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
-from obs.http.describe import describe_cgi, header_bytes
+from obs.http.describe import describe_cgi, describe_cgi_length, header_bytes
 from obs.http.observation import RequestObservation
 from obs.http.observer import HttpObserver
 from obs.integrations.asgi_routes import mounted_template
@@ -250,6 +250,8 @@ class ObservabilityMiddleware:
             )
         if self.observer.access_log is not None:
             describe_cgi(observation, meta)
+        elif self.observer.record_body_sizes:
+            describe_cgi_length(observation, meta)
         observation.route_source = (_route_of, request, "")
         return observation
 
