@@ -90,6 +90,43 @@ def test_an_empty_or_missing_directory_is_one_clear_error(tmp_path: Path) -> Non
         assert err.startswith("Error: no slow-request profiles in") and "OBS_SLOW_PROFILES=1" in err
 
 
+def test_a_unique_prefix_of_an_id_is_enough_an_ambiguous_one_is_refused(tmp_path: Path) -> None:
+    profiler = SlowRequestProfiler(tmp_path / "slow", threshold=0.05, rate=100)
+
+    async def requests() -> None:
+        for request_id in ("5b2e0c11", "5b2e9f22", "77aa0d33"):
+            samples = profiler.begin()
+            assert samples is not None
+            started = time.perf_counter()
+            await checkout_waits_for_the_bank()
+            samples.finish(time.perf_counter() - started, "/checkout", request_id)
+
+    asyncio.run(requests())
+    profiler.close()
+    slow = str(tmp_path / "slow")
+    code, out, _ = run("profiles", "open", "77a", "--dir", slow)
+    assert code == 0 and Path(out.strip()).name == "77aa0d33.svg"
+    code, out, _ = run("profiles", "show", "5b2e9", "--dir", slow)
+    assert code == 0 and out.startswith("request 5b2e9f22  /checkout")
+    code, _, err = run("profiles", "show", "5b2e", "--dir", slow)
+    assert code == 1
+    assert err == (
+        "Error: 2 request ids start with '5b2e'; give more of the id (`obs profiles list` "
+        "shows them).\n"
+    )
+
+
+def test_the_profile_directory_itself_as_dir_points_at_its_slow_subdirectory(
+    profile_dir: Path,
+) -> None:
+    code, _, err = run("profiles", "list", "--dir", str(profile_dir))
+    assert code == 1
+    assert err == (
+        f"Error: no slow-request profiles in {profile_dir}, but {profile_dir / 'slow'} has some: "
+        f"pass --dir {profile_dir / 'slow'}\n"
+    )
+
+
 ESC = "\x1b"
 CONTROL = set(map(chr, [*range(0x20), *range(0x7F, 0xA0)])) - {"\n"}
 

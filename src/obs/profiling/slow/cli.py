@@ -17,7 +17,7 @@ import click
 from obs.escaping import escape_control
 from obs.exceptions import ProfilingError
 from obs.private_files import UnsafePathError, check_private_directory
-from obs.profiling.slow.store import StoredProfile, directory_for, list_profiles
+from obs.profiling.slow.store import SUBDIRECTORY, StoredProfile, directory_for, list_profiles
 
 _DIR_HELP = "Directory of the profiles [default: $OBS_PROFILE_DIR/slow, else ./profiles/slow]."
 
@@ -45,6 +45,12 @@ def _profiles(directory: Path) -> list[StoredProfile]:
     _check_directory(directory)
     profiles = list_profiles(directory)
     if not profiles:
+        below = directory / SUBDIRECTORY
+        if below.is_dir() and list_profiles(below):  # --dir given $OBS_PROFILE_DIR itself
+            raise ProfilingError(
+                f"no slow-request profiles in {directory}, but {below} has some: pass --dir "
+                f"{below}"
+            )
         raise ProfilingError(
             f"no slow-request profiles in {directory}; a service keeps one per request slower "
             "than OBS_SLOW_PROFILE_THRESHOLD when OBS_SLOW_PROFILES=1 (pass --dir if it "
@@ -54,11 +60,20 @@ def _profiles(directory: Path) -> list[StoredProfile]:
 
 
 def find(directory: Path, request_id: str) -> StoredProfile:
-    """The newest profile of *request_id* (its stem is accepted too)."""
+    """The newest profile of *request_id* (its stem is accepted too), or of the one request id
+    that starts with it (``obs profiles show 5b2e``)."""
     profiles = _profiles(directory)
     for profile in profiles:
         if request_id in (profile.request_id, profile.stem):
             return profile
+    started = {p.request_id: p for p in reversed(profiles) if p.request_id.startswith(request_id)}
+    if request_id and len(started) == 1:
+        return next(iter(started.values()))
+    if len(started) > 1:
+        raise ProfilingError(
+            f"{len(started)} request ids start with {escape_control(request_id)!r}; give more "
+            "of the id (`obs profiles list` shows them)."
+        )
     raise ProfilingError(
         f"no profile of request id {request_id!r} in {directory} (it may have been faster than "
         "the threshold, or removed by retention); `obs profiles list` shows the ids kept."
@@ -74,7 +89,7 @@ def profiles() -> None:
 @click.option("--dir", "directory", type=click.Path(file_okay=False), help=_DIR_HELP)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
 def list_command(directory: str | None, limit: int) -> None:
-    """Recent profiles: time, route, duration, request id."""
+    """Recent profiles, newest first: time, duration, route, request id."""
     shown = _profiles(_directory(directory))[:limit]
     click.echo(f"{'time':19}  {'duration':>9}  {'route':30}  request id")
     for p in shown:
