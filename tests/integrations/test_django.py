@@ -215,6 +215,22 @@ def test_django_request_lines_carry_the_request_id(
     ]
 
 
+@pytest.mark.parametrize("middleware", [{"access_log": False}, {"exclude_paths": ["/boom"]}])
+def test_without_its_access_line_djangos_own_line_keeps_the_traceback(
+    registry: CollectorRegistry, log: io.StringIO, middleware: dict[str, Any]
+) -> None:
+    options = {"registry": registry, "settings": Settings.from_env({}), **middleware}
+    with override_settings(
+        MIDDLEWARE=["obs.django.ObservabilityMiddleware"], OBS_MIDDLEWARE=options
+    ):
+        failed = Client(raise_request_exception=False).get("/boom")
+    assert failed.status_code == 500
+    records = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert not [r for r in records if r.get("logger") == "obs.access"]
+    (django_line,) = [r for r in records if r.get("logger") == "django.request"]
+    assert django_line["exception"][0]["exc_type"] == "RuntimeError"  # written once, here
+
+
 def test_a_views_own_request_id_is_replaced_never_doubled(
     registry: CollectorRegistry, log: io.StringIO
 ) -> None:

@@ -231,8 +231,16 @@ class ObservabilityMiddleware:
 
     def process_exception(self, request: Any, exception: BaseException) -> None:
         setattr(request, _EXCEPTION_ATTR, exception)
-        # The access line will carry the traceback: django.request's line need not repeat it.
-        mark_reported(exception, current_request_id())
+        # When the access line will carry the traceback, django.request's line names the
+        # request instead of repeating it (the observer is an outer obs.wsgi/obs.asgi one if
+        # it observes this request, else ours).
+        scope = getattr(request, "scope", None)
+        outer = request.META.get(OBSERVATION_KEY) or (
+            scope.get(OBSERVATION_KEY) if isinstance(scope, dict) else None
+        )
+        access_log = (self.observer if outer is None else outer.observer).access_log
+        if access_log is not None and not access_log.excludes(request.path):
+            mark_reported(exception, current_request_id())
 
     def _begin(self, request: Any) -> RequestObservation:
         meta = request.META
