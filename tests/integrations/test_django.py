@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -357,3 +358,45 @@ def test_a_streaming_body_raising_midway_is_recorded_and_async_chunks_log_in_the
     assert [(r["request_id"], r.get("http_route")) for r in chunk_lines] == 2 * [
         ("streams", "/astream")
     ]
+
+
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_a_client_that_hangs_up_mid_stream_is_a_499_under_djangos_own_wsgi(worker: str) -> None:
+    """obs.django alone (no obs.wsgi around Django): a streaming body the server stops
+    iterating because the client went away is what the client got, a 499."""
+    import socket
+    import struct
+
+    from tests.conftest import free_port
+    from tests.integration.servers import serve
+
+    port = free_port()
+    argv = ["gunicorn", "-w", "1", "-k", worker, "-b", f"127.0.0.1:{port}", "djangoproject.wsgi"]
+    with serve(argv, port) as running:
+        with httpx.Client(base_url=running.base_url, timeout=20) as client:
+            whole = client.get("/longstream", headers={"X-Request-ID": "whole"})
+        assert len(whole.content) == 200 * 65536
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                b"GET /longstream HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-ID: gone\r\n\r\n"
+            )
+            got = 0
+            while got < 2 * 65536:
+                chunk = sock.recv(65536)
+                assert chunk, "the server closed before the body"
+                got += len(chunk)
+            # SO_LINGER 0: close() resets the connection, the server's next send fails at once.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        deadline = time.monotonic() + 15
+        while (
+            'http_response_status_code="499"' not in httpx.get(running.base_url + "/metrics").text
+        ):
+            assert time.monotonic() < deadline, "no 499 recorded"
+            time.sleep(0.1)
+        running.stop()
+    records = [json.loads(line) for line in running.lines() if line.startswith("{")]
+    by_id = {r["request_id"]: r for r in records if r.get("event") == "request"}
+    assert (by_id["whole"]["status"], by_id["whole"]["bytes_out"]) == (200, 200 * 65536)
+    gone = by_id["gone"]
+    assert gone["status"] == 499, gone
+    assert 2 * 65536 <= gone["bytes_out"] < 200 * 65536, gone

@@ -349,12 +349,23 @@ def _count(
         raise
     while chunk is not None:
         observation.bytes_out += len(chunk)
-        yield chunk
+        try:
+            yield chunk
+        except GeneratorExit:  # the server stopped before the end: the client went away
+            _went_away(observation)
+            raise
         try:
             chunk = run(next, iterator, None)
         except Exception as exc:
             run(_failed_midway, observation, exc)
             raise
+
+
+def _went_away(observation: RequestObservation) -> None:
+    """A streaming body closed before its end: 499 with the bytes sent, as under obs.wsgi,
+    unless the response has no body to miss (HEAD, 204, 304)."""
+    if observation.raw_method != "HEAD" and observation.status not in (204, 304):
+        observation.went_away()
 
 
 async def _count_async(
@@ -372,7 +383,11 @@ async def _count_async(
         if chunk is None:
             return
         observation.bytes_out += len(chunk)
-        yield chunk
+        try:
+            yield chunk
+        except GeneratorExit:
+            _went_away(observation)
+            raise
 
 
 async def _next_chunk(iterator: AsyncIterator[bytes]) -> bytes | None:

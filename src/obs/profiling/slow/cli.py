@@ -48,8 +48,7 @@ def _profiles(directory: Path) -> list[StoredProfile]:
         below = directory / SUBDIRECTORY
         if below.is_dir() and list_profiles(below):  # --dir given $OBS_PROFILE_DIR itself
             raise ProfilingError(
-                f"no slow-request profiles in {directory}, but {below} has some: pass --dir "
-                f"{below}"
+                f"no slow-request profiles in {directory}, but {below} has some: pass --dir {below}"
             )
         raise ProfilingError(
             f"no slow-request profiles in {directory}; a service keeps one per request slower "

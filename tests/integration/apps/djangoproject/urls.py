@@ -12,5 +12,6 @@ urlpatterns = [
     path("stream", views.stream),
     path("stream-fails", views.stream_fails),
     path("astream", views.astream),
+    path("longstream", views.longstream),
     path("metrics", metrics_view),
 ]

@@ -43,3 +43,17 @@ async def astream(request: HttpRequest) -> StreamingHttpResponse:
             yield f"chunk {i}\n".encode()
 
     return StreamingHttpResponse(chunks(), content_type="text/plain")
+
+
+LONG_CHUNK = b"x" * 65536
+
+
+def longstream(request: HttpRequest) -> StreamingHttpResponse:
+    """200 chunks of 64 KiB, 10 ms apart: a client can hang up halfway."""
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(200):
+            time.sleep(0.01)
+            yield LONG_CHUNK
+
+    return StreamingHttpResponse(chunks(), content_type="application/octet-stream")
