@@ -28,6 +28,16 @@ async def plain(request: Request) -> PlainTextResponse:
     return PlainTextResponse("ok")
 
 
+def litestar_items() -> Litestar:
+    """A Litestar app that routes itself: ``GET /items/all``."""
+
+    @get("/items/all")
+    async def items() -> dict[str, int]:
+        return {"items": 0}
+
+    return Litestar([items], logging_config=None)
+
+
 def test_the_fastapi_private_names_obs_reads_still_exist() -> None:
     from importlib.metadata import version
 
@@ -83,15 +93,11 @@ def test_mounts_inside_an_included_router_keep_every_prefix(
 def test_an_app_that_routes_itself_keeps_the_template_of_its_mount(
     registry: CollectorRegistry, log: io.StringIO
 ) -> None:
-    @get("/items/all")
-    async def item() -> dict[str, int]:
-        return {"items": 0}
-
     outer = Starlette(
         routes=[
             Route("/items/all", plain),
-            Mount("/ls", app=Litestar([item], logging_config=None)),
-            Mount("/t/{tenant}", routes=[Mount("/ls", app=Litestar([item], logging_config=None))]),
+            Mount("/ls", app=litestar_items()),
+            Mount("/t/{tenant}", routes=[Mount("/ls", app=litestar_items())]),
         ]
     )
     app = ObservabilityMiddleware(outer, registry=registry)
@@ -136,11 +142,7 @@ for line in out.getvalue().splitlines():
 def test_a_proxys_prefix_stays_out_of_a_mounted_apps_route(
     registry: CollectorRegistry, log: io.StringIO
 ) -> None:
-    @get("/items/all")
-    async def item() -> dict[str, int]:
-        return {"items": 0}
-
-    outer = Starlette(routes=[Mount("/ls", app=Litestar([item], logging_config=None))])
+    outer = Starlette(routes=[Mount("/ls", app=litestar_items())])
     app = ObservabilityMiddleware(outer, registry=registry)
     assert request(app, "/proxy/ls/items/all", root_path="/proxy").status == 200
     (line,) = access(log)
