@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from structlog.typing import Processor
 
 from obs.config import Settings
+from obs.logs.bound import ObsBoundLogger, set_level
 from obs.logs.fast import JsonLine
 from obs.logs.processors import (
     AddStandardFields,
@@ -288,9 +289,12 @@ def configure_logging(
         STATE.json_line = json_line
         numeric_level = _LEVELS[settings.log_level]
         STATE.min_level = numeric_level
+        # One wrapper class whose methods follow the level: loggers cached by an earlier call
+        # follow this one's level (make_filtering_bound_logger freezes it into its class).
+        set_level(numeric_level)
         structlog.configure(
             processors=STATE.processors,
-            wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+            wrapper_class=ObsBoundLogger,
             logger_factory=SinkLoggerFactory(),
             context_class=dict,
             cache_logger_on_first_use=True,
