@@ -87,6 +87,27 @@ def test_a_call_without_an_event_logs_an_empty_one(registry: CollectorRegistry) 
     assert lines(out)[2]["self"] == "a field named self"
 
 
+def test_stdlib_custom_levels_are_written_and_counted_as_standard_ones(
+    registry: CollectorRegistry,
+) -> None:
+    out = io.StringIO()
+    configure(out, registry, level="debug")
+    logging.addLevelName(25, "NOTICE")
+    std = logging.getLogger("custom.levels")
+    std.setLevel(1)
+    std.log(25, "notice")
+    std.log(5, "trace")
+    std.log(45, "between error and critical")
+    assert [line["level"] for line in lines(out)] == ["info", "debug", "error"]
+    levels = {
+        sample.labels["level"]
+        for metric in registry.collect()
+        if metric.name == "obs_log_events"
+        for sample in metric.samples
+    }
+    assert levels <= {"debug", "info", "warning", "error", "critical"}
+
+
 def test_reconfiguring_changes_the_level_of_loggers_already_used(
     registry: CollectorRegistry,
 ) -> None:

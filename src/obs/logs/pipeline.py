@@ -20,6 +20,7 @@ from structlog.typing import Processor
 from obs.config import Settings
 from obs.logs.bound import ObsBoundLogger, set_level
 from obs.logs.fast import JsonLine
+from obs.logs.levels import NAME_OF_NUMBER, standard_name
 from obs.logs.processors import (
     AddStandardFields,
     ConsoleLine,
@@ -184,7 +185,9 @@ class StructlogHandler(logging.Handler):
                     event_dict["error_type"] = type(record.exc_info[1]).__qualname__
             if record.stack_info:
                 event_dict["stack"] = record.stack_info
-            method = record.levelname.lower()
+            # The level's standard name, whatever the record's levelname: a custom level
+            # (25, 5) must not make a level of its own, nor a series of obs_log_events_total.
+            method = NAME_OF_NUMBER.get(record.levelno) or standard_name(record.levelno)
             rendered: Any = event_dict
             logger = _RecordLogger(record.name)
             for processor in STATE.processors:
