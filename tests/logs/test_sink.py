@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import io
 import os
 import subprocess
@@ -162,3 +163,28 @@ def test_a_child_forked_while_another_thread_writes_can_log(tmp_path: Any) -> No
     )
     assert done.stdout.strip() == "exited", done.stderr
     assert out.read_text() == "child\n"
+
+
+def test_the_line_after_one_a_full_disk_cut_short_starts_on_a_new_line(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "log"
+    real_write = os.write
+    calls: list[int] = []
+
+    def full_disk(fd: int, data: Any) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:  # the disk takes part of the first line
+            return real_write(fd, bytes(data[:5]))
+        if len(calls) <= 3:  # then is full: the rest of it, and the whole second line
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr("obs.logs.sink.os.write", full_disk)
+    with path.open("w") as stream:
+        sink = LineSink(stream)
+        sink.write(b'{"first":1}\n')
+        sink.write(b'{"lost":1}\n')
+        sink.write(b'{"after":1}\n')  # space came back
+    assert path.read_text() == '{"fir\n{"after":1}\n'
+    assert "No space left on device" in capsys.readouterr().err

@@ -37,7 +37,8 @@ class LineSink:
     bounded, and never leaves a torn line. A line the descriptor does not start to take within
     :data:`WAIT_SECONDS` is dropped whole and counted (component :data:`DROPPED`); one it took
     part of is finished within :data:`FINISH_SECONDS`, and if even that fails, the next line
-    starts on a new line instead of being glued to the fragment.
+    starts on a new line instead of being glued to the fragment. So does the line after one a
+    failing descriptor took part of (``ENOSPC`` on a full disk, ``EIO``, ``EPIPE``).
     """
 
     def __init__(self, stream: IO[str]) -> None:
@@ -92,11 +93,12 @@ class LineSink:
                     # per line on the access line's path.
                     if self._torn:
                         data = b"\n" + data
-                        self._torn = False
                     try:
                         written = os.write(self._fd, data)
                     except BlockingIOError:
                         written = 0
+                    if written:
+                        self._torn = False
                     if written < len(data):  # a pipe or disk took part of it, or none
                         self._finish(data, written)
                     while self._pending:
@@ -113,11 +115,12 @@ class LineSink:
         assert fd is not None
         if self._torn:
             data = b"\n" + data
-            self._torn = False
         try:
             written = os.write(fd, data)
         except BlockingIOError:
             written = 0
+        if written:
+            self._torn = False
         if written < len(data):  # a pipe or disk took part of it, or none
             self._finish(data, written)
 
@@ -134,6 +137,11 @@ class LineSink:
                 continue
             except BlockingIOError:
                 pass
+            except OSError as exc:  # ENOSPC, EPIPE, EIO: the line cannot be finished
+                if len(view) < len(data):  # and part of it went out: the next starts anew
+                    self._torn = True
+                report_internal_error("log sink", exc)
+                return
             limit = WAIT_SECONDS if len(view) == len(data) else FINISH_SECONDS
             left = limit - (time.monotonic() - start)
             if left <= 0:
