@@ -219,10 +219,43 @@ class ServerLoggerTakeover(logging.Filter):
         return self.enabled
 
 
-def _install_stdlib(level: int, server_access_logs: bool) -> None:
+def _writes_to_the_console(handler: logging.Handler, target: IO[str]) -> bool:
+    """Whether *handler* writes where obs's lines go (stdout, stderr, obs's stream): a
+    ``StreamHandler`` to one of them (dictConfig's ``console``), or Flask's default handler."""
+    flask_logging = sys.modules.get("flask.logging")
+    if flask_logging is not None and handler is getattr(flask_logging, "default_handler", None):
+        return True
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    stream = handler.stream
+    consoles = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__, target)
+    if any(stream is console for console in consoles):
+        return True
+    try:
+        return bool(stream.fileno() in (1, 2))
+    except Exception:  # no descriptor (StringIO), or closed
+        return False
+
+
+def _take_over_console_handlers(target: IO[str]) -> None:
+    """Remove the handlers other loggers have that write to the console (set up by
+    dictConfig, Flask, ``basicConfig``) before obs: their lines would come out twice, once in
+    their format. The logger then propagates, so its lines reach obs's handler instead.
+    Handlers to other destinations (files, sockets, mail) stay."""
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if not isinstance(logger, logging.Logger):  # a placeholder for a dotted parent
+            continue
+        for handler in list(logger.handlers):
+            if _writes_to_the_console(handler, target):
+                logger.removeHandler(handler)
+                logger.propagate = True
+
+
+def _install_stdlib(level: int, server_access_logs: bool, target: IO[str]) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+    _take_over_console_handlers(target)
     root.addHandler(StructlogHandler())
     root.setLevel(level)
     logging.captureWarnings(True)  # warnings.warn() lines go through the pipeline too
@@ -303,7 +336,7 @@ def configure_logging(
             cache_logger_on_first_use=True,
         )
         STATE.configured = True
-        _install_stdlib(numeric_level, server_access_logs)
+        _install_stdlib(numeric_level, server_access_logs, target)
     # obs_build_info says the service of the log lines (of the middlewares built before too).
     service_configured(settings.service_name)
     return settings
