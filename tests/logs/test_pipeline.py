@@ -226,3 +226,21 @@ def test_flasks_default_handler_is_taken_over(registry: CollectorRegistry) -> No
     with app.app_context():
         app.logger.warning("after")
     assert [line["event"] for line in lines(out)] == ["after"]
+
+
+def test_stdlib_extras_cannot_replace_the_message_or_obs_fields(
+    registry: CollectorRegistry,
+) -> None:
+    out = io.StringIO()
+    configure(out, registry)
+    legacy = logging.getLogger("legacy")
+    legacy.warning("payment failed for order %s", 42, extra={"event": "payment"})
+    legacy.warning(
+        "disk", extra={"logger": "obs.access", "service": "other", "timestamp": "1970", "level": 1}
+    )
+    first, second = lines(out)
+    assert first["event"] == "payment failed for order 42"
+    assert first["event_field"] == "payment"
+    assert (second["logger"], second["service"], second["level"]) == ("legacy", "svc", "warning")
+    assert second["logger_field"] == "obs.access" and second["service_field"] == "other"
+    assert second["timestamp_field"] == "1970" and second["level_field"] == 1

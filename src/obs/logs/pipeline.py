@@ -68,6 +68,11 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 
+#: Fields obs sets on every line: an ``extra=`` key of one of these names is kept as
+#: ``<name>_field`` (as structlog's ``level=`` is), so it can neither replace the record's message
+#: nor make a line claim another logger or service.
+_STANDARD_FIELDS = frozenset({"event", "level", "logger", "service", "timestamp"})
+
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
     "message",
@@ -172,6 +177,8 @@ class StructlogHandler(logging.Handler):
             event_dict: dict[str, Any] = {"event": record.getMessage()}
             for key, value in record.__dict__.items():
                 if key not in _RECORD_ATTRS and not key.startswith("_"):
+                    if key in _STANDARD_FIELDS:  # extra={"event": …}, {"logger": "obs.access"}
+                        key += "_field"
                     event_dict[key] = value
             if record.exc_info:
                 reported = getattr(record.exc_info[1], REPORTED_ATTR, None)
