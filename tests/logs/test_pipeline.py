@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -244,3 +245,30 @@ def test_stdlib_extras_cannot_replace_the_message_or_obs_fields(
     assert (second["logger"], second["service"], second["level"]) == ("legacy", "svc", "warning")
     assert second["logger_field"] == "obs.access" and second["service_field"] == "other"
     assert second["timestamp_field"] == "1970" and second["level_field"] == 1
+
+
+def test_a_stdlib_level_number_is_accepted(registry: CollectorRegistry) -> None:
+    out = io.StringIO()
+    settings = configure_logging(
+        log_format="json", stream=out, registry=registry, level=logging.DEBUG
+    )
+    assert settings.log_level == "debug"
+    get_logger("n").debug("shown")
+    assert lines(out)[0]["event"] == "shown"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"redact_keys": "ssn"}, "redact_keys=['ssn']"),
+        ({"service_name": ""}, "service_name=''"),
+        ({"service_name": "  "}, "service_name='  '"),
+        ({"stream": "stdout"}, "cannot be written to"),
+        ({"level": 2.5}, "level=2.5 is invalid"),
+    ],
+)
+def test_arguments_that_could_only_fail_later_are_refused(
+    arguments: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        configure_logging(log_format="json", **arguments)

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from structlog.typing import Processor
 
 from obs.config import Settings
+from obs.exceptions import ConfigError
 from obs.logs.bound import ObsBoundLogger, set_level
 from obs.logs.fast import JsonLine
 from obs.logs.levels import NAME_OF_NUMBER, standard_name
@@ -295,10 +296,40 @@ def _line_buffer(stream: IO[str]) -> None:
                 pass
 
 
+def _check_arguments(
+    level: str | int | None,
+    service_name: str | None,
+    redact_keys: Iterable[str] | None,
+    stream: IO[str] | None,
+) -> str | None:
+    """Refuse, with one line, what :func:`configure_logging` could only fail on later; returns
+    the level as a name (a stdlib number, ``logging.DEBUG``, is its standard level's name)."""
+    if isinstance(level, int) and not isinstance(level, bool):
+        level = standard_name(level)
+    elif level is not None and not isinstance(level, str):
+        raise ConfigError(
+            f"level={level!r} is invalid; use a name (debug, info, warning, error, critical) "
+            "or a logging level number (logging.DEBUG)."
+        )
+    if service_name is not None and not (isinstance(service_name, str) and service_name.strip()):
+        raise ConfigError(f"service_name={service_name!r} is invalid; give the service's name.")
+    if isinstance(redact_keys, str | bytes):
+        raise ConfigError(
+            f"redact_keys={redact_keys!r} is a string, which would be read one character at a "
+            f"time; pass a list of keys: redact_keys=[{redact_keys!r}]."
+        )
+    if stream is not None and not callable(getattr(stream, "write", None)):
+        raise ConfigError(
+            f"stream={stream!r} cannot be written to; pass an open text stream (sys.stdout, "
+            "sys.stderr, a file opened for writing)."
+        )
+    return level
+
+
 def configure_logging(
     *,
     service_name: str | None = None,
-    level: str | None = None,
+    level: str | int | None = None,
     log_format: str | None = None,
     redact_keys: Iterable[str] | None = None,
     stream: IO[str] | None = None,
@@ -314,6 +345,7 @@ def configure_logging(
     *server_access_logs* keeps them. Python warnings are logged. Safe to call more than once:
     the last call wins and no handler or line is duplicated. Returns the settings in force.
     """
+    level = _check_arguments(level, service_name, redact_keys, stream)
     if settings is None:
         settings = Settings.from_env(
             service_name=service_name,
