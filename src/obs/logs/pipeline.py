@@ -19,6 +19,7 @@ from structlog.typing import Processor
 
 from obs.config import Settings
 from obs.exceptions import ConfigError
+from obs.logs import hooks
 from obs.logs.bound import ObsBoundLogger, set_level
 from obs.logs.fast import JsonLine
 from obs.logs.levels import NAME_OF_NUMBER, standard_name
@@ -342,7 +343,8 @@ def configure_logging(
     Arguments override ``OBS_*`` environment variables (``OBS_SERVICE_NAME``, ``OBS_LOG_LEVEL``,
     ``OBS_LOG_FORMAT``, ``OBS_REDACT_KEYS``). The servers' own access loggers (uvicorn,
     gunicorn, hypercorn) are switched off, since obs writes one access line per request;
-    *server_access_logs* keeps them. Python warnings are logged. Safe to call more than once:
+    *server_access_logs* keeps them. Python warnings are logged, and so are uncaught exceptions
+    (``sys.excepthook``, ``threading.excepthook``; KeyboardInterrupt excepted). Safe to call more than once:
     the last call wins and no handler or line is duplicated. Returns the settings in force.
     """
     level = _check_arguments(level, service_name, redact_keys, stream)
@@ -376,6 +378,7 @@ def configure_logging(
         )
         STATE.configured = True
         _install_stdlib(numeric_level, server_access_logs, target)
+        hooks.install()  # uncaught exceptions as log lines, not plain tracebacks
     # obs_build_info says the service of the log lines (of the middlewares built before too).
     service_configured(settings.service_name)
     return settings
