@@ -23,8 +23,11 @@ DROPPED = "log sink dropped line"
 class LineSink:
     """Writes whole lines to a stream, one ``write`` system call per line where possible.
 
-    One system call per line keeps lines from several threads or worker processes sharing a
-    pipe from interleaving. A failing write (closed pipe, full disk) is reported, never raised.
+    One system call per line keeps lines from several threads of a process from interleaving,
+    and lines of several processes sharing a pipe too as long as each is at most ``PIPE_BUF``
+    (4,096 bytes on Linux): the kernel may write a longer line to a pipe in pieces, and another
+    process's line can land between them (20 KB lines from several processes: about half torn).
+    A failing write (closed pipe, full disk) is reported, never raised.
 
     A line written while the same thread is already inside :meth:`write` (a signal handler
     that logs, a ``__del__`` or garbage-collector callback run in the middle of a line) is
