@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ def _reset_global_state(request: pytest.FixtureRequest) -> Iterator[None]:
         assert structlog.contextvars.get_contextvars() == {}, "a test before left context bound"
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    hooks = sys.excepthook, threading.excepthook
     yield
+    sys.excepthook, threading.excepthook = hooks  # configure_logging installs its own
     leaked = structlog.contextvars.get_contextvars() if check_context else {}
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()

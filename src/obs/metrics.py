@@ -177,7 +177,8 @@ class ObsMetrics:
         self.request_body_size = self._histogram(REQUEST_BODY_SIZE, SIZE_BUCKETS)
         self.response_body_size = self._histogram(RESPONSE_BODY_SIZE, SIZE_BUCKETS)
         self.exceptions = self._counter(EXCEPTIONS)
-        self.log_events = self._counter(LOG_EVENTS)
+        # Reentrant: a signal handler that logs may interrupt a count of this family.
+        self.log_events = self._counter(LOG_EVENTS, reentrant=True)
         self.build_info = self._gauge(BUILD_INFO, "max")
         #: The label set of ``obs_build_info`` that follows the service name
         #: ``configure_logging`` sets (see :func:`say_build_info`), once one is said.
@@ -240,11 +241,11 @@ class ObsMetrics:
         self.registry.register(family)
         return family
 
-    def _counter(self, name: str) -> Any:
+    def _counter(self, name: str, *, reentrant: bool = False) -> Any:
         row = spec(name)
         if self.multiprocess:
             return Counter(_base(name), row.help, row.labels, registry=self.registry)
-        family = CounterFamily(_base(name), row.help, row.labels)
+        family = CounterFamily(_base(name), row.help, row.labels, reentrant=reentrant)
         self.registry.register(family)
         return family
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -171,3 +172,103 @@ def test_auto_format_picks_console_only_on_a_terminal() -> None:
     assert resolve_format("auto", Tty()) == "console"
     assert resolve_format("auto", io.StringIO()) == "json"
     assert resolve_format("json", Tty()) == "json"
+
+
+def test_console_handlers_set_up_before_are_taken_over_and_others_kept(
+    registry: CollectorRegistry, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import logging.config
+
+    # Django-style LOGGING, applied before configure_logging (settings are read first).
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {
+                "console": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+                "errors": {"class": "logging.StreamHandler"},  # stderr
+                "file": {"class": "logging.FileHandler", "filename": str(tmp_path / "app.log")},
+            },
+            "loggers": {
+                "djangoish": {"handlers": ["console", "file"], "level": "INFO"},
+                "djangoish.server": {"handlers": ["errors"], "propagate": False},
+            },
+        }
+    )
+    out = io.StringIO()
+    try:
+        configure(out, registry)
+        logging.getLogger("djangoish").info("once")
+        logging.getLogger("djangoish.server").info("server line")
+        assert [line["event"] for line in lines(out)] == ["once", "server line"]
+        captured = capsys.readouterr()
+        assert "once" not in captured.out and "server line" not in captured.err
+        assert "once" in (tmp_path / "app.log").read_text()  # a file handler stays
+    finally:
+        for name in ("djangoish", "djangoish.server"):
+            for handler in list(logging.getLogger(name).handlers):
+                logging.getLogger(name).removeHandler(handler)
+                handler.close()
+
+
+def test_flasks_default_handler_is_taken_over(registry: CollectorRegistry) -> None:
+    flask = pytest.importorskip("flask")
+    from flask.logging import default_handler
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # pytest's capture handler: a bare root, as in an app
+        root.removeHandler(handler)
+    app = flask.Flask("touched_before")
+    app.logger.info("touched before configure_logging")  # adds Flask's default handler
+    assert default_handler in app.logger.handlers
+    out = io.StringIO()
+    configure(out, registry)
+    assert default_handler not in app.logger.handlers
+    with app.app_context():
+        app.logger.warning("after")
+    assert [line["event"] for line in lines(out)] == ["after"]
+
+
+def test_stdlib_extras_cannot_replace_the_message_or_obs_fields(
+    registry: CollectorRegistry,
+) -> None:
+    out = io.StringIO()
+    configure(out, registry)
+    legacy = logging.getLogger("legacy")
+    legacy.warning("payment failed for order %s", 42, extra={"event": "payment"})
+    legacy.warning(
+        "disk", extra={"logger": "obs.access", "service": "other", "timestamp": "1970", "level": 1}
+    )
+    first, second = lines(out)
+    assert first["event"] == "payment failed for order 42"
+    assert first["event_field"] == "payment"
+    assert (second["logger"], second["service"], second["level"]) == ("legacy", "svc", "warning")
+    assert second["logger_field"] == "obs.access" and second["service_field"] == "other"
+    assert second["timestamp_field"] == "1970" and second["level_field"] == 1
+
+
+def test_a_stdlib_level_number_is_accepted(registry: CollectorRegistry) -> None:
+    out = io.StringIO()
+    settings = configure_logging(
+        log_format="json", stream=out, registry=registry, level=logging.DEBUG
+    )
+    assert settings.log_level == "debug"
+    get_logger("n").debug("shown")
+    assert lines(out)[0]["event"] == "shown"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"redact_keys": "ssn"}, "redact_keys=['ssn']"),
+        ({"service_name": ""}, "service_name=''"),
+        ({"service_name": "  "}, "service_name='  '"),
+        ({"stream": "stdout"}, "cannot be written to"),
+        ({"level": 2.5}, "level=2.5 is invalid"),
+    ],
+)
+def test_arguments_that_could_only_fail_later_are_refused(
+    arguments: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        configure_logging(log_format="json", **arguments)

@@ -18,7 +18,11 @@ from prometheus_client import CollectorRegistry
 from structlog.typing import Processor
 
 from obs.config import Settings
+from obs.exceptions import ConfigError
+from obs.logs import hooks
+from obs.logs.bound import ObsBoundLogger, set_level
 from obs.logs.fast import JsonLine
+from obs.logs.levels import NAME_OF_NUMBER, standard_name
 from obs.logs.processors import (
     AddStandardFields,
     ConsoleLine,
@@ -65,6 +69,11 @@ _LEVELS = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
+
+#: Fields obs sets on every line: an ``extra=`` key of one of these names is kept as
+#: ``<name>_field`` (as structlog's ``level=`` is), so it can neither replace the record's message
+#: nor make a line claim another logger or service.
+_STANDARD_FIELDS = frozenset({"event", "level", "logger", "service", "timestamp"})
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
@@ -170,6 +179,8 @@ class StructlogHandler(logging.Handler):
             event_dict: dict[str, Any] = {"event": record.getMessage()}
             for key, value in record.__dict__.items():
                 if key not in _RECORD_ATTRS and not key.startswith("_"):
+                    if key in _STANDARD_FIELDS:  # extra={"event": …}, {"logger": "obs.access"}
+                        key += "_field"
                     event_dict[key] = value
             if record.exc_info:
                 reported = getattr(record.exc_info[1], REPORTED_ATTR, None)
@@ -183,7 +194,9 @@ class StructlogHandler(logging.Handler):
                     event_dict["error_type"] = type(record.exc_info[1]).__qualname__
             if record.stack_info:
                 event_dict["stack"] = record.stack_info
-            method = record.levelname.lower()
+            # The level's standard name, whatever the record's levelname: a custom level
+            # (25, 5) must not make a level of its own, nor a series of obs_log_events_total.
+            method = NAME_OF_NUMBER.get(record.levelno) or standard_name(record.levelno)
             rendered: Any = event_dict
             logger = _RecordLogger(record.name)
             for processor in STATE.processors:
@@ -215,10 +228,43 @@ class ServerLoggerTakeover(logging.Filter):
         return self.enabled
 
 
-def _install_stdlib(level: int, server_access_logs: bool) -> None:
+def _writes_to_the_console(handler: logging.Handler, target: IO[str]) -> bool:
+    """Whether *handler* writes where obs's lines go (stdout, stderr, obs's stream): a
+    ``StreamHandler`` to one of them (dictConfig's ``console``), or Flask's default handler."""
+    flask_logging = sys.modules.get("flask.logging")
+    if flask_logging is not None and handler is getattr(flask_logging, "default_handler", None):
+        return True
+    if not isinstance(handler, logging.StreamHandler) or isinstance(handler, logging.FileHandler):
+        return False
+    stream = handler.stream
+    consoles = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__, target)
+    if any(stream is console for console in consoles):
+        return True
+    try:
+        return bool(stream.fileno() in (1, 2))
+    except Exception:  # no descriptor (StringIO), or closed
+        return False
+
+
+def _take_over_console_handlers(target: IO[str]) -> None:
+    """Remove the handlers other loggers have that write to the console (set up by
+    dictConfig, Flask, ``basicConfig``) before obs: their lines would come out twice, once in
+    their format. The logger then propagates, so its lines reach obs's handler instead.
+    Handlers to other destinations (files, sockets, mail) stay."""
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if not isinstance(logger, logging.Logger):  # a placeholder for a dotted parent
+            continue
+        for handler in list(logger.handlers):
+            if _writes_to_the_console(handler, target):
+                logger.removeHandler(handler)
+                logger.propagate = True
+
+
+def _install_stdlib(level: int, server_access_logs: bool, target: IO[str]) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+    _take_over_console_handlers(target)
     root.addHandler(StructlogHandler())
     root.setLevel(level)
     logging.captureWarnings(True)  # warnings.warn() lines go through the pipeline too
@@ -251,10 +297,40 @@ def _line_buffer(stream: IO[str]) -> None:
                 pass
 
 
+def _check_arguments(
+    level: str | int | None,
+    service_name: str | None,
+    redact_keys: Iterable[str] | None,
+    stream: IO[str] | None,
+) -> str | None:
+    """Refuse, with one line, what :func:`configure_logging` could only fail on later; returns
+    the level as a name (a stdlib number, ``logging.DEBUG``, is its standard level's name)."""
+    if isinstance(level, int) and not isinstance(level, bool):
+        level = standard_name(level)
+    elif level is not None and not isinstance(level, str):
+        raise ConfigError(
+            f"level={level!r} is invalid; use a name (debug, info, warning, error, critical) "
+            "or a logging level number (logging.DEBUG)."
+        )
+    if service_name is not None and not (isinstance(service_name, str) and service_name.strip()):
+        raise ConfigError(f"service_name={service_name!r} is invalid; give the service's name.")
+    if isinstance(redact_keys, str | bytes):
+        raise ConfigError(
+            f"redact_keys={redact_keys!r} is a string, which would be read one character at a "
+            f"time; pass a list of keys: redact_keys=[{redact_keys!r}]."
+        )
+    if stream is not None and not callable(getattr(stream, "write", None)):
+        raise ConfigError(
+            f"stream={stream!r} cannot be written to; pass an open text stream (sys.stdout, "
+            "sys.stderr, a file opened for writing)."
+        )
+    return level
+
+
 def configure_logging(
     *,
     service_name: str | None = None,
-    level: str | None = None,
+    level: str | int | None = None,
     log_format: str | None = None,
     redact_keys: Iterable[str] | None = None,
     stream: IO[str] | None = None,
@@ -267,9 +343,11 @@ def configure_logging(
     Arguments override ``OBS_*`` environment variables (``OBS_SERVICE_NAME``, ``OBS_LOG_LEVEL``,
     ``OBS_LOG_FORMAT``, ``OBS_REDACT_KEYS``). The servers' own access loggers (uvicorn,
     gunicorn, hypercorn) are switched off, since obs writes one access line per request;
-    *server_access_logs* keeps them. Python warnings are logged. Safe to call more than once:
+    *server_access_logs* keeps them. Python warnings are logged, and so are uncaught exceptions
+    (``sys.excepthook``, ``threading.excepthook``; KeyboardInterrupt excepted). Safe to call more than once:
     the last call wins and no handler or line is duplicated. Returns the settings in force.
     """
+    level = _check_arguments(level, service_name, redact_keys, stream)
     if settings is None:
         settings = Settings.from_env(
             service_name=service_name,
@@ -288,15 +366,19 @@ def configure_logging(
         STATE.json_line = json_line
         numeric_level = _LEVELS[settings.log_level]
         STATE.min_level = numeric_level
+        # One wrapper class whose methods follow the level: loggers cached by an earlier call
+        # follow this one's level (make_filtering_bound_logger freezes it into its class).
+        set_level(numeric_level)
         structlog.configure(
             processors=STATE.processors,
-            wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+            wrapper_class=ObsBoundLogger,
             logger_factory=SinkLoggerFactory(),
             context_class=dict,
             cache_logger_on_first_use=True,
         )
         STATE.configured = True
-        _install_stdlib(numeric_level, server_access_logs)
+        _install_stdlib(numeric_level, server_access_logs, target)
+        hooks.install()  # uncaught exceptions as log lines, not plain tracebacks
     # obs_build_info says the service of the log lines (of the middlewares built before too).
     service_configured(settings.service_name)
     return settings

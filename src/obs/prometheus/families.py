@@ -18,7 +18,8 @@ import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from types import TracebackType
+from typing import Any, Protocol
 
 from prometheus_client import Metric
 from prometheus_client.samples import Exemplar, Sample
@@ -29,16 +30,45 @@ def format_bound(bound: float) -> str:
     return "+Inf" if bound == math.inf else repr(float(bound))
 
 
+class Lock(Protocol):
+    """A ``threading.Lock`` or ``threading.RLock``."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+    def __enter__(self) -> bool: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
 class Family:
-    """Common parts: a name, labels, and children cached by label values."""
+    """Common parts: a name, labels, and children cached by label values.
+
+    *reentrant* families take a ``threading.RLock``: one a log call counts in
+    (``obs_log_events_total``) can be counted in again by a signal handler that logs while the
+    thread it interrupted holds the lock, where a plain lock would wait forever.
+    """
 
     kind = "untyped"
 
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        *,
+        reentrant: bool = False,
+    ) -> None:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
-        self._lock = threading.Lock()
+        self._lock: Lock = threading.RLock() if reentrant else threading.Lock()
         self._children: dict[tuple[str, ...], _Child] = {}
 
     def labels(self, *values: object) -> _Child:
@@ -82,7 +112,7 @@ class Family:
 class _Child:
     __slots__ = ("_lock",)
 
-    def __init__(self, lock: threading.Lock) -> None:
+    def __init__(self, lock: Lock) -> None:
         self._lock = lock
 
     def samples(self, name: str, labels: dict[str, str]) -> list[Sample]:
@@ -92,7 +122,7 @@ class _Child:
 class _CounterChild(_Child):
     __slots__ = ("value",)
 
-    def __init__(self, lock: threading.Lock) -> None:
+    def __init__(self, lock: Lock) -> None:
         super().__init__(lock)
         self.value = 0.0
 
@@ -117,7 +147,7 @@ class _CounterChild(_Child):
 class _GaugeChild(_Child):
     __slots__ = ("_units", "value")
 
-    def __init__(self, lock: threading.Lock) -> None:
+    def __init__(self, lock: Lock) -> None:
         super().__init__(lock)
         self.value = 0.0
         # Steps of exactly one (requests in flight) are appends and pops: single operations
@@ -171,7 +201,7 @@ class _GaugeChild(_Child):
 class _HistogramChild(_Child):
     __slots__ = ("_bounds", "counts", "exemplars", "sum")
 
-    def __init__(self, lock: threading.Lock, bounds: tuple[float, ...]) -> None:
+    def __init__(self, lock: Lock, bounds: tuple[float, ...]) -> None:
         super().__init__(lock)
         self._bounds = bounds
         self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
