@@ -4,9 +4,11 @@
 exemplars. Single process: plain prometheus_client (its own ``Histogram`` and
 ``generate_latest``) against obs (its store and :func:`obs.prometheus.exposition.render`), text and
 OpenMetrics. Multiprocess: four worker processes write their ``.db`` files under
-``PROMETHEUS_MULTIPROC_DIR``, then one process renders them through prometheus_client's
-``MultiProcessCollector`` and through obs. The obs output is parsed and compared with what
-prometheus_client renders for the same registry: the samples must be the same.
+``PROMETHEUS_MULTIPROC_DIR`` (and their exemplar side files, as at a gunicorn worker's exit),
+then one process renders them through prometheus_client's ``MultiProcessCollector`` and through
+obs, text and OpenMetrics. The obs output is parsed and compared with what prometheus_client
+renders for the same registry: the samples must be the same (in multiprocess OpenMetrics, obs's
+exemplars aside, which are compared with obs's own prometheus_client-based path).
 """
 
 from __future__ import annotations
@@ -143,16 +145,19 @@ def _mp_worker(directory: str, seed: int) -> None:
     from prometheus_client import CollectorRegistry
 
     from obs.metrics import get_metrics
+    from obs.prometheus.multiprocess import write_side_file
 
     metrics = get_metrics(CollectorRegistry())
     populate(metrics.request_duration.labels, seed)
     metrics.active_requests.labels("GET").inc()
+    write_side_file()  # its exemplars, as gunicorn's worker_exit writes them
 
 
 def _mp_measure(directory: str, rounds: int) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
     from obs.prometheus.exposition import render
     from obs.prometheus.multiprocess import scrape_registry
@@ -163,18 +168,35 @@ def _mp_measure(directory: str, rounds: int) -> dict[str, Any]:
     batches = {
         "prometheus_client text": _render_batch(lambda: generate_latest(plain)),
         "obs text": _render_batch(lambda: render(ours, None)[0]),
+        "prometheus_client openmetrics": _render_batch(lambda: generate_openmetrics(plain)),
+        "obs openmetrics": _render_batch(lambda: render(ours, OPENMETRICS)[0]),
     }
     # obs adds per-process metrics of live workers (none here); the worker files must match.
     theirs = _parsed(generate_latest(plain), False)
     names = {name for name, _, _ in theirs}
     same = [f for f in _parsed(render(ours, None)[0], False) if f[0] in names] == theirs
+    # OpenMetrics: the same samples as prometheus_client's, exemplars aside; with them, the
+    # same as obs's aggregate collected and encoded by prometheus_client (the path before the
+    # fast merge).
+    ours_om = render(ours, OPENMETRICS)[0]
+    theirs_om = _parsed(generate_openmetrics(plain), True)
+    without_exemplars = [
+        (name, kind, [(*s[:-1], None) for s in samples])
+        for name, kind, samples in _parsed(ours_om, True)
+        if name in names
+    ]
+    same_om = without_exemplars == theirs_om and _parsed(ours_om, True) == _parsed(
+        generate_openmetrics(ours), True
+    )
+    exemplars = sum(s[-1] is not None for _, _, samples in _parsed(ours_om, True) for s in samples)
     measured = Rounds()
     measured.run(batches, n=1, rounds=rounds, scale=1e3)
     return {
         "workers": WORKERS,
         "label_sets": ROUTES * len(METHODS) * len(STATUSES),
         "ms": {name: measured.figure(name) for name in batches},
-        "same_samples": {"text": same},
+        "same_samples": {"text": same, "openmetrics": same_om},
+        "exemplars": exemplars,
         "renderer": "obs.prometheus.exposition.render of obs.prometheus.multiprocess.scrape_registry (exemplars, "
         "per-process metrics) vs prometheus_client's MultiProcessCollector",
     }

@@ -157,6 +157,7 @@ def targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
         ("single_process", "obs text", "prometheus_client text"),
         ("single_process", "obs openmetrics", "prometheus_client openmetrics"),
         ("multiprocess", "obs text", "prometheus_client text"),
+        ("multiprocess", "obs openmetrics", "prometheus_client openmetrics"),
     ):
         block = _get(sections, "exposition", mode) or {}
         a, b = _get(block, "ms", ours_key, "median"), _get(block, "ms", theirs_key, "median")

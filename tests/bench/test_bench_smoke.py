@@ -36,9 +36,12 @@ def test_quick_run_produces_the_obs_figures(tmp_path: Path) -> None:
     assert sections["logging"]["loggers"]["obs"]["lines_per_second"]["median"] > 0
     for mode in ("single_process", "multiprocess"):
         block = sections["exposition"][mode]
-        assert block["ms"]["obs text"]["median"] > 0
-        assert block["ms"]["prometheus_client text"]["median"] > 0
+        for renderer in ("obs", "prometheus_client"):
+            for fmt in ("text", "openmetrics"):
+                assert block["ms"][f"{renderer} {fmt}"]["median"] > 0
         assert all(block["same_samples"].values())
+        assert set(block["same_samples"]) == {"text", "openmetrics"}
+    assert sections["exposition"]["multiprocess"]["exemplars"] > 0  # the side files were read
     memory = sections["memory"]
     assert memory["rss_mb_after_warmup"] > 0
     assert memory["rss_mb_after"] > 0

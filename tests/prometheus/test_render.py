@@ -253,5 +253,16 @@ def test_multiprocess_files_render_the_same_samples(tmp_path: Path) -> None:
 
     assert normalised(ours) == normalised(theirs)  # ...and gives the same samples
     assert _render_multiprocess.render_multiprocess_text(str(directory)) == ours
-    # OpenMetrics scrapes of multiprocess files are left to prometheus_client.
-    assert _render.render_openmetrics(registry) == om_exposition.generate_latest(registry)
+    # OpenMetrics goes through the fast merge too: the samples of prometheus_client's
+    # collector (compared unparsed: its own OpenMetrics of them, every bucket before the first
+    # _count, is refused by its parser before 0.24).
+    ours = _render.render_openmetrics(registry)
+    assert ours != om_exposition.generate_latest(registry) and ours.endswith(b"# EOF\n")
+    assert sorted(
+        (name, kind, doc, sorted((s.name, sorted(s.labels.items()), s.value) for s in samples))
+        for name, kind, doc, samples in families(ours, open_metrics=True)
+    ) == sorted(
+        (m.name, m.type, m.documentation, sorted((s.name, sorted(s.labels.items()), s.value)
+                                                 for s in m.samples))
+        for m in registry.collect()
+    )  # fmt: skip

@@ -8,9 +8,9 @@ costs a worker a good fraction of a second. The families of :mod:`obs.prometheus
 and sums, so this module formats them straight to text: labels are escaped and sorted once per
 child, bucket lines share that prefix, and small integer counts skip float formatting.
 
-With ``PROMETHEUS_MULTIPROC_DIR`` set, a ``MultiProcessCollector`` in the registry is read and
-merged by :mod:`obs.prometheus.multiprocess.merge` (text format; OpenMetrics scrapes of it go through
-prometheus_client).
+With ``PROMETHEUS_MULTIPROC_DIR`` set, a ``MultiProcessCollector`` (or obs's aggregate) in the
+registry is read and merged by :mod:`obs.prometheus.multiprocess.merge`, in both formats; the
+OpenMetrics one carries the exemplars of obs's side files.
 
 The output is the same as prometheus_client's ``generate_latest`` (text format) and its
 OpenMetrics ``generate_latest`` for the same registry, line for line; ``tests/test_render.py``
@@ -22,6 +22,8 @@ rendered by prometheus_client itself.
 from __future__ import annotations
 
 import functools
+import glob
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -161,6 +163,9 @@ def _render(registry: CollectorRegistry, delegate: Encoder, *, open_metrics: boo
         elif not open_metrics and _is_multiprocess(collector):
             flush()
             pending.extend(_multiprocess_text(collector, out))
+        elif _is_multiprocess(collector):
+            flush()
+            pending.extend(_multiprocess_openmetrics(collector, out))
         else:
             pending.extend(collector.collect())
     flush()
@@ -191,6 +196,32 @@ def _multiprocess_text(collector: Any, out: list[str]) -> list[Metric]:
     lines, per_process = collector.text_lines(multiprocess_lines)
     out.extend(lines)
     return list(per_process)
+
+
+def _multiprocess_openmetrics(collector: Any, out: list[str]) -> list[Metric]:
+    """Write a multiprocess collector's ``.db`` values to *out* as OpenMetrics through the fast
+    merge, with the exemplars of the workers' side files for obs's aggregate (prometheus_client's
+    own collector has none); return the metrics left to prometheus_client's encoder (per-process
+    metrics, and any whose names it must escape)."""
+    from obs.prometheus.multiprocess.merge import multiprocess_openmetrics_lines
+
+    if type(collector).__name__ == "MultiProcessCollector":
+        path = _compat.multiprocess_collector_path(collector)
+        return list(multiprocess_openmetrics_lines(path, out))
+    from obs.prometheus.multiprocess.exemplars import merge_exemplars
+    from obs.prometheus.multiprocess.files import SIDE_PREFIX, read_side_files
+
+    escaped: list[Metric] = []
+
+    def render_db(path: str, lines: list[str]) -> None:
+        # Called under the directory's shared lock: the side files read here belong to the same
+        # set of workers as the .db files (a fold moves both under the exclusive lock).
+        sides = read_side_files(glob.glob(os.path.join(path, f"{SIDE_PREFIX}*.json")))
+        escaped.extend(multiprocess_openmetrics_lines(path, lines, merge_exemplars(sides)))
+
+    lines, per_process = collector.text_lines(render_db)
+    out.extend(lines)
+    return [*escaped, *per_process]
 
 
 def render_text(registry: CollectorRegistry, escaping: str = openmetrics.UNDERSCORES) -> bytes:

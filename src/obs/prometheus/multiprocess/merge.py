@@ -1,4 +1,5 @@
-"""Multiprocess mode: the ``.db`` files of every worker, merged and written as the text format.
+"""Multiprocess mode: the ``.db`` files of every worker, merged and written as the text format
+or as OpenMetrics (with obs's exemplars).
 
 prometheus_client's MultiProcessCollector parses every key of every worker's file, builds a
 Sample per value, merges them through nested defaultdicts and formats the result like any other
@@ -7,6 +8,11 @@ and from scrape to scrape), values are merged into flat dicts, and lines are for
 labels that are already sorted. The merge rules are prometheus_client's: counters, summaries
 and histogram sums add up; buckets add up and accumulate by bound, ``_count`` being the total;
 gauges follow their multiprocess mode (``all``/``liveall`` keep a ``pid`` label).
+
+OpenMetrics differs in its details, which are prometheus_client's: a counter's ``# HELP`` and
+``# TYPE`` name it without ``_total`` (its samples keep it; the files hold no ``_created``),
+help texts escape ``"`` too, and a bucket may carry the exemplar the workers' side files hold
+for it. Each histogram label set is one group: buckets, ``_count``, ``_sum``.
 """
 
 from __future__ import annotations
@@ -15,8 +21,18 @@ import glob
 import json
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from obs.prometheus.textformat import escape_value, go_float, help_text
+
+Labels = tuple[tuple[str, str], ...]
+#: An exemplar as the side files keep it: its labels, value and timestamp.
+ExemplarValue = tuple[dict[str, str], float, float]
+#: The exemplars of the side files (:func:`~obs.prometheus.multiprocess.exemplars.merge_exemplars`),
+#: by metric name and labels with ``le``.
+Exemplars = dict[tuple[str, Labels], ExemplarValue]
+#: The same by metric name and labels without ``le``, then by ``le``.
+_ByLabelSet = dict[tuple[str, Labels], dict[str, ExemplarValue]]
 
 #: Parsed keys: key -> (metric name, sample name, sorted labels, help). Bounded: cleared when full.
 _KEYS: dict[str, tuple[str, str, tuple[tuple[str, str], ...], str]] = {}
@@ -179,6 +195,117 @@ def multiprocess_lines(directory: str, out: list[str]) -> None:
         for (name, labels), value in metric.values.items():
             if (name, labels) not in written:
                 out.append(f"{name}{_labels_text(labels)} {go_float(value)}\n")
+
+
+def multiprocess_openmetrics_lines(
+    directory: str, out: list[str], exemplars: Exemplars | None = None
+) -> list[Any]:
+    """The OpenMetrics lines (without ``# EOF``) of every metric in *directory*'s ``.db`` files,
+    as prometheus_client's ``MultiProcessCollector`` and OpenMetrics ``generate_latest`` give
+    them, plus *exemplars* on their buckets. Returns, as prometheus_client ``Metric`` objects,
+    the metrics whose names that encoder must escape (UTF-8 names), for it to write."""
+    from obs.prometheus._compat import is_valid_label_name, is_valid_metric_name
+
+    merged = _merge_files(glob.glob(os.path.join(directory, "*.db")))
+    by_label_set = _exemplars_by_label_set(exemplars or {})
+    escaped: list[Any] = []
+    for metric_name, metric in merged.items():
+        names = {name for name, _ in metric.values}
+        labelnames = {k for _, labels in metric.values for k, _ in labels}
+        labelnames.update(k for labels in metric.buckets for k, _ in labels)
+        if not (
+            is_valid_metric_name(metric_name)
+            and all(is_valid_metric_name(name) for name in names)
+            and all(is_valid_label_name(name) for name in labelnames)
+        ):
+            escaped.append(_as_metric(metric_name, metric, by_label_set))
+            continue
+        out.append(f"# HELP {metric_name} {escape_value(metric.help)}\n")
+        out.append(f"# TYPE {metric_name} {metric.kind}\n")
+        bucket = metric_name + "_bucket"
+        count_name, sum_name = metric_name + "_count", metric_name + "_sum"
+        written: set[tuple[str, Labels]] = set()
+        for labels, by_bound in metric.buckets.items():
+            le_at = sum(1 for k, _ in labels if k < "le")
+            before = ",".join(f'{k}="{escape_value(v)}"' for k, v in labels[:le_at])
+            after = ",".join(f'{k}="{escape_value(v)}"' for k, v in labels[le_at:])
+            head = f"{bucket}{{{before}," if before else f"{bucket}{{"
+            tail = '"} ' if not after else f'",{after}}} '
+            found = by_label_set.get((metric_name, labels))
+            total = 0.0
+            for bound in sorted(by_bound):
+                total += by_bound[bound]
+                le = go_float(bound)
+                line = f'{head}le="{le}{tail}{go_float(total)}'
+                if found is not None and le in found:
+                    line += _exemplar_text(found[le])
+                out.append(line + "\n")
+            labels_text = _labels_text(labels)
+            out.append(f"{count_name}{labels_text} {go_float(total)}\n")
+            written.add((count_name, labels))
+            total_sum = metric.values.get((sum_name, labels))
+            if total_sum is not None:
+                out.append(f"{sum_name}{labels_text} {go_float(total_sum)}\n")
+                written.add((sum_name, labels))
+        for (name, labels), value in metric.values.items():
+            if (name, labels) not in written:
+                out.append(f"{name}{_labels_text(labels)} {go_float(value)}\n")
+    return escaped
+
+
+def _exemplars_by_label_set(exemplars: Exemplars) -> _ByLabelSet:
+    """*exemplars* by metric name and labels without ``le``, then by ``le``: one lookup per
+    label set rather than a sorted key per bucket."""
+    out: _ByLabelSet = {}
+    for (name, labels), value in exemplars.items():
+        le = None
+        rest = []
+        for pair in labels:
+            if pair[0] == "le":
+                le = pair[1]
+            else:
+                rest.append(pair)
+        if le is not None:
+            out.setdefault((name, tuple(rest)), {})[le] = value
+    return out
+
+
+def _exemplar_text(exemplar: ExemplarValue) -> str:
+    labels, value, timestamp = exemplar
+    joined = ",".join(f'{k}="{escape_value(v)}"' for k, v in sorted(labels.items()))
+    return f" # {{{joined}}} {go_float(value)} {timestamp}"
+
+
+def _as_metric(metric_name: str, metric: _Merged, by_label_set: _ByLabelSet) -> Any:
+    """*metric* as prometheus_client's merge gives it, for its encoder to write."""
+    from prometheus_client import Metric
+    from prometheus_client.samples import Exemplar
+
+    family = Metric(metric_name, metric.help, metric.kind)
+    written: set[tuple[str, Labels]] = set()
+    for labels, by_bound in metric.buckets.items():
+        found = by_label_set.get((metric_name, labels)) or {}
+        total = 0.0
+        for bound in sorted(by_bound):
+            total += by_bound[bound]
+            le = go_float(bound)
+            exemplar = found.get(le)
+            family.add_sample(
+                metric_name + "_bucket",
+                {**dict(labels), "le": le},
+                total,
+                exemplar=None if exemplar is None else Exemplar(*exemplar),
+            )
+        family.add_sample(metric_name + "_count", dict(labels), total)
+        written.add((metric_name + "_count", labels))
+        total_sum = metric.values.get((metric_name + "_sum", labels))
+        if total_sum is not None:
+            family.add_sample(metric_name + "_sum", dict(labels), total_sum)
+            written.add((metric_name + "_sum", labels))
+    for (name, labels), value in metric.values.items():
+        if (name, labels) not in written:
+            family.add_sample(name, dict(labels), value)
+    return family
 
 
 def render_multiprocess_text(directory: str) -> bytes:
