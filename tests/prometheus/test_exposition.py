@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import socket
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -55,3 +56,43 @@ def test_basic_auth_helpers() -> None:
     assert not authorized(expected, b"Basic dTpx")
     assert not authorized(expected, None)
     assert authorized(None, None)
+
+
+def test_workers_share_the_metrics_port_in_multiprocess_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker of a multiprocess server serves the same aggregate: all may bind the port."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    port = free_port()
+    servers = [start_metrics_server(port), start_metrics_server(port)]
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_port_another_server_holds_is_refused_in_multiprocess_mode_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with socket.socket() as taken:  # bound without SO_REUSEPORT, as any other server is
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ObsError, match=f"cannot serve metrics on 127.0.0.1:{port}"):
+            start_metrics_server(port)
+
+
+def test_a_process_with_its_own_registry_keeps_the_port_to_itself(
+    registry: CollectorRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    port = free_port()
+    server, thread = start_metrics_server(port, registry=registry)
+    try:
+        with pytest.raises(ObsError, match="cannot serve metrics"):
+            start_metrics_server(port)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -18,6 +18,7 @@ import gzip
 import hmac
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
@@ -164,6 +165,25 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+def shares_port(registry: CollectorRegistry | None) -> bool:
+    """Whether the workers of one server bind the metrics port together (``SO_REUSEPORT``).
+
+    In multiprocess mode every worker serves the same aggregate, so each worker that calls
+    :func:`start_metrics_server` binds the same port and the kernel spreads the scrapes over
+    them: without it the second worker fails ("Address already in use"). Linux only, where the
+    kernel lets only sockets of the same user that all set the option share a port: a port a
+    process of another user holds, or one bound without the option (any other server), still
+    fails in one line. A process given its own *registry* serves only itself and keeps the
+    port to itself.
+    """
+    return (
+        registry is None
+        and bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        and sys.platform.startswith("linux")
+        and hasattr(socket, "SO_REUSEPORT")
+    )
+
+
 def start_metrics_server(
     port: int,
     addr: str = "127.0.0.1",
@@ -176,13 +196,15 @@ def start_metrics_server(
 
     Keeping metrics off the public port is the simplest way to keep them private. It serves
     what every other obs endpoint serves (:class:`MetricsEndpoint`): with
-    ``PROMETHEUS_MULTIPROC_DIR`` set and no *registry*, the aggregate of all workers. Returns
-    the server (``server.shutdown()``, then ``server.server_close()``, stops it) and its thread.
+    ``PROMETHEUS_MULTIPROC_DIR`` set and no *registry*, the aggregate of all workers, and then
+    every worker can call it with the same port (see :func:`shares_port`). Returns the server
+    (``server.shutdown()``, then ``server.server_close()``, stops it) and its thread.
     """
     endpoint = MetricsEndpoint(registry, username=username, password=password)
     try:
         family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
-        server_class = type("MetricsServer", (_MetricsServer,), {"address_family": family})
+        attributes = {"address_family": family, "allow_reuse_port": shares_port(registry)}
+        server_class = type("MetricsServer", (_MetricsServer,), attributes)
         server: WSGIServer = make_server(
             addr, port, endpoint.wsgi_app, server_class=server_class, handler_class=_QuietHandler
         )
