@@ -4,7 +4,8 @@
 
 or, from a configuration file of your own, ``from obs.gunicorn import *``. It provides:
 
-- ``on_starting``: check and empty ``PROMETHEUS_MULTIPROC_DIR`` (if unset, a new ``0700``
+- ``on_starting``: check ``PROMETHEUS_MULTIPROC_DIR`` and clear what dead processes left in it
+  (a binary upgrade's old workers keep theirs; if unset, a new ``0700``
   directory with an unpredictable name under the temporary directory, removed again at exit;
   a directory of another user, a symbolic link, or one writable by others is refused);
 - ``post_fork``/``worker_exit``: each worker's side file (exemplars, GC counts) from its start
@@ -34,7 +35,7 @@ from obs.private_files import ensure_private_directory
 _OWN_DIRECTORY = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _OWN_DIRECTORY:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="obs-prometheus-multiproc-")
-# gunicorn logs (and obs counts log lines) before on_starting empties the directory; a directory
+# gunicorn logs (and obs counts log lines) before on_starting clears the directory; a directory
 # that is not private is refused here, before anything is written to it.
 ensure_private_directory(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 

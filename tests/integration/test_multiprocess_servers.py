@@ -3,7 +3,10 @@ several servers' generations, make of one ``PROMETHEUS_MULTIPROC_DIR``."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -92,3 +95,65 @@ def test_every_worker_serves_the_aggregate_on_the_metrics_port(
         server.stop()
     assert "Address already in use" not in server.stderr
     assert "cannot serve metrics" not in server.stderr
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(child) for child in children.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_binary_upgrade_keeps_the_old_workers_counts(tmp_path: Path) -> None:
+    """gunicorn's zero-downtime upgrade: ``kill -USR2`` starts a new master beside the old one,
+    whose workers still serve; the new master's start-up must not delete their files."""
+    directory = tmp_path / "multiproc"
+    directory.mkdir(mode=0o700)
+    pidfile = tmp_path / "gunicorn.pid"
+    port = free_port()
+    # The re-exec runs ``python <argv[0]>``: ``-m gunicorn``'s __main__.py would put gunicorn's
+    # own directory first on sys.path, where its ``http`` package hides the standard library's.
+    argv = [
+        "gunicorn.app.wsgiapp", "-c", "python:obs.gunicorn", "-w", "2", "--graceful-timeout", "5",
+        "--pid", str(pidfile), "-b", f"127.0.0.1:{port}", "flask_app:app",
+    ]  # fmt: skip
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory), "OBS_ACCESS_LOG": "false"}
+    route = "/items/<item_id>"
+
+    def count() -> int:
+        return hello_count(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, route)
+
+    def send(n: int) -> None:
+        for i in range(n):  # new connections: the old and the new workers both answer
+            assert httpx.get(f"http://127.0.0.1:{port}/items/{i}", timeout=5).status_code == 200
+
+    with serve(argv, port, env=env) as server:
+        old = server.process.pid
+        _wait(lambda: len(_children(old)) == 2, "the workers")
+        send(30)
+        assert count() == 30
+        os.kill(old, signal.SIGUSR2)
+        new_pidfile = tmp_path / "gunicorn.pid.2"  # the new master's, while the old one lives
+        _wait(
+            lambda: new_pidfile.exists() and new_pidfile.read_text().strip() != "", "the new master"
+        )
+        new = int(new_pidfile.read_text())
+        _wait(lambda: len(_children(new)) == 2, "the new master's workers")
+        send(10)
+        assert [count() for _ in range(4)] == [40] * 4
+        os.kill(old, signal.SIGTERM)  # the upgrade's last step: the old master goes
+        server.process.wait(timeout=30)
+        send(10)
+        assert count() == 50
+        os.kill(new, signal.SIGTERM)
+        _wait(lambda: not _children(new), "the new master's exit")

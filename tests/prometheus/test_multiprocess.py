@@ -197,3 +197,48 @@ def test_each_histogram_label_set_is_one_group_in_both_formats(tmp_path: Path) -
     result = run_python(GROUPED_SCRAPE, env={"PROMETHEUS_MULTIPROC_DIR": str(directory)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["3 3", "3 3"], result.stdout
+
+
+LIVE_FOREIGN_WRITER = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    from obs.prometheus import multiprocess
+    from obs.prometheus.exposition import render
+    from prometheus_client.parser import text_string_to_metric_families as parse
+
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    dead = os.fork()  # a worker of the old master that died unfolded
+    if dead == 0:
+        from obs.metrics import get_metrics
+        get_metrics().exceptions.labels("/r", "E").inc(3)
+        os._exit(0)
+    os.waitpid(dead, 0)
+    live = subprocess.Popen(  # a worker of the old master, still serving
+        [sys.executable, "-c", "import sys; from obs.metrics import get_metrics; "
+         "get_metrics().exceptions.labels('/r', 'E').inc(5); print('up', flush=True); "
+         "sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert live.stdout.readline() == "up\\n"
+    multiprocess.prepare()  # the new master's on_starting
+    names = os.listdir(path)
+    assert f"counter_{live.pid}.db" in names, names
+    assert f"counter_{dead}.db" not in names and "counter_aggregate.db" in names, names
+    body, _ = render(None, None)
+    families = {f.name: f for f in parse(body.decode())}
+    assert sum(s.value for s in families["http_server_exceptions"].samples) == 8
+    live.stdin.close()
+    live.wait(timeout=10)
+    multiprocess.prepare()  # a later start: nobody writes there any more, the files go
+    assert sorted(os.listdir(path)) == [".obs.lock"], os.listdir(path)
+    print("ok")
+    """
+)
+
+
+def test_prepare_keeps_the_files_of_live_processes_and_folds_the_dead(tmp_path: Path) -> None:
+    """A gunicorn binary upgrade (USR2): the new master starts while the old one's workers
+    serve; only the files of processes that are gone are cleared (folded)."""
+    proc = run_python(LIVE_FOREIGN_WRITER, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("ok")

@@ -31,9 +31,8 @@ from obs.prometheus.multiprocess.files import (
     default_directory,
     directory,
     ensure_multiprocess_values,
-    prepare,
 )
-from obs.prometheus.multiprocess.fold import fold_dead_worker
+from obs.prometheus.multiprocess.fold import fold_dead_worker, prepare
 
 __all__ = [
     "ENV",

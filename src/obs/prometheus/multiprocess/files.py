@@ -2,7 +2,7 @@
 
 prometheus_client's multiprocess mode keeps each worker's values in ``*.db`` files under
 ``PROMETHEUS_MULTIPROC_DIR``. This module owns that directory for obs: set-up in the server's
-master (:func:`prepare`), the lock that keeps a scrape from seeing a dead worker's counts twice
+master (:func:`default_directory`; :func:`obs.prometheus.multiprocess.fold.prepare` clears it), the lock that keeps a scrape from seeing a dead worker's counts twice
 (:func:`locked`), and the small JSON side files' reading and writing.
 
 The directory is private (see :mod:`obs.private_files`): created ``0700``, refused when it
@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from obs.private_files import ensure_private_directory, open_private, write_private
+from obs.private_files import open_private, write_private
 from obs.prometheus import _compat
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -57,26 +57,6 @@ def default_directory() -> str:
     cannot create it first (a name such as ``…-<master pid>`` can be squatted).
     """
     return tempfile.mkdtemp(prefix=DEFAULT_PREFIX)
-
-
-def prepare(path: str | None = None) -> str:
-    """Create and empty the directory, and export it; call once in the server's master process
-    before any worker starts (gunicorn's ``on_starting`` does).
-
-    Files of the calling process itself are kept: with ``--preload`` the master already
-    created its metrics.
-    """
-    path = path or directory() or default_directory()
-    ensure_private_directory(path)  # UnsafePathError: someone else's, or writable by others
-    own = str(os.getpid())
-    for name in os.listdir(path):
-        if name == LOCK_FILE or pid_of(name) == own:
-            continue
-        if name.endswith((".db", ".json", ".tmp")):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(path, name))  # a planted link goes, never its target
-    os.environ[ENV] = path
-    return path
 
 
 def pid_of(name: str) -> str:
