@@ -85,10 +85,12 @@ logger_class = ObsLogger
 
 def on_starting(server: Any) -> None:
     multiprocess.prepare()
+    warn_about_replaced_hooks(server)
 
 
 def when_ready(server: Any) -> None:
     multiprocess.write_side_file()
+    warn_about_replaced_hooks(server)  # in case on_starting was replaced too
 
 
 def pre_fork(server: Any, worker: Any) -> None:
@@ -111,3 +113,64 @@ def on_exit(server: Any) -> None:
     path = multiprocess.directory()
     if _OWN_DIRECTORY and path:  # at interpreter exit: the master still logs its goodbye
         atexit.register(shutil.rmtree, path, ignore_errors=True)
+
+
+# What each hook of obs's does for the user, and the names a replacement that keeps it calls.
+_HOOKS: dict[str, tuple[str, frozenset[str]]] = {
+    "child_exit": (
+        "dead workers are not folded: files and scrape time grow with --max-requests",
+        frozenset({"fold_dead_worker"}),
+    ),
+    "post_fork": ("an idle worker has no process or GC series", frozenset({"start_side_file"})),
+    "worker_exit": ("a worker's last exemplars are lost", frozenset({"write_side_file"})),
+}
+_checked = False
+
+
+def replaced_hooks(cfg: Any) -> list[str]:
+    """The hooks of gunicorn configuration *cfg* that replace obs's without calling them
+    (``from obs.gunicorn import *`` and then ``def child_exit(server, worker): ...``)."""
+    ours = globals()
+    return [
+        name
+        for name, (_, calls) in _HOOKS.items()
+        if not _keeps(getattr(cfg, name, None), ours[name], calls | {name})
+    ]
+
+
+def _keeps(hook: Any, own: Any, names: frozenset[str]) -> bool:
+    if hook is own:
+        return True
+    code = getattr(hook, "__code__", None)
+    if code is None:  # a callable object or a partial: nothing to read, so no warning
+        return True
+    referenced: set[str] = set()
+    stack = [code]
+    while stack:
+        current = stack.pop()
+        referenced.update(current.co_names)
+        stack.extend(c for c in current.co_consts if hasattr(c, "co_names"))
+    found = getattr(hook, "__globals__", {})
+    # ``obs.gunicorn.child_exit(...)``, ``fold_dead_worker(...)``, or an alias of obs's hook
+    return bool(referenced & names) or any(found.get(name) is own for name in referenced)
+
+
+def warn_about_replaced_hooks(server: Any) -> None:
+    """Log one warning line, once, when the configuration replaced obs's hooks without calling
+    them: gunicorn keeps only the last definition of a hook, silently."""
+    global _checked
+    if _checked:
+        return
+    _checked = True
+    names = replaced_hooks(server.cfg)
+    if not names:
+        return
+    losses = "; ".join(_HOOKS[name][0] for name in names)
+    calls = ", ".join(f"obs.gunicorn.{name}(server, worker)" for name in names)
+    server.log.warning(
+        "the gunicorn configuration replaces obs.gunicorn's %s without calling them (%s); "
+        "call %s from yours (docs/multiprocess.md)",
+        ", ".join(names),
+        losses,
+        calls,
+    )

@@ -157,3 +157,65 @@ def test_a_binary_upgrade_keeps_the_old_workers_counts(tmp_path: Path) -> None:
         assert count() == 50
         os.kill(new, signal.SIGTERM)
         _wait(lambda: not _children(new), "the new master's exit")
+
+
+REPLACING_CONF = """
+from obs.gunicorn import *  # noqa: F403
+from prometheus_client import multiprocess
+
+def child_exit(server, worker):  # prometheus_client's documented hook, replacing obs's
+    multiprocess.mark_process_dead(worker.pid)
+
+def post_fork(server, worker):
+    server.log.info("user post_fork %s", worker.pid)
+"""
+COMPOSING_CONF = """
+import obs.gunicorn
+from obs.gunicorn import *  # noqa: F403
+from obs.gunicorn import post_fork as obs_post_fork
+
+def child_exit(server, worker):
+    server.log.info("user child_exit %s", worker.pid)
+    obs.gunicorn.child_exit(server, worker)
+
+def post_fork(server, worker):
+    obs_post_fork(server, worker)
+"""
+WARNING = "the gunicorn configuration replaces obs.gunicorn's"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("conf", ["replacing", "composing"])
+def test_hooks_of_a_configuration_file_compose_with_obs_or_are_warned_about(
+    conf: str, tmp_path: Path
+) -> None:
+    """``from obs.gunicorn import *`` then ``def child_exit``: gunicorn keeps the last one, so
+    obs's is gone unless the user's calls it; the master says so in one line at start-up."""
+    directory = tmp_path / "multiproc"
+    directory.mkdir(mode=0o700)
+    config = tmp_path / "gunicorn_conf.py"
+    config.write_text(REPLACING_CONF if conf == "replacing" else COMPOSING_CONF)
+    port = free_port()
+    argv = [
+        "gunicorn", "-c", str(config), "-w", "2", "--max-requests", "5",
+        "--max-requests-jitter", "0", "-b", f"127.0.0.1:{port}", "flask_app:app",
+    ]  # fmt: skip
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory), "OBS_ACCESS_LOG": "false"}
+    with serve(argv, port, env=env) as server:
+        for i in range(60):  # about a dozen recycled workers
+            assert httpx.get(f"{server.base_url}/items/{i}", timeout=5).status_code == 200
+        time.sleep(0.5)
+        per_worker = [n for n in os.listdir(directory) if n.startswith("histogram_")]
+        server.stop()
+    output = server.stdout + server.stderr
+    warnings = [line for line in output.splitlines() if WARNING in line]
+    if conf == "replacing":
+        assert len(warnings) == 1, warnings
+        assert "obs.gunicorn's child_exit, post_fork without calling them" in warnings[0]
+        assert "obs.gunicorn.child_exit(server, worker)" in warnings[0]
+        assert len(per_worker) > 6, per_worker  # nothing folds: a file per dead worker
+    else:
+        assert warnings == []
+        assert "user child_exit" in output
+        assert len(per_worker) <= 4, per_worker  # the live workers' and the aggregate
