@@ -242,3 +242,41 @@ def test_prepare_keeps_the_files_of_live_processes_and_folds_the_dead(tmp_path: 
     proc = run_python(LIVE_FOREIGN_WRITER, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("ok")
+
+
+PLATFORM_INFO_ONCE = textwrap.dedent(
+    """
+    import os
+    from obs.prometheus import multiprocess
+    from obs.prometheus.exposition import render
+    from obs.metrics import get_metrics
+
+    multiprocess.prepare()
+    get_metrics().exceptions.labels("/r", "E").inc()
+    multiprocess.write_side_file()
+    up, down = os.pipe(), os.pipe()
+    child = os.fork()
+    if child == 0:  # a second live worker, with its side file
+        multiprocess.write_side_file()
+        os.write(up[1], b"x")
+        os.read(down[0], 1)
+        os._exit(0)
+    os.read(up[0], 1)
+    for accept in (None, "application/openmetrics-text; version=1.0.0"):
+        body, _ = render(None, accept)
+        lines = [l for l in body.decode().splitlines() if l.startswith("python_info")]
+        assert len(lines) == 1 and 'implementation="CPython"' in lines[0], lines
+        pids = {l.split('pid="')[1].split('"')[0] for l in body.decode().splitlines()
+                if l.startswith("process_cpu_seconds")}
+        assert pids == {str(os.getpid()), str(child)}, pids
+    os.write(down[1], b"x")
+    os.waitpid(child, 0)
+    print("ok")
+    """
+)
+
+
+def test_the_platform_collector_is_served_once_in_multiprocess_mode(tmp_path: Path) -> None:
+    proc = run_python(PLATFORM_INFO_ONCE, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("ok")
