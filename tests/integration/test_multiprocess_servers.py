@@ -219,3 +219,35 @@ def test_hooks_of_a_configuration_file_compose_with_obs_or_are_warned_about(
         assert warnings == []
         assert "user child_exit" in output
         assert len(per_worker) <= 4, per_worker  # the live workers' and the aggregate
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_uvicorn_workers_have_process_series_before_their_first_request(tmp_path: Path) -> None:
+    """uvicorn has no ``post_fork``: each worker's side file starts with its middleware, so a
+    worker that has recorded nothing yet is in the scrape (scrapes themselves are not recorded)."""
+    directory = tmp_path / "multiproc"
+    directory.mkdir(mode=0o700)
+    port = free_port()
+    argv = [
+        "uvicorn", "--workers", "2", "--no-access-log", "--host", "127.0.0.1",
+        "--port", str(port), "starlette_app:app",
+    ]  # fmt: skip
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    with serve(argv, port, env=env) as server:
+        deadline, pids = time.monotonic() + 20, set[str]()
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids = pids_of(httpx.get(f"{server.base_url}/metrics", timeout=5).text)
+            time.sleep(0.2)
+        # The supervisor's children: the two workers (and multiprocessing's resource tracker).
+        children = {str(pid) for pid in _children(server.process.pid)}
+        text = httpx.get(f"{server.base_url}/metrics", timeout=5).text
+        assert hello_count(text, "/items/{item_id}") == 0  # nothing recorded
+        assert len(pids) == 2 and pids <= children, (pids, children)
+        gc_pids = {
+            sample.labels["pid"]
+            for family in text_string_to_metric_families(text)
+            if family.name == "python_gc_collections"
+            for sample in family.samples
+        }
+        assert gc_pids == pids

@@ -163,6 +163,10 @@ class HttpObserver:
         self.other_labels = tuple(source.value(None) for _, source in self.header_labels)
         metrics = get_metrics(registry)
         self._duration = metrics.duration_histogram(buckets, label_names)
+        if metrics.multiprocess:  # "served for every live worker", from its start
+            from obs.prometheus.multiprocess import start_side_file_in_worker
+
+            start_side_file_in_worker()
         #: The request-id header as written (WSGI responses), lower case (ASGI) and as a CGI
         #: environ key (``HTTP_X_REQUEST_ID``).
         self.request_id_header = request_id_header or settings.request_id_header

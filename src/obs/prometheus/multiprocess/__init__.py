@@ -24,6 +24,7 @@ from obs.prometheus.multiprocess.exemplars import (
     ExemplarHistogram,
     exemplar_histogram,
     start_side_file,
+    start_side_file_in_worker,
     write_side_file,
 )
 from obs.prometheus.multiprocess.files import (
@@ -48,5 +49,6 @@ __all__ = [
     "prepare",
     "scrape_registry",
     "start_side_file",
+    "start_side_file_in_worker",
     "write_side_file",
 ]
