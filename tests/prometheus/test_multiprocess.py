@@ -280,3 +280,54 @@ def test_the_platform_collector_is_served_once_in_multiprocess_mode(tmp_path: Pa
     proc = run_python(PLATFORM_INFO_ONCE, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("ok")
+
+
+SHARED_CARDINALITY_CAP = textwrap.dedent(
+    """
+    import io, os
+    from obs.prometheus import multiprocess
+    from obs.prometheus.exposition import render
+    from obs.wsgi import ROUTE_KEY, ObservabilityMiddleware
+    from prometheus_client.parser import text_string_to_metric_families as parse
+
+    multiprocess.prepare()
+
+    def app(environ, start_response):
+        environ[ROUTE_KEY] = environ["PATH_INFO"]  # a router that puts paths in templates
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def worker(paths):  # a worker's life: its own middleware, then exit (recycling)
+        middleware = ObservabilityMiddleware(app, max_routes=5, max_label_sets=8, access_log=False)
+        for path in paths:
+            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SCRIPT_NAME": "",
+                       "wsgi.input": io.BytesIO(), "SERVER_PROTOCOL": "HTTP/1.1"}
+            b"".join(middleware(environ, lambda *a: None))
+
+    def routes():
+        body, _ = render(None, None)
+        family = {f.name: f for f in parse(body.decode())}["http_server_request_duration_seconds"]
+        return {s.labels["http_route"] for s in family.samples if s.name.endswith("_count")}
+
+    # Three generations of workers, each with new paths: the caps hold across all of them.
+    for generation in range(3):
+        pid = os.fork()
+        if pid == 0:
+            worker(["/r0"] + [f"/g{generation}/{i}" for i in range(6)])
+            os._exit(0)
+        os.waitpid(pid, 0)
+        multiprocess.fold_dead_worker(pid)
+    seen = routes()
+    assert "/r0" in seen and "_overflow" in seen, seen
+    assert len(seen - {"_overflow"}) == 5, seen  # 5 routes in all, not 5 per worker
+    print("ok")
+    """
+)
+
+
+def test_the_cardinality_caps_are_shared_by_recycled_workers(tmp_path: Path) -> None:
+    """``max_routes``/``max_label_sets`` count what earlier workers recorded (read at a
+    worker's start), so recycling cannot add routes past the cap."""
+    proc = run_python(SHARED_CARDINALITY_CAP, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert proc.stdout.strip().endswith("ok")

@@ -32,6 +32,7 @@ from obs.prometheus.multiprocess.files import (
     default_directory,
     directory,
     ensure_multiprocess_values,
+    recorded_label_sets,
 )
 from obs.prometheus.multiprocess.fold import fold_dead_worker, prepare
 
@@ -47,6 +48,7 @@ __all__ = [
     "exemplar_histogram",
     "fold_dead_worker",
     "prepare",
+    "recorded_label_sets",
     "scrape_registry",
     "start_side_file",
     "start_side_file_in_worker",

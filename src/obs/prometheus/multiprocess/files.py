@@ -93,3 +93,36 @@ def read_side_files(paths: Iterable[str]) -> dict[str, dict[str, Any]]:
         except (OSError, ValueError):  # gone (worker folded), being replaced, or a link
             continue
     return out
+
+
+def recorded_label_sets(
+    metric: str, labels: tuple[str, ...], path: str | None = None
+) -> set[tuple[str, ...]]:
+    """The label sets (values of *labels*, in order) of histogram *metric* that any process,
+    live or folded, has recorded in the directory: read once at a worker's start, so that its
+    cardinality caps count what the other workers, and the recycled ones, already made.
+    Never raises (an unreadable file counts nothing)."""
+    path = path or directory()
+    found: set[tuple[str, ...]] = set()
+    if not path or not os.path.isdir(path):
+        return found
+    try:
+        with locked(path, exclusive=False):
+            names = [
+                n for n in os.listdir(path) if n.startswith("histogram_") and n.endswith(".db")
+            ]
+            for name in names:
+                try:
+                    rows = _compat.MmapedDict.read_all_values_from_file(os.path.join(path, name))
+                except (OSError, ValueError):
+                    continue
+                for key, *_ in rows:
+                    try:
+                        family, _sample, values, _help = json.loads(key)
+                    except (ValueError, TypeError):
+                        continue
+                    if family == metric:
+                        found.add(tuple(str(values.get(label, "")) for label in labels))
+    except OSError:
+        return found
+    return found
