@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.exposition import choose_encoder
 
 from obs.exceptions import ObsError
 from obs.prometheus.render import encode
@@ -56,6 +56,29 @@ def render(
     headers.append(("Content-Length", str(len(body))))
     return body, headers
 
+
+def gzip_accepted(accept_encoding: str) -> bool:
+    """Whether ``Accept-Encoding`` accepts gzip: listed (or ``*``) with a q-value above 0
+    (RFC 9110 12.5.3: ``gzip;q=0`` refuses it; prometheus_client's check ignores q-values)."""
+    quality: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        coding, *parameters = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if coding:
+            quality[coding.lower()] = q
+    return quality.get("gzip", quality.get("x-gzip", quality.get("*", 0.0))) > 0
+
+
+#: The methods a metrics endpoint answers; others get a 405 that says so.
+ALLOWED_METHODS = ("GET", "HEAD")
+_NOT_ALLOWED_BODY = b"method not allowed: GET or HEAD\n"
 
 #: The answer to a scrape without the right credentials.
 UNAUTHORIZED_HEADERS = [
@@ -126,6 +149,13 @@ class MetricsEndpoint:
         authorization: str | bytes | None,
     ) -> Scrape:
         """The response to a scrape with these request headers."""
+        if method not in ALLOWED_METHODS:  # a POST, PUT or DELETE is not a scrape
+            headers = [
+                ("Allow", ", ".join(ALLOWED_METHODS)),
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(_NOT_ALLOWED_BODY))),
+            ]
+            return Scrape(405, "Method Not Allowed", headers, _NOT_ALLOWED_BODY)
         if isinstance(authorization, str):
             authorization = authorization.encode("latin-1", "replace")
         if not authorized(self._expected_authorization, authorization):
