@@ -13,6 +13,7 @@ or, from a configuration file of your own, ``from obs.gunicorn import *``. It pr
 - ``child_exit``: fold the dead worker's values into the aggregate (``--max-requests`` recycling
   keeps the directory and the scrape flat);
 - ``when_ready``/``pre_fork``: the master's GC counts;
+- ``pre_exec``: a binary upgrade's new master (``kill -USR2``) shares the directory obs chose;
 - ``logger_class``: gunicorn's own logs as obs log lines (JSON when not on a terminal); its
   "Error handling request" line for an exception that left the app carries the request's
   ``request_id`` (the request is over by then, its context gone: obs tags the exception).
@@ -32,8 +33,13 @@ from obs.private_files import ensure_private_directory
 
 # Set before the app is loaded (with --preload, before on_starting), and inherited by workers.
 # mkdtemp: 0700 and a name no other user can guess and create first.
-_OWN_DIRECTORY = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-if _OWN_DIRECTORY:
+# A binary upgrade's new master (kill -USR2) is handed the old one's directory in pre_exec,
+# marked as obs's own: the two masters share it, and the last one out removes it.
+_HANDED_OVER = "OBS_GUNICORN_OWN_MULTIPROC_DIR"
+_OWN_DIRECTORY = not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or (
+    os.environ.get(_HANDED_OVER) == os.environ["PROMETHEUS_MULTIPROC_DIR"]
+)
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="obs-prometheus-multiproc-")
 # gunicorn logs (and obs counts log lines) before on_starting clears the directory; a directory
 # that is not private is refused here, before anything is written to it.
@@ -48,6 +54,8 @@ from gunicorn.glogging import Logger  # noqa: E402
 from obs.http.observation import request_id_of  # noqa: E402
 from obs.logs import configure_logging  # noqa: E402
 from obs.prometheus import multiprocess  # noqa: E402
+from obs.prometheus.multiprocess.files import pid_of  # noqa: E402
+from obs.prometheus.multiprocess.fold import writes_to  # noqa: E402
 
 multiprocess.ensure_multiprocess_values()
 
@@ -58,6 +66,7 @@ __all__ = [
     "on_exit",
     "on_starting",
     "post_fork",
+    "pre_exec",
     "pre_fork",
     "when_ready",
     "worker_exit",
@@ -109,10 +118,33 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.fold_dead_worker(worker.pid)
 
 
+def pre_exec(server: Any) -> None:
+    # gunicorn starts the new master with the environment it was itself started with, where a
+    # directory obs chose is not: without this it would make another one, and the old workers'
+    # counts would leave the scrape with their master.
+    path = multiprocess.directory()
+    if _OWN_DIRECTORY and path:
+        server.cfg.env_orig["PROMETHEUS_MULTIPROC_DIR"] = path
+        server.cfg.env_orig[_HANDED_OVER] = path
+
+
 def on_exit(server: Any) -> None:
     path = multiprocess.directory()
     if _OWN_DIRECTORY and path:  # at interpreter exit: the master still logs its goodbye
-        atexit.register(shutil.rmtree, path, ignore_errors=True)
+        atexit.register(_remove_unless_shared, path)
+
+
+def _remove_unless_shared(path: str) -> None:
+    """Remove obs's directory, unless another master's processes still write to it (a binary
+    upgrade's old master exits while the new one serves)."""
+    own = str(os.getpid())
+    try:
+        pids = {pid_of(name) for name in os.listdir(path)}
+    except OSError:
+        return
+    if any(p.isdigit() and p != own and writes_to(int(p), path) for p in pids):
+        return
+    shutil.rmtree(path, ignore_errors=True)
 
 
 # What each hook of obs's does for the user, and the names a replacement that keeps it calls.
@@ -123,6 +155,10 @@ _HOOKS: dict[str, tuple[str, frozenset[str]]] = {
     ),
     "post_fork": ("an idle worker has no process or GC series", frozenset({"start_side_file"})),
     "worker_exit": ("a worker's last exemplars are lost", frozenset({"write_side_file"})),
+    "pre_exec": (
+        "after kill -USR2 the old workers' counts leave the scrape with their master",
+        frozenset(),
+    ),
 }
 _checked = False
 

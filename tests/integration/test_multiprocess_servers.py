@@ -112,13 +112,32 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float = 30) -> None
         time.sleep(0.1)
 
 
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie (reparented, its reaper not there yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _mapped_directory(pid: int) -> str:
+    """The multiprocess directory a process maps its ``.db`` files from."""
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        if line.endswith(".db"):
+            return os.path.dirname(line.split()[-1])
+    return ""
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_a_binary_upgrade_keeps_the_old_workers_counts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chosen_by", ["user", "obs"])
+def test_a_binary_upgrade_keeps_the_old_workers_counts(chosen_by: str, tmp_path: Path) -> None:
     """gunicorn's zero-downtime upgrade: ``kill -USR2`` starts a new master beside the old one,
-    whose workers still serve; the new master's start-up must not delete their files."""
+    whose workers still serve; the new master must use the same directory and its start-up
+    must not delete their files; the directory obs chose goes with the last master."""
     directory = tmp_path / "multiproc"
     directory.mkdir(mode=0o700)
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
     pidfile = tmp_path / "gunicorn.pid"
     port = free_port()
     # The re-exec runs ``python <argv[0]>``: ``-m gunicorn``'s __main__.py would put gunicorn's
@@ -127,7 +146,9 @@ def test_a_binary_upgrade_keeps_the_old_workers_counts(tmp_path: Path) -> None:
         "gunicorn.app.wsgiapp", "-c", "python:obs.gunicorn", "-w", "2", "--graceful-timeout", "5",
         "--pid", str(pidfile), "-b", f"127.0.0.1:{port}", "flask_app:app",
     ]  # fmt: skip
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(directory), "OBS_ACCESS_LOG": "false"}
+    env = {"OBS_ACCESS_LOG": "false"}
+    if chosen_by == "user":
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     route = "/items/<item_id>"
 
     def count() -> int:
@@ -141,6 +162,8 @@ def test_a_binary_upgrade_keeps_the_old_workers_counts(tmp_path: Path) -> None:
         old = server.process.pid
         _wait(lambda: len(_children(old)) == 2, "the workers")
         send(30)
+        used = _mapped_directory(_children(old)[0])
+        assert used == str(directory) if chosen_by == "user" else used, used
         assert count() == 30
         os.kill(old, signal.SIGUSR2)
         new_pidfile = tmp_path / "gunicorn.pid.2"  # the new master's, while the old one lives
@@ -149,14 +172,18 @@ def test_a_binary_upgrade_keeps_the_old_workers_counts(tmp_path: Path) -> None:
         )
         new = int(new_pidfile.read_text())
         _wait(lambda: len(_children(new)) == 2, "the new master's workers")
+        _wait(lambda: _mapped_directory(_children(new)[0]) != "", "the new workers' files")
+        assert _mapped_directory(_children(new)[0]) == used
         send(10)
         assert [count() for _ in range(4)] == [40] * 4
         os.kill(old, signal.SIGTERM)  # the upgrade's last step: the old master goes
         server.process.wait(timeout=30)
         send(10)
         assert count() == 50
+        assert os.path.isdir(used)  # still the new master's
         os.kill(new, signal.SIGTERM)
-        _wait(lambda: not _children(new), "the new master's exit")
+        _wait(lambda: _gone(new), "the new master's exit")
+    assert os.path.isdir(used) is (chosen_by == "user")  # obs's own goes with the last master
 
 
 REPLACING_CONF = """
