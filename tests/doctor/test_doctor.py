@@ -336,3 +336,40 @@ def test_a_pid_that_is_gone_or_not_python_fails_up_front_in_one_line() -> None:
     assert results["sleep"].output.startswith(
         f"Error: --pid {not_python.pid} (sleep) is not a Python process; pass the service's own"
     )
+
+
+CHILD_EXIT_CONFIGS = {
+    "from obs.gunicorn import *\nworkers = 2\n": "ok",
+    "import obs.gunicorn\nfrom obs.gunicorn import *\n\n"
+    "def child_exit(server, worker):\n    obs.gunicorn.child_exit(server, worker)\n": "ok",
+    "from obs.gunicorn import *\nfrom obs.multiprocess import fold_dead_worker as fold\n\n"
+    "def child_exit(server, worker):\n    fold(worker.pid)\n": "ok",
+    "from obs.gunicorn import *\nfrom prometheus_client import multiprocess\n\n"
+    "def child_exit(server, worker):\n    multiprocess.mark_process_dead(worker.pid)\n": "replaces",
+    "workers = 2\n": "nothing",
+}
+
+
+@pytest.mark.parametrize("source", sorted(CHILD_EXIT_CONFIGS))
+def test_the_child_exit_check_reads_a_configuration_file(source: str, tmp_path: Path) -> None:
+    """A configuration file that keeps obs's hooks (``from obs.gunicorn import *``), or calls
+    them from its own, is not flagged; one whose ``child_exit`` replaces obs's is."""
+    from obs.doctor.process import ProcessInfo, check_multiprocess
+
+    config = tmp_path / "gunicorn.conf.py"
+    config.write_text(source)
+    directory = tmp_path / "multiproc"
+    directory.mkdir(mode=0o700)
+    info = ProcessInfo(
+        os.getpid(),
+        argv=["python", "-m", "gunicorn", "-c", str(config), "-w", "2", "app:app"],
+        environ={"PROMETHEUS_MULTIPROC_DIR": str(directory)},
+    )
+    finding = {f.check: f for f in check_multiprocess(info)}["child-exit hook"]
+    expected = CHILD_EXIT_CONFIGS[source]
+    if expected == "ok":
+        assert finding.status == "ok", finding
+    elif expected == "replaces":
+        assert finding.status == "warn" and "replaces obs.gunicorn's child_exit" in finding.detail
+    else:
+        assert finding.status == "warn" and "nothing folds" in finding.detail

@@ -284,6 +284,17 @@ def test_metrics_view_serves_the_middlewares_registry_with_basic_auth(
     assert metrics_view.__name__ == "metrics_view"
 
 
+def test_metrics_view_answers_only_get_and_head(registry: CollectorRegistry) -> None:
+    with observed(registry), override_settings(ROOT_URLCONF=__name__ + "_metrics"):
+        client = Client()
+        refused = [client.generic(method, "/metrics") for method in ("POST", "PUT", "DELETE")]
+        head = client.head("/metrics")
+    for response in refused:
+        assert response.status_code == 405 and response["Allow"] == "GET, HEAD"
+        assert b"http_server" not in response.content
+    assert head.status_code == 200 and head.content == b""
+
+
 def _metrics_urlconf() -> None:
     """A URLconf with the metrics view, registered as a module for override_settings."""
     import sys

@@ -197,3 +197,137 @@ def test_each_histogram_label_set_is_one_group_in_both_formats(tmp_path: Path) -
     result = run_python(GROUPED_SCRAPE, env={"PROMETHEUS_MULTIPROC_DIR": str(directory)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["3 3", "3 3"], result.stdout
+
+
+LIVE_FOREIGN_WRITER = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    from obs.prometheus import multiprocess
+    from obs.prometheus.exposition import render
+    from prometheus_client.parser import text_string_to_metric_families as parse
+
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    dead = os.fork()  # a worker of the old master that died unfolded
+    if dead == 0:
+        from obs.metrics import get_metrics
+        get_metrics().exceptions.labels("/r", "E").inc(3)
+        os._exit(0)
+    os.waitpid(dead, 0)
+    live = subprocess.Popen(  # a worker of the old master, still serving
+        [sys.executable, "-c", "import sys; from obs.metrics import get_metrics; "
+         "get_metrics().exceptions.labels('/r', 'E').inc(5); print('up', flush=True); "
+         "sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert live.stdout.readline() == "up\\n"
+    multiprocess.prepare()  # the new master's on_starting
+    names = os.listdir(path)
+    assert f"counter_{live.pid}.db" in names, names
+    assert f"counter_{dead}.db" not in names and "counter_aggregate.db" in names, names
+    body, _ = render(None, None)
+    families = {f.name: f for f in parse(body.decode())}
+    assert sum(s.value for s in families["http_server_exceptions"].samples) == 8
+    live.stdin.close()
+    live.wait(timeout=10)
+    multiprocess.prepare()  # a later start: nobody writes there any more, the files go
+    assert sorted(os.listdir(path)) == [".obs.lock"], os.listdir(path)
+    print("ok")
+    """
+)
+
+
+def test_prepare_keeps_the_files_of_live_processes_and_folds_the_dead(tmp_path: Path) -> None:
+    """A gunicorn binary upgrade (USR2): the new master starts while the old one's workers
+    serve; only the files of processes that are gone are cleared (folded)."""
+    proc = run_python(LIVE_FOREIGN_WRITER, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("ok")
+
+
+PLATFORM_INFO_ONCE = textwrap.dedent(
+    """
+    import os
+    from obs.prometheus import multiprocess
+    from obs.prometheus.exposition import render
+    from obs.metrics import get_metrics
+
+    multiprocess.prepare()
+    get_metrics().exceptions.labels("/r", "E").inc()
+    multiprocess.write_side_file()
+    up, down = os.pipe(), os.pipe()
+    child = os.fork()
+    if child == 0:  # a second live worker, with its side file
+        multiprocess.write_side_file()
+        os.write(up[1], b"x")
+        os.read(down[0], 1)
+        os._exit(0)
+    os.read(up[0], 1)
+    for accept in (None, "application/openmetrics-text; version=1.0.0"):
+        body, _ = render(None, accept)
+        lines = [l for l in body.decode().splitlines() if l.startswith("python_info")]
+        assert len(lines) == 1 and 'implementation="CPython"' in lines[0], lines
+        pids = {l.split('pid="')[1].split('"')[0] for l in body.decode().splitlines()
+                if l.startswith("process_cpu_seconds")}
+        assert pids == {str(os.getpid()), str(child)}, pids
+    os.write(down[1], b"x")
+    os.waitpid(child, 0)
+    print("ok")
+    """
+)
+
+
+def test_the_platform_collector_is_served_once_in_multiprocess_mode(tmp_path: Path) -> None:
+    proc = run_python(PLATFORM_INFO_ONCE, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("ok")
+
+
+SHARED_CARDINALITY_CAP = textwrap.dedent(
+    """
+    import io, os
+    from obs.prometheus import multiprocess
+    from obs.prometheus.exposition import render
+    from obs.wsgi import ROUTE_KEY, ObservabilityMiddleware
+    from prometheus_client.parser import text_string_to_metric_families as parse
+
+    multiprocess.prepare()
+
+    def app(environ, start_response):
+        environ[ROUTE_KEY] = environ["PATH_INFO"]  # a router that puts paths in templates
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def worker(paths):  # a worker's life: its own middleware, then exit (recycling)
+        middleware = ObservabilityMiddleware(app, max_routes=5, max_label_sets=8, access_log=False)
+        for path in paths:
+            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SCRIPT_NAME": "",
+                       "wsgi.input": io.BytesIO(), "SERVER_PROTOCOL": "HTTP/1.1"}
+            b"".join(middleware(environ, lambda *a: None))
+
+    def routes():
+        body, _ = render(None, None)
+        family = {f.name: f for f in parse(body.decode())}["http_server_request_duration_seconds"]
+        return {s.labels["http_route"] for s in family.samples if s.name.endswith("_count")}
+
+    # Three generations of workers, each with new paths: the caps hold across all of them.
+    for generation in range(3):
+        pid = os.fork()
+        if pid == 0:
+            worker(["/r0"] + [f"/g{generation}/{i}" for i in range(6)])
+            os._exit(0)
+        os.waitpid(pid, 0)
+        multiprocess.fold_dead_worker(pid)
+    seen = routes()
+    assert "/r0" in seen and "_overflow" in seen, seen
+    assert len(seen - {"_overflow"}) == 5, seen  # 5 routes in all, not 5 per worker
+    print("ok")
+    """
+)
+
+
+def test_the_cardinality_caps_are_shared_by_recycled_workers(tmp_path: Path) -> None:
+    """``max_routes``/``max_label_sets`` count what earlier workers recorded (read at a
+    worker's start), so recycling cannot add routes past the cap."""
+    proc = run_python(SHARED_CARDINALITY_CAP, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert proc.stdout.strip().endswith("ok")

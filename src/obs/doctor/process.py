@@ -3,6 +3,7 @@ environment at start, its stdout, its workers and the files they map."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import stat
@@ -236,11 +237,26 @@ def check_multiprocess(info: ProcessInfo) -> list[Finding]:
         )
     else:
         findings.append(ok("multiprocess directory emptied", "no file older than the server"))
+    config = _config_file(info) if info.server == "gunicorn" else None
+    folds = config is not None and _config_folds(config)
     if info.server == "gunicorn" and (
         "obs.gunicorn" in " ".join(info.argv)
         or info.option("-c", "--config") == "python:obs.gunicorn"
     ):
         findings.append(ok("child-exit hook", "obs.gunicorn folds each dead worker's files"))
+    elif config is not None and folds:
+        findings.append(
+            ok("child-exit hook", f"{config} keeps obs.gunicorn's child_exit (or calls it)")
+        )
+    elif config is not None and _config_replaces_child_exit(config):
+        findings.append(
+            warn(
+                "child-exit hook",
+                f"{config} replaces obs.gunicorn's child_exit without calling it: dead workers' "
+                "files pile up and their gauges stay",
+                "call obs.gunicorn.child_exit(server, worker) from your child_exit",
+            )
+        )
     else:
         findings.append(
             warn(
@@ -251,6 +267,65 @@ def check_multiprocess(info: ProcessInfo) -> list[Finding]:
             )
         )
     return findings
+
+
+def _config_file(info: ProcessInfo) -> str | None:
+    """gunicorn's configuration file (``-c``, else ``gunicorn.conf.py`` in its directory)."""
+    config = info.option("-c", "--config") or "gunicorn.conf.py"
+    if config.startswith("python:"):
+        return None
+    try:
+        path = os.path.join(os.readlink(f"/proc/{info.pid}/cwd"), config)
+    except OSError:
+        path = config
+    return path if os.path.isfile(path) else None
+
+
+# obs's names a configuration file calls to fold a dead worker.
+_FOLDING_NAMES = frozenset({"child_exit", "fold_dead_worker"})
+_OBS_MODULES = frozenset({"obs.gunicorn", "obs.multiprocess", "obs.prometheus.multiprocess"})
+
+
+def _parse(path: str) -> ast.Module | None:
+    try:
+        with open(path, encoding="utf-8") as source:
+            return ast.parse(source.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def _config_folds(path: str) -> bool:
+    """Whether the configuration file keeps obs's ``child_exit`` (``from obs.gunicorn import
+    *`` and no ``child_exit`` of its own after it) or defines one that calls obs's."""
+    tree = _parse(path)
+    if tree is None:
+        return False
+    folding = set(_FOLDING_NAMES)
+    kept = False
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module in _OBS_MODULES:
+            for alias in node.names:
+                if alias.name == "*" and node.module == "obs.gunicorn":
+                    kept = True
+                elif alias.name in _FOLDING_NAMES:
+                    folding.add(alias.asname or alias.name)
+                    kept = kept or (alias.asname or alias.name) == "child_exit"
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "child_exit":
+            kept = any(
+                (isinstance(n, ast.Name) and n.id in folding)
+                or (isinstance(n, ast.Attribute) and n.attr in _FOLDING_NAMES)
+                for statement in node.body
+                for n in ast.walk(statement)
+            )
+    return kept
+
+
+def _config_replaces_child_exit(path: str) -> bool:
+    tree = _parse(path)
+    return tree is not None and any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "child_exit"
+        for node in tree.body
+    )
 
 
 def _uid(pid: int) -> int | None:

@@ -25,9 +25,13 @@ class RouteLabels:
     them; the cap is for custom routers that put raw paths where templates belong.
     """
 
-    def __init__(self, max_routes: int = DEFAULT_MAX_ROUTES) -> None:
+    def __init__(
+        self, max_routes: int = DEFAULT_MAX_ROUTES, known: frozenset[str] = frozenset()
+    ) -> None:
         self.max_routes = max_routes
-        self._seen: set[str] = {UNMATCHED_ROUTE, OVERFLOW_ROUTE}
+        # *known*: the templates other processes recorded (multiprocess mode, read at start):
+        # admitted again freely, and counted against the cap, so recycled workers share it.
+        self._seen: set[str] = {UNMATCHED_ROUTE, OVERFLOW_ROUTE, *known}
         #: The templates admitted so far (grows under the lock, read without it).
         self.admitted: set[str] = self._seen
         self._lock = threading.Lock()
@@ -65,14 +69,24 @@ class LabelSets:
     "" or _overflow)``: the status class and whether it was an error survive, nothing else.
     """
 
-    def __init__(self, max_label_sets: int) -> None:
+    def __init__(
+        self, max_label_sets: int, known: frozenset[tuple[str, ...]] = frozenset()
+    ) -> None:
         self.max_label_sets = max_label_sets
+        #: The sets other processes recorded (multiprocess mode, read at start): admitted
+        #: again freely, and counted against the cap, so recycled workers share it.
+        self.known = known
+        self._known_used: set[tuple[str, ...]] = set()
 
     def admit(
         self, key: tuple[str, str, str, str], existing: dict[tuple[str, str, str, str], Any]
     ) -> tuple[str, str, str, str]:
         """The key to record *key* under, given the sets *existing* so far."""
-        if len(existing) < self.max_label_sets:
+        known = self.known
+        if key in known:
+            self._known_used.add(key)
+            return key
+        if len(existing) - len(self._known_used) + len(known) < self.max_label_sets:
             return key
         method, _, status, error_type = key
         folded = (method, OVERFLOW_ROUTE, status, error_type)

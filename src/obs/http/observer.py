@@ -163,6 +163,10 @@ class HttpObserver:
         self.other_labels = tuple(source.value(None) for _, source in self.header_labels)
         metrics = get_metrics(registry)
         self._duration = metrics.duration_histogram(buckets, label_names)
+        if metrics.multiprocess:  # "served for every live worker", from its start
+            from obs.prometheus.multiprocess import start_side_file_in_worker
+
+            start_side_file_in_worker()
         #: The request-id header as written (WSGI responses), lower case (ASGI) and as a CGI
         #: environ key (``HTTP_X_REQUEST_ID``).
         self.request_id_header = request_id_header or settings.request_id_header
@@ -185,9 +189,10 @@ class HttpObserver:
             )
         except Exception as exc:  # a full multiprocess directory must not stop the app booting
             report_internal_error("metrics", exc, registry)
-        self.route_labels = RouteLabels(max_routes)
+        known = _recorded_label_sets() if metrics.multiprocess else frozenset()
+        self.route_labels = RouteLabels(max_routes, frozenset(k[1] for k in known))
         self.admitted_routes = self.route_labels.admitted  # read-only view for the hot path
-        self._label_sets = LabelSets(max_label_sets)
+        self._label_sets = LabelSets(max_label_sets, known)
         self._duration_children: dict[tuple[Any, ...], Any] = {}
         self._bounded_children: dict[tuple[Any, ...], Any] = {}
         self.active_children: dict[str, Any] = {}
@@ -301,6 +306,14 @@ class HttpObserver:
         if len(self._duration_children) < 4 * self._label_sets.max_label_sets:
             self._duration_children[key] = child  # the hot-path cache stays bounded too
         return child
+
+
+def _recorded_label_sets() -> frozenset[tuple[str, ...]]:
+    """The duration histogram's label sets that the server's processes recorded so far."""
+    from obs.metrics import REQUEST_DURATION, spec
+    from obs.prometheus.multiprocess import recorded_label_sets
+
+    return frozenset(recorded_label_sets(REQUEST_DURATION, spec(REQUEST_DURATION).labels))
 
 
 _App = TypeVar("_App")

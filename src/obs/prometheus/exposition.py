@@ -18,6 +18,7 @@ import gzip
 import hmac
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
@@ -25,7 +26,7 @@ from typing import Any, NamedTuple
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import REGISTRY, CollectorRegistry
-from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.exposition import choose_encoder
 
 from obs.exceptions import ObsError
 from obs.prometheus.render import encode
@@ -55,6 +56,29 @@ def render(
     headers.append(("Content-Length", str(len(body))))
     return body, headers
 
+
+def gzip_accepted(accept_encoding: str) -> bool:
+    """Whether ``Accept-Encoding`` accepts gzip: listed (or ``*``) with a q-value above 0
+    (RFC 9110 12.5.3: ``gzip;q=0`` refuses it; prometheus_client's check ignores q-values)."""
+    quality: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        coding, *parameters = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if coding:
+            quality[coding.lower()] = q
+    return quality.get("gzip", quality.get("x-gzip", quality.get("*", 0.0))) > 0
+
+
+#: The methods a metrics endpoint answers; others get a 405 that says so.
+ALLOWED_METHODS = ("GET", "HEAD")
+_NOT_ALLOWED_BODY = b"method not allowed: GET or HEAD\n"
 
 #: The answer to a scrape without the right credentials.
 UNAUTHORIZED_HEADERS = [
@@ -125,6 +149,13 @@ class MetricsEndpoint:
         authorization: str | bytes | None,
     ) -> Scrape:
         """The response to a scrape with these request headers."""
+        if method not in ALLOWED_METHODS:  # a POST, PUT or DELETE is not a scrape
+            headers = [
+                ("Allow", ", ".join(ALLOWED_METHODS)),
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(_NOT_ALLOWED_BODY))),
+            ]
+            return Scrape(405, "Method Not Allowed", headers, _NOT_ALLOWED_BODY)
         if isinstance(authorization, str):
             authorization = authorization.encode("latin-1", "replace")
         if not authorized(self._expected_authorization, authorization):
@@ -164,6 +195,25 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+def shares_port(registry: CollectorRegistry | None) -> bool:
+    """Whether the workers of one server bind the metrics port together (``SO_REUSEPORT``).
+
+    In multiprocess mode every worker serves the same aggregate, so each worker that calls
+    :func:`start_metrics_server` binds the same port and the kernel spreads the scrapes over
+    them: without it the second worker fails ("Address already in use"). Linux only, where the
+    kernel lets only sockets of the same user that all set the option share a port: a port a
+    process of another user holds, or one bound without the option (any other server), still
+    fails in one line. A process given its own *registry* serves only itself and keeps the
+    port to itself.
+    """
+    return (
+        registry is None
+        and bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        and sys.platform.startswith("linux")
+        and hasattr(socket, "SO_REUSEPORT")
+    )
+
+
 def start_metrics_server(
     port: int,
     addr: str = "127.0.0.1",
@@ -176,13 +226,15 @@ def start_metrics_server(
 
     Keeping metrics off the public port is the simplest way to keep them private. It serves
     what every other obs endpoint serves (:class:`MetricsEndpoint`): with
-    ``PROMETHEUS_MULTIPROC_DIR`` set and no *registry*, the aggregate of all workers. Returns
-    the server (``server.shutdown()``, then ``server.server_close()``, stops it) and its thread.
+    ``PROMETHEUS_MULTIPROC_DIR`` set and no *registry*, the aggregate of all workers, and then
+    every worker can call it with the same port (see :func:`shares_port`). Returns the server
+    (``server.shutdown()``, then ``server.server_close()``, stops it) and its thread.
     """
     endpoint = MetricsEndpoint(registry, username=username, password=password)
     try:
         family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
-        server_class = type("MetricsServer", (_MetricsServer,), {"address_family": family})
+        attributes = {"address_family": family, "allow_reuse_port": shares_port(registry)}
+        server_class = type("MetricsServer", (_MetricsServer,), attributes)
         server: WSGIServer = make_server(
             addr, port, endpoint.wsgi_app, server_class=server_class, handler_class=_QuietHandler
         )

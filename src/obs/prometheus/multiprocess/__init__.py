@@ -24,6 +24,7 @@ from obs.prometheus.multiprocess.exemplars import (
     ExemplarHistogram,
     exemplar_histogram,
     start_side_file,
+    start_side_file_in_worker,
     write_side_file,
 )
 from obs.prometheus.multiprocess.files import (
@@ -31,9 +32,9 @@ from obs.prometheus.multiprocess.files import (
     default_directory,
     directory,
     ensure_multiprocess_values,
-    prepare,
+    recorded_label_sets,
 )
-from obs.prometheus.multiprocess.fold import fold_dead_worker
+from obs.prometheus.multiprocess.fold import fold_dead_worker, prepare
 
 __all__ = [
     "ENV",
@@ -47,7 +48,9 @@ __all__ = [
     "exemplar_histogram",
     "fold_dead_worker",
     "prepare",
+    "recorded_label_sets",
     "scrape_registry",
     "start_side_file",
+    "start_side_file_in_worker",
     "write_side_file",
 ]

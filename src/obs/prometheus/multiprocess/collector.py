@@ -3,7 +3,8 @@
 """The scrape in multiprocess mode: every worker's values merged, with obs's extras.
 
 Worker ``*.db`` files are merged by prometheus_client; exemplars come from the workers' side
-files (latest wins); process and GC metrics are added for every live process, labelled ``pid``.
+files (latest wins); process and GC metrics are added for every live process, labelled ``pid``,
+and the platform's ``python_info`` once.
 Set-up, side files and folding live beside it in this package.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Metric
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.samples import Exemplar, Sample
 
@@ -72,6 +74,8 @@ class AggregateCollector:
             for side in sides
             if (pid := pid_of(os.path.basename(side))).isdigit() and _alive(int(pid))
         )
+        # python_info: the same interpreter in every worker, so once, without a pid.
+        yield from PlatformCollector(registry=None).collect()
         yield from _process_metrics(pids)
         yield from _gc_metrics(
             {pid: sides[os.path.join(path, f"{SIDE_PREFIX}{pid}.json")] for pid in pids}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import sys
 import threading
 import time
 from bisect import bisect_left
@@ -92,11 +93,14 @@ class SideFile:
         self._children: list[ExemplarChild] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        #: Whether this process was forked since this module was imported (a worker).
+        self.forked = False
         os.register_at_fork(after_in_child=self._after_fork)
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
         self._thread = None  # threads do not survive fork(); the next touch starts one
+        self.forked = True
 
     def register(self, child: ExemplarChild) -> None:
         with self._lock:
@@ -160,6 +164,20 @@ def write_side_file() -> None:
 def start_side_file() -> None:
     """Start this process's side-file writer (gunicorn's ``post_fork``), so that even a worker
     that has served nothing reports its GC counts."""
+    _side_file.start()
+
+
+def start_side_file_in_worker() -> None:
+    """Start the side-file writer when a middleware is built in a worker (uvicorn
+    ``--workers``, which has no ``post_fork``), so that a worker that has not served a request
+    yet still has its process and GC series.
+
+    Not in a gunicorn master that loads the app before forking (``--preload``): a thread there
+    would make every ``fork()`` of a worker a multi-threaded one; its workers start theirs in
+    ``post_fork``.
+    """
+    if "gunicorn.arbiter" in sys.modules and not _side_file.forked:
+        return
     _side_file.start()
 
 

@@ -2,7 +2,7 @@
 
 prometheus_client's multiprocess mode keeps each worker's values in ``*.db`` files under
 ``PROMETHEUS_MULTIPROC_DIR``. This module owns that directory for obs: set-up in the server's
-master (:func:`prepare`), the lock that keeps a scrape from seeing a dead worker's counts twice
+master (:func:`default_directory`; :func:`obs.prometheus.multiprocess.fold.prepare` clears it), the lock that keeps a scrape from seeing a dead worker's counts twice
 (:func:`locked`), and the small JSON side files' reading and writing.
 
 The directory is private (see :mod:`obs.private_files`): created ``0700``, refused when it
@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from obs.private_files import ensure_private_directory, open_private, write_private
+from obs.private_files import open_private, write_private
 from obs.prometheus import _compat
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -59,26 +59,6 @@ def default_directory() -> str:
     return tempfile.mkdtemp(prefix=DEFAULT_PREFIX)
 
 
-def prepare(path: str | None = None) -> str:
-    """Create and empty the directory, and export it; call once in the server's master process
-    before any worker starts (gunicorn's ``on_starting`` does).
-
-    Files of the calling process itself are kept: with ``--preload`` the master already
-    created its metrics.
-    """
-    path = path or directory() or default_directory()
-    ensure_private_directory(path)  # UnsafePathError: someone else's, or writable by others
-    own = str(os.getpid())
-    for name in os.listdir(path):
-        if name == LOCK_FILE or pid_of(name) == own:
-            continue
-        if name.endswith((".db", ".json", ".tmp")):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(path, name))  # a planted link goes, never its target
-    os.environ[ENV] = path
-    return path
-
-
 def pid_of(name: str) -> str:
     """The pid part of a file name such as ``counter_123.db`` or ``obs_123.json``."""
     stem = name.rsplit(".", 1)[0]
@@ -113,3 +93,36 @@ def read_side_files(paths: Iterable[str]) -> dict[str, dict[str, Any]]:
         except (OSError, ValueError):  # gone (worker folded), being replaced, or a link
             continue
     return out
+
+
+def recorded_label_sets(
+    metric: str, labels: tuple[str, ...], path: str | None = None
+) -> set[tuple[str, ...]]:
+    """The label sets (values of *labels*, in order) of histogram *metric* that any process,
+    live or folded, has recorded in the directory: read once at a worker's start, so that its
+    cardinality caps count what the other workers, and the recycled ones, already made.
+    Never raises (an unreadable file counts nothing)."""
+    path = path or directory()
+    found: set[tuple[str, ...]] = set()
+    if not path or not os.path.isdir(path):
+        return found
+    try:
+        with locked(path, exclusive=False):
+            names = [
+                n for n in os.listdir(path) if n.startswith("histogram_") and n.endswith(".db")
+            ]
+            for name in names:
+                try:
+                    rows = _compat.MmapedDict.read_all_values_from_file(os.path.join(path, name))
+                except (OSError, ValueError):
+                    continue
+                for key, *_ in rows:
+                    try:
+                        family, _sample, values, _help = json.loads(key)
+                    except (ValueError, TypeError):
+                        continue
+                    if family == metric:
+                        found.add(tuple(str(values.get(label, "")) for label in labels))
+    except OSError:
+        return found
+    return found

@@ -2,7 +2,8 @@
 # (prometheus_client's multiprocess helpers carry no annotations)
 """Folding dead workers: gunicorn's ``child_exit`` adds a dead worker's counters and histograms to
 ``*_aggregate.db`` files and deletes its own, so recycled workers never make the directory, or
-the scrape, grow.
+the scrape, grow; and the master's start-up (:func:`prepare`), which clears what dead processes
+left in the directory.
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ from collections.abc import Callable
 
 from prometheus_client.multiprocess import mark_process_dead
 
-from obs.private_files import random_suffix
+from obs.private_files import ensure_private_directory, random_suffix
 from obs.prometheus import _compat
 from obs.prometheus.multiprocess.exemplars import exemplar_row, merge_exemplars
 from obs.prometheus.multiprocess.files import (
     AGGREGATE,
+    ENV,
+    LOCK_FILE,
     SIDE_PREFIX,
+    default_directory,
     directory,
     locked,
+    pid_of,
     read_side_files,
     write_json,
 )
@@ -64,6 +69,54 @@ def fold_dead_worker(pid: int, path: str | None = None) -> bool:
 
 
 COMPONENT = "multiprocess fold"
+
+
+def prepare(path: str | None = None) -> str:
+    """Create the directory, clear what dead processes left in it, and export it; call once in
+    the server's master process before any worker starts (gunicorn's ``on_starting`` does).
+
+    A directory left by a previous run (no process that wrote to it is alive) is emptied. One
+    that live processes still write to — the old master and workers of a gunicorn binary
+    upgrade (``kill -USR2``) — keeps their files and the aggregates; the dead processes' files
+    are folded into the aggregates as a worker's exit folds them. Files of the calling process
+    itself are kept: with ``--preload`` the master already created its metrics.
+    """
+    path = path or directory() or default_directory()
+    ensure_private_directory(path)  # UnsafePathError: someone else's, or writable by others
+    own = str(os.getpid())
+    names = [n for n in os.listdir(path) if n != LOCK_FILE and n.endswith((".db", ".json", ".tmp"))]
+    pids = {pid for n in names if (pid := pid_of(n)).isdigit() and pid != own}
+    writers = {pid for pid in pids if writes_to(int(pid), path)}
+    if writers:
+        for pid in sorted(pids - writers):
+            fold_dead_worker(int(pid), path)
+    else:
+        for name in names:
+            if pid_of(name) != own:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(path, name))  # a planted link goes, never its target
+    os.environ[ENV] = path
+    return path
+
+
+def writes_to(pid: int, path: str) -> bool:
+    """Whether process *pid* is alive and, where ``/proc`` says so, has a file of *path* mapped
+    (prometheus_client keeps every ``.db`` file it writes mapped): a pid that a process of a
+    previous run had, now reused by an unrelated process, is not a writer."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # another user's: it cannot write to this private directory
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as maps:
+            inside = os.path.realpath(path) + os.sep
+            return any(inside in line for line in maps)
+    except FileNotFoundError:  # gone since, or no /proc (not Linux): alive is all we know
+        return not os.path.isdir("/proc/self")
+    except PermissionError:
+        return False
 
 
 def _fold_locked(pid: int, path: str) -> bool:
