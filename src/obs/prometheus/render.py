@@ -22,8 +22,6 @@ rendered by prometheus_client itself.
 from __future__ import annotations
 
 import functools
-import glob
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -193,7 +191,9 @@ def _multiprocess_text(collector: Any, out: list[str]) -> list[Metric]:
     if type(collector).__name__ == "MultiProcessCollector":
         multiprocess_lines(_compat.multiprocess_collector_path(collector), out)
         return []
-    lines, per_process = collector.text_lines(multiprocess_lines)
+    lines, per_process = collector.text_lines(
+        lambda path, into, _sides: multiprocess_lines(path, into)
+    )
     out.extend(lines)
     return list(per_process)
 
@@ -209,14 +209,11 @@ def _multiprocess_openmetrics(collector: Any, out: list[str]) -> list[Metric]:
         path = _compat.multiprocess_collector_path(collector)
         return list(multiprocess_openmetrics_lines(path, out))
     from obs.prometheus.multiprocess.exemplars import merge_exemplars
-    from obs.prometheus.multiprocess.files import SIDE_PREFIX, read_side_files
 
     escaped: list[Metric] = []
 
-    def render_db(path: str, lines: list[str]) -> None:
-        # Called under the directory's shared lock: the side files read here belong to the same
-        # set of workers as the .db files (a fold moves both under the exclusive lock).
-        sides = read_side_files(glob.glob(os.path.join(path, f"{SIDE_PREFIX}*.json")))
+    def render_db(path: str, lines: list[str], sides: dict[str, Any]) -> None:
+        # The side files the collector read under the same lock as the .db files.
         escaped.extend(multiprocess_openmetrics_lines(path, lines, merge_exemplars(sides)))
 
     lines, per_process = collector.text_lines(render_db)

@@ -56,15 +56,18 @@ class AggregateCollector:
         yield from self._per_process(sides)
 
     def text_lines(
-        self, render_db: Callable[[str, list[str]], None]
+        self, render_db: Callable[[str, list[str], dict[str, Any]], None]
     ) -> tuple[list[str], list[Metric]]:
-        """For a text-format scrape (no exemplars): the merged ``.db`` values as lines written by
-        *render_db* (the fast path of :mod:`obs.prometheus.multiprocess.merge`), and the per-process metrics."""
+        """For the fast scrapes (text, OpenMetrics): the merged ``.db`` values as lines written
+        by ``render_db(path, lines, side_files)`` (:mod:`obs.prometheus.multiprocess.merge`),
+        and the per-process metrics. The workers' side files are read once, under the same
+        shared lock as the ``.db`` files (a fold moves both under the exclusive lock), for the
+        exemplars of an OpenMetrics scrape and for the per-process metrics."""
         path = self.path
         lines: list[str] = []
         with locked(path, exclusive=False):
-            render_db(path, lines)
             sides = read_side_files(glob.glob(os.path.join(path, f"{SIDE_PREFIX}*.json")))
+            render_db(path, lines, sides)
         return lines, list(self._per_process(sides))
 
     def _per_process(self, sides: dict[str, Any]) -> Iterator[Metric]:

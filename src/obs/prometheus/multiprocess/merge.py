@@ -170,31 +170,7 @@ def multiprocess_lines(directory: str, out: list[str]) -> None:
         exposed = metric_name + "_total" if kind == "counter" else metric_name
         out.append(f"# HELP {exposed} {help_text(metric.help)}\n")
         out.append(f"# TYPE {exposed} {kind}\n")
-        bucket = metric_name + "_bucket"
-        count_name, sum_name = metric_name + "_count", metric_name + "_sum"
-        written: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-        for labels, by_bound in metric.buckets.items():
-            le_at = sum(1 for k, _ in labels if k < "le")
-            before = ",".join(f'{k}="{escape_value(v)}"' for k, v in labels[:le_at])
-            after = ",".join(f'{k}="{escape_value(v)}"' for k, v in labels[le_at:])
-            head = f"{bucket}{{{before}," if before else f"{bucket}{{"
-            tail = '"} ' if not after else f'",{after}}} '
-            total = 0.0
-            for bound in sorted(by_bound):
-                total += by_bound[bound]
-                out.append(f'{head}le="{go_float(bound)}{tail}{go_float(total)}\n')
-            # Each label set's samples together (buckets, count, sum), as parsers that check
-            # the grouping want (prometheus_client's own before 0.24 among them).
-            labels_text = _labels_text(labels)
-            out.append(f"{count_name}{labels_text} {go_float(total)}\n")
-            written.add((count_name, labels))
-            total_sum = metric.values.get((sum_name, labels))
-            if total_sum is not None:
-                out.append(f"{sum_name}{labels_text} {go_float(total_sum)}\n")
-                written.add((sum_name, labels))
-        for (name, labels), value in metric.values.items():
-            if (name, labels) not in written:
-                out.append(f"{name}{_labels_text(labels)} {go_float(value)}\n")
+        _samples(metric_name, metric, out, None)
 
 
 def multiprocess_openmetrics_lines(
@@ -222,35 +198,45 @@ def multiprocess_openmetrics_lines(
             continue
         out.append(f"# HELP {metric_name} {escape_value(metric.help)}\n")
         out.append(f"# TYPE {metric_name} {metric.kind}\n")
-        bucket = metric_name + "_bucket"
-        count_name, sum_name = metric_name + "_count", metric_name + "_sum"
-        written: set[tuple[str, Labels]] = set()
-        for labels, by_bound in metric.buckets.items():
-            le_at = sum(1 for k, _ in labels if k < "le")
-            before = ",".join(f'{k}="{escape_value(v)}"' for k, v in labels[:le_at])
-            after = ",".join(f'{k}="{escape_value(v)}"' for k, v in labels[le_at:])
-            head = f"{bucket}{{{before}," if before else f"{bucket}{{"
-            tail = '"} ' if not after else f'",{after}}} '
-            found = by_label_set.get((metric_name, labels))
-            total = 0.0
-            for bound in sorted(by_bound):
-                total += by_bound[bound]
-                le = go_float(bound)
-                line = f'{head}le="{le}{tail}{go_float(total)}'
-                if found is not None and le in found:
-                    line += _exemplar_text(found[le])
-                out.append(line + "\n")
-            labels_text = _labels_text(labels)
-            out.append(f"{count_name}{labels_text} {go_float(total)}\n")
-            written.add((count_name, labels))
-            total_sum = metric.values.get((sum_name, labels))
-            if total_sum is not None:
-                out.append(f"{sum_name}{labels_text} {go_float(total_sum)}\n")
-                written.add((sum_name, labels))
-        for (name, labels), value in metric.values.items():
-            if (name, labels) not in written:
-                out.append(f"{name}{_labels_text(labels)} {go_float(value)}\n")
+        _samples(metric_name, metric, out, by_label_set)
     return escaped
+
+
+def _samples(
+    metric_name: str, metric: _Merged, out: list[str], by_label_set: _ByLabelSet | None
+) -> None:
+    """A merged metric's sample lines, the same in both formats: each histogram label set's
+    buckets (with their exemplars from *by_label_set*, OpenMetrics only), then its count and
+    sum together, as parsers that check the grouping want (prometheus_client's own before 0.24
+    among them); then every other sample."""
+    bucket = metric_name + "_bucket"
+    count_name, sum_name = metric_name + "_count", metric_name + "_sum"
+    written: set[tuple[str, Labels]] = set()
+    for labels, by_bound in metric.buckets.items():
+        le_at = sum(1 for k, _ in labels if k < "le")
+        before = ",".join(f'{k}="{escape_value(v)}"' for k, v in labels[:le_at])
+        after = ",".join(f'{k}="{escape_value(v)}"' for k, v in labels[le_at:])
+        head = f"{bucket}{{{before}," if before else f"{bucket}{{"
+        tail = '"} ' if not after else f'",{after}}} '
+        found = None if by_label_set is None else by_label_set.get((metric_name, labels))
+        total = 0.0
+        for bound in sorted(by_bound):
+            total += by_bound[bound]
+            le = go_float(bound)
+            if found is not None and le in found:
+                out.append(f'{head}le="{le}{tail}{go_float(total)}{_exemplar_text(found[le])}\n')
+            else:
+                out.append(f'{head}le="{le}{tail}{go_float(total)}\n')
+        labels_text = _labels_text(labels)
+        out.append(f"{count_name}{labels_text} {go_float(total)}\n")
+        written.add((count_name, labels))
+        total_sum = metric.values.get((sum_name, labels))
+        if total_sum is not None:
+            out.append(f"{sum_name}{labels_text} {go_float(total_sum)}\n")
+            written.add((sum_name, labels))
+    for (name, labels), value in metric.values.items():
+        if (name, labels) not in written:
+            out.append(f"{name}{_labels_text(labels)} {go_float(value)}\n")
 
 
 def _exemplars_by_label_set(exemplars: Exemplars) -> _ByLabelSet:
