@@ -149,6 +149,26 @@ def test_server_loggers_are_routed_through_obs(registry: CollectorRegistry) -> N
     assert uvicorn_error.handlers == []
 
 
+def test_server_loggers_sharing_one_handler_list_both_reach_obs(
+    registry: CollectorRegistry,
+) -> None:
+    """gunicorn's uvicorn worker hands gunicorn.error's handler list (the list itself) to
+    uvicorn.error, with propagation off: both must still reach obs (an app's tracebacks were
+    printed raw by the interpreter's last-resort handler)."""
+    gunicorn_error, uvicorn_error = map(logging.getLogger, ("gunicorn.error", "uvicorn.error"))
+    gunicorn_error.addHandler(logging.StreamHandler(io.StringIO()))
+    uvicorn_error.handlers = gunicorn_error.handlers
+    gunicorn_error.propagate = uvicorn_error.propagate = False
+    out = io.StringIO()
+    configure(out, registry)
+    uvicorn_error.error("Exception in ASGI application")
+    gunicorn_error.info("Booting worker with pid: 1")
+    assert [(r["logger"], r["event"]) for r in lines(out)] == [
+        ("uvicorn.error", "Exception in ASGI application"),
+        ("gunicorn.error", "Booting worker with pid: 1"),
+    ]
+
+
 def test_unserialisable_values_do_not_break_logging(registry: CollectorRegistry) -> None:
     out = io.StringIO()
     configure(out, registry)

@@ -250,10 +250,13 @@ def _take_over_console_handlers(target: IO[str]) -> None:
     """Remove the handlers other loggers have that write to the console (set up by
     dictConfig, Flask, ``basicConfig``) before obs: their lines would come out twice, once in
     their format. The logger then propagates, so its lines reach obs's handler instead.
-    Handlers to other destinations (files, sockets, mail) stay."""
-    for logger in list(logging.Logger.manager.loggerDict.values()):
-        if not isinstance(logger, logging.Logger):  # a placeholder for a dotted parent
-            continue
+    Handlers to other destinations (files, sockets, mail) stay. The servers' loggers are left
+    to :class:`ServerLoggerTakeover`: they can share one handler list (gunicorn's uvicorn worker
+    hands ``gunicorn.error``'s list to ``uvicorn.error``), so emptying one here would leave the
+    other without handlers and without propagation, which reads as switched off."""
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if not isinstance(logger, logging.Logger) or name in SERVER_LOGGERS:
+            continue  # a placeholder for a dotted parent, or a server's logger
         for handler in list(logger.handlers):
             if _writes_to_the_console(handler, target):
                 logger.removeHandler(handler)
@@ -268,6 +271,10 @@ def _install_stdlib(level: int, server_access_logs: bool, target: IO[str]) -> No
     root.addHandler(StructlogHandler())
     root.setLevel(level)
     logging.captureWarnings(True)  # warnings.warn() lines go through the pipeline too
+    # Decided for every server logger before any is changed: loggers can share one handler
+    # list (gunicorn's uvicorn worker gives uvicorn.error gunicorn.error's), and emptying one
+    # would make the other look switched off.
+    taken_over = []
     for name in SERVER_LOGGERS:
         server_logger = logging.getLogger(name)
         for old in [f for f in server_logger.filters if isinstance(f, ServerLoggerTakeover)]:
@@ -277,6 +284,8 @@ def _install_stdlib(level: int, server_access_logs: bool, target: IO[str]) -> No
             # No handlers and no propagation is how servers switch a logger off
             # (uvicorn --no-access-log): leave that choice alone.
             continue
+        taken_over.append((server_logger, enabled))
+    for server_logger, enabled in taken_over:
         server_logger.addFilter(ServerLoggerTakeover(server_logger, enabled))
         # Checked before a record is even made: a switched-off access logger costs nothing.
         server_logger.disabled = not enabled
