@@ -54,8 +54,7 @@ from gunicorn.glogging import Logger  # noqa: E402
 from obs.http.observation import request_id_of  # noqa: E402
 from obs.logs import configure_logging  # noqa: E402
 from obs.prometheus import multiprocess  # noqa: E402
-from obs.prometheus.multiprocess.files import pid_of  # noqa: E402
-from obs.prometheus.multiprocess.fold import writes_to  # noqa: E402
+from obs.prometheus.multiprocess.fold import live_writers  # noqa: E402
 
 multiprocess.ensure_multiprocess_values()
 
@@ -137,12 +136,10 @@ def on_exit(server: Any) -> None:
 def _remove_unless_shared(path: str) -> None:
     """Remove obs's directory, unless another master's processes still write to it (a binary
     upgrade's old master exits while the new one serves)."""
-    own = str(os.getpid())
     try:
-        pids = {pid_of(name) for name in os.listdir(path)}
+        if live_writers(path):
+            return
     except OSError:
-        return
-    if any(p.isdigit() and p != own and writes_to(int(p), path) for p in pids):
         return
     shutil.rmtree(path, ignore_errors=True)
 

@@ -453,7 +453,7 @@ class ObservedResponse:
             raise
         finally:
             if not observation.finished:
-                if self.chunks is not None and _has_body(observation):
+                if self.chunks is not None and observation.has_body():
                     # The server stopped iterating before the body was complete (its last
                     # chunk, its declared Content-Length, its end): the client went away.
                     # A response without a body was complete with its head, whatever the
@@ -478,12 +478,6 @@ class SizedObservedResponse(ObservedResponse):
             # while sending the first. Counted and completed once, by the first.
             return iter(self.body)
         return super().__iter__()
-
-
-def _has_body(observation: RequestObservation) -> bool:
-    """Whether the response has a body at all (RFC 9110: not for HEAD, 1xx, 204, 304)."""
-    status = observation.status
-    return observation.raw_method != "HEAD" and status >= 200 and status not in (204, 304)
 
 
 def _wrapped_file(body: Any) -> tuple[Any, int] | None:

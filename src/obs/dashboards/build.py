@@ -47,8 +47,8 @@ DEFAULT_GRAFANA_PATH = "/var/lib/grafana/dashboards"
 
 
 #: Grafana's rule for a dashboard uid.
-_UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _UID_MAX = 40
+_UID = re.compile(rf"^[A-Za-z0-9_-]{{1,{_UID_MAX}}}$")
 #: The longest file name (in bytes) common file systems (ext4, APFS, NTFS) allow.
 NAME_MAX = 255
 

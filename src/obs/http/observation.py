@@ -44,12 +44,9 @@ ContextTokens = (
 RouteSource = tuple[Callable[[Any, str], "str | None"], Any, str]
 
 
-_REQUEST_ID_ATTR = ESCAPED_FROM_ATTR
-
-
 def request_id_of(exc: BaseException | None) -> str | None:
     """The id of the request an exception escaped from (see :meth:`RequestObservation.note_on`)."""
-    value = getattr(exc, _REQUEST_ID_ATTR, None)
+    value = getattr(exc, ESCAPED_FROM_ATTR, None)
     return value if isinstance(value, str) else None
 
 
@@ -190,7 +187,7 @@ class RequestObservation:
         if request_id is None or request_id_of(exc) is not None:
             return
         try:
-            setattr(exc, _REQUEST_ID_ATTR, request_id)
+            setattr(exc, ESCAPED_FROM_ATTR, request_id)
             exc.add_note(f"request_id: {request_id}")
         except Exception:  # an exception class that refuses attributes: only the note is lost
             pass
@@ -231,6 +228,12 @@ class RequestObservation:
         self.error_type = error_type_of(exc)
         if not self.end:
             self.status = CLIENT_CLOSED_REQUEST
+
+    def has_body(self) -> bool:
+        """Whether the response has a body a client could miss (RFC 9110: none for HEAD, 1xx,
+        204, 304): a server that stops a body-less response early lost the client nothing."""
+        status = self.status
+        return self.raw_method != "HEAD" and status >= 200 and status not in (204, 304)
 
     def went_away(self) -> None:
         """Note that the client went away before the last body byte: the status is 499 whatever

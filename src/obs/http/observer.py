@@ -260,6 +260,10 @@ class HttpObserver:
             self._request_size.labels(*labels).observe(observation.bytes_in)
             self._response_size.labels(*labels).observe(observation.bytes_out)
 
+    def writes_access_line(self, path: str) -> bool:
+        """Whether requests to *path* get an access line (so it carries their traceback)."""
+        return self.access_log is not None and not self.access_log.excludes(path)
+
     def count_exception(self, route: str, error_type: str) -> None:
         """Count an exception of a request already recorded (see ``fail_late``)."""
         self._exceptions.labels(route, error_type).inc()

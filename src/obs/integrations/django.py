@@ -238,8 +238,7 @@ class ObservabilityMiddleware:
         outer = request.META.get(OBSERVATION_KEY) or (
             scope.get(OBSERVATION_KEY) if isinstance(scope, dict) else None
         )
-        access_log = (self.observer if outer is None else outer.observer).access_log
-        if access_log is not None and not access_log.excludes(request.path):
+        if (self.observer if outer is None else outer.observer).writes_access_line(request.path):
             mark_reported(exception, current_request_id())
 
     def _begin(self, request: Any) -> RequestObservation:
@@ -363,8 +362,8 @@ def _count(
 
 def _went_away(observation: RequestObservation) -> None:
     """A streaming body closed before its end: 499 with the bytes sent, as under obs.wsgi,
-    unless the response has no body to miss (HEAD, 204, 304)."""
-    if observation.raw_method != "HEAD" and observation.status not in (204, 304):
+    unless the response has no body to miss."""
+    if observation.has_body():
         observation.went_away()
 
 

@@ -75,10 +75,8 @@ def _note_exception(sender: Any, exception: BaseException, **extra: Any) -> None
     # Flask logs the exception next ("Exception on /boom [GET]", app.logger): when the access
     # line will carry the traceback, that line names the request instead of repeating it.
     observation = environ.get(OBSERVATION_KEY)
-    if observation is not None:
-        access_log = observation.observer.access_log
-        if access_log is not None and not access_log.excludes(observation.path):
-            mark_reported(exception, observation.request_id)
+    if observation is not None and observation.observer.writes_access_line(observation.path):
+        mark_reported(exception, observation.request_id)
 
 
 class Observability:

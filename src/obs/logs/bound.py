@@ -20,6 +20,7 @@ from typing import Any
 from structlog import BoundLoggerBase, DropEvent
 
 from obs.logs.levels import NAME_OF_NUMBER, standard_number
+from obs.logs.state import STATE
 
 #: Said on a line whose ``%`` arguments did not fit its message (kept as ``positional_args``).
 BAD_ARGS_NOTE = "the arguments did not match the message's % placeholders"
@@ -121,22 +122,14 @@ class ObsBoundLogger(BoundLoggerBase):
 
 
 def _method(method_name: str, exc_info: bool) -> Callable[..., Any]:
-    if exc_info:
-
-        def log_exception(self: ObsBoundLogger, event: Any = None, /, *args: Any, **kw: Any) -> Any:
-            kw.setdefault("exc_info", True)
-            if args:
-                event = _interpolate(event, args, kw)
-            return self._log(method_name, event, kw)
-
-        return log_exception
-
     def log_at_level(self: ObsBoundLogger, event: Any = None, /, *args: Any, **kw: Any) -> Any:
+        if exc_info:
+            kw.setdefault("exc_info", True)
         if args:
             event = _interpolate(event, args, kw)
         return self._log(method_name, event, kw)
 
-    log_at_level.__name__ = method_name
+    log_at_level.__name__ = "exception" if exc_info else method_name
     return log_at_level
 
 
@@ -176,10 +169,10 @@ _METHODS: tuple[tuple[str, int, Callable[..., Any], Callable[..., Any]], ...] = 
 
 
 def set_level(min_level: int) -> None:
-    """Make every :class:`ObsBoundLogger`, those already handed out included, log at
-    *min_level* and above: the methods below it become a bare ``return None`` (decided here,
-    once, rather than compared at every call)."""
-    ObsBoundLogger.min_level = min_level
+    """Make every :class:`ObsBoundLogger`, those already handed out included, and the access
+    line's emitter (``STATE.min_level``) log at *min_level* and above: the methods below it
+    become a bare ``return None`` (decided here, once, rather than compared at every call)."""
+    ObsBoundLogger.min_level = STATE.min_level = min_level
     for attribute, number, method, nop in _METHODS:
         setattr(ObsBoundLogger, attribute, method if number >= min_level else nop)
 

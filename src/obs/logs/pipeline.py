@@ -22,7 +22,7 @@ from obs.exceptions import ConfigError
 from obs.logs import hooks
 from obs.logs.bound import ObsBoundLogger, set_level
 from obs.logs.fast import JsonLine
-from obs.logs.levels import NAME_OF_NUMBER, standard_name
+from obs.logs.levels import NUMBER_OF_NAME, standard_name
 from obs.logs.processors import (
     AddStandardFields,
     ConsoleLine,
@@ -61,14 +61,6 @@ REPORTED_ATTR = "__obs_request_id__"
 #: in the request's access line (set by ``RequestObservation.note_on``): the server's own line
 #: about it keeps the traceback and names the request.
 ESCAPED_FROM_ATTR = "_obs_request_id"
-
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-}
 
 #: Fields obs sets on every line: an ``extra=`` key of one of these names is kept as
 #: ``<name>_field`` (as structlog's ``level=`` is), so it can neither replace the record's message
@@ -196,7 +188,7 @@ class StructlogHandler(logging.Handler):
                 event_dict["stack"] = record.stack_info
             # The level's standard name, whatever the record's levelname: a custom level
             # (25, 5) must not make a level of its own, nor a series of obs_log_events_total.
-            method = NAME_OF_NUMBER.get(record.levelno) or standard_name(record.levelno)
+            method = standard_name(record.levelno)
             rendered: Any = event_dict
             logger = _RecordLogger(record.name)
             for processor in STATE.processors:
@@ -373,10 +365,10 @@ def configure_logging(
         chain, json_line = build_processors(settings, json=fmt == "json", registry=registry)
         STATE.processors[:] = chain
         STATE.json_line = json_line
-        numeric_level = _LEVELS[settings.log_level]
-        STATE.min_level = numeric_level
+        numeric_level = NUMBER_OF_NAME[settings.log_level]
         # One wrapper class whose methods follow the level: loggers cached by an earlier call
-        # follow this one's level (make_filtering_bound_logger freezes it into its class).
+        # follow this one's level (make_filtering_bound_logger freezes it into its class);
+        # the access line's emitter reads the same level from STATE.
         set_level(numeric_level)
         structlog.configure(
             processors=STATE.processors,

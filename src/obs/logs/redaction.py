@@ -113,6 +113,7 @@ class RedactSecrets:
         self.mask = mask
         self._verdicts: dict[Any, bool] = {}
         self._text_verdicts: dict[str, bool] = {}
+        self._parameter_verdicts: dict[str, bool] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedactSecrets:
@@ -154,7 +155,12 @@ class RedactSecrets:
     def is_secret_parameter(self, name: str) -> bool:
         """Whether the value of the query parameter *name* must be masked: a secret key, or
         one of the names secret in queries only (``code``, ``sig``, ``key``...)."""
-        return self.is_secret(name) or normalise_key(name) in self.query_names
+        verdict = self._parameter_verdicts.get(name)
+        if verdict is None:
+            verdict = self.is_secret(name) or normalise_key(name) in self.query_names
+            if len(self._parameter_verdicts) < _CACHE_LIMIT:  # a query's names, once each
+                self._parameter_verdicts[name] = verdict
+        return verdict
 
     # -- text ------------------------------------------------------------------------------------
 
@@ -182,9 +188,7 @@ class RedactSecrets:
                 # a URL or query encoded in its value (next=%2Fcb%3Ftoken%3D...).
                 start = match.start()
                 if not (
-                    start
-                    and text[start - 1] in "?&#"
-                    and normalise_key(match["key"]) in self.query_names
+                    start and text[start - 1] in "?&#" and self.is_secret_parameter(match["key"])
                 ):
                     if not encoded:
                         continue

@@ -78,11 +78,15 @@ class AggregateCollector:
             if (pid := pid_of(os.path.basename(side))).isdigit() and _alive(int(pid))
         )
         # python_info: the same interpreter in every worker, so once, without a pid.
-        yield from PlatformCollector(registry=None).collect()
+        yield from _PLATFORM
         yield from _process_metrics(pids)
         yield from _gc_metrics(
             {pid: sides[os.path.join(path, f"{SIDE_PREFIX}{pid}.json")] for pid in pids}
         )
+
+
+#: ``python_info``, read once: the interpreter does not change while it runs.
+_PLATFORM: tuple[Metric, ...] = tuple(PlatformCollector(registry=None).collect())
 
 
 def _grouped(samples: list[Sample]) -> list[Sample]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client.multiprocess import mark_process_dead
 
@@ -86,7 +86,7 @@ def prepare(path: str | None = None) -> str:
     own = str(os.getpid())
     names = [n for n in os.listdir(path) if n != LOCK_FILE and n.endswith((".db", ".json", ".tmp"))]
     pids = {pid for n in names if (pid := pid_of(n)).isdigit() and pid != own}
-    writers = {pid for pid in pids if writes_to(int(pid), path)}
+    writers = live_writers(path, names)
     if writers:
         for pid in sorted(pids - writers):
             fold_dead_worker(int(pid), path)
@@ -97,6 +97,17 @@ def prepare(path: str | None = None) -> str:
                     os.remove(os.path.join(path, name))  # a planted link goes, never its target
     os.environ[ENV] = path
     return path
+
+
+def live_writers(path: str, names: Iterable[str] | None = None) -> set[str]:
+    """The pids, other than this process's, of the processes still writing to *path* (of its
+    file *names*, or of every file in it): another master's workers during a binary upgrade."""
+    own = str(os.getpid())
+    return {
+        pid
+        for name in (os.listdir(path) if names is None else names)
+        if (pid := pid_of(name)).isdigit() and pid != own and writes_to(int(pid), path)
+    }
 
 
 def writes_to(pid: int, path: str) -> bool:
