@@ -55,7 +55,7 @@ def test_without_opentelemetry_nothing_is_imported() -> None:
         "from obs.http.observer import HttpObserver\n"
         "from obs.http.observation import RequestObservation\n"
         "o = HttpObserver(registry=CollectorRegistry(), access_log=False)\n"
-        "assert o.current_trace_id is None\n"
+        "assert o.span_lookup is None\n"
         "RequestObservation(o, 'GET', '/').finish()\n"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
     )
@@ -63,7 +63,7 @@ def test_without_opentelemetry_nothing_is_imported() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "['opentelemetry']"  # only the blocker itself
     unimported = run_python(
-        "import sys\nfrom obs.http.otel import current_trace_id_reader\n"
+        "import sys\nfrom obs.http.otel import span_lookup\n"
         "import obs.asgi\nprint(any(m.startswith('opentelemetry.') for m in sys.modules))"
     )
     assert unimported.stdout.strip() == "False", unimported.stderr
@@ -79,11 +79,20 @@ def test_the_opentelemetry_internals_obs_reads_still_exist() -> None:
 
 
 def test_the_public_path_when_the_internals_are_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import obs.http.observer
     import obs.http.otel
 
     monkeypatch.setattr(obs.http.otel, "_fast_span_lookup", lambda: None)
-    read = obs.http.otel.current_trace_id_reader()
-    assert read is not None and read.__name__ == "current_trace_id_public"
-    assert read() is None
+    lookup = obs.http.otel.span_lookup()
+    assert lookup is not None and lookup[0].__name__ == "current_context_public"
+    get_context, key = lookup
+    assert not get_context()[key].is_recording()  # the api's invalid span: no trace id
+    assert obs.http.otel.trace_id_of(get_context()[key]) is None
     with TracerProvider().get_tracer("t").start_as_current_span("s") as span:
-        assert read() == f"{span.get_span_context().trace_id:032x}"
+        found = obs.http.otel.trace_id_of(get_context()[key])
+        assert found == f"{span.get_span_context().trace_id:032x}"
+    # And through an observation, as a request reads it.
+    monkeypatch.setattr(obs.http.observer, "span_lookup", lambda: lookup)
+    observer = HttpObserver(registry=CollectorRegistry(), access_log=False)
+    with TracerProvider().get_tracer("t").start_as_current_span("s") as span:
+        assert finish(observer).trace_id == f"{span.get_span_context().trace_id:032x}"

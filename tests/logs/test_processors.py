@@ -6,13 +6,15 @@ from typing import Any
 
 import pytest
 
-from obs.logs.processors import UtcTimestamp
+from obs.logs.processors import AddStandardFields
 
 
 def test_timestamps_are_iso_utc_with_microseconds() -> None:
-    stamp = UtcTimestamp()
+    from prometheus_client import CollectorRegistry
+
+    add = AddStandardFields("svc", CollectorRegistry())
     before = datetime.datetime.now(datetime.UTC)
-    first, second = stamp(), stamp()
+    first, second = (add(None, "info", {"event": "x"})["timestamp"] for _ in range(2))
     after = datetime.datetime.now(datetime.UTC)
     for value in (first, second):
         assert len(value) == len("2026-01-01T00:00:00.000000Z") and value.endswith("Z")
@@ -21,10 +23,25 @@ def test_timestamps_are_iso_utc_with_microseconds() -> None:
     assert first <= second
 
 
+def test_the_date_part_follows_the_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import CollectorRegistry
+
+    import obs.logs.processors
+
+    add = AddStandardFields("svc", CollectorRegistry())
+    clock = iter([1_767_225_599_999_999_000, 1_767_225_600_000_001_999, 1_767_225_600_500_000_000])
+    monkeypatch.setattr(obs.logs.processors, "_time_ns", lambda: next(clock))
+    stamps = [add(None, "info", {"event": "x"})["timestamp"] for _ in range(3)]
+    assert stamps == [
+        "2025-12-31T23:59:59.999999Z",
+        "2026-01-01T00:00:00.000001Z",
+        "2026-01-01T00:00:00.500000Z",
+    ]
+
+
 def test_standard_fields_keep_what_the_event_already_has() -> None:
     from prometheus_client import CollectorRegistry
 
-    from obs.logs.processors import AddStandardFields
     from obs.logs.sink import LineSink  # noqa: F401 - the module must import on its own
 
     registry = CollectorRegistry()

@@ -80,6 +80,25 @@ def trace_id_from_traceparent(value: bytes | None) -> str | None:
     return trace_id.decode("ascii")
 
 
+def request_id_maker(generator: Callable[[], str] | None = None) -> Callable[[], str]:
+    """What makes a new id: :func:`new_request_id`, or *generator* with obs's rule applied (an
+    id that breaks it, or a generator that raises, is reported and replaced by obs's own)."""
+    if generator is None:
+        return new_request_id
+
+    def new_id() -> str:
+        try:
+            made = generator()
+            if isinstance(made, str) and is_safe_request_id(made.encode("latin-1")):
+                return made
+            raise ValueError(f"request_id_generator returned {made!r}, not a safe id")
+        except Exception as exc:
+            report_internal_error("request id generator", exc)
+            return new_request_id()
+
+    return new_id
+
+
 def request_id_reader(
     generator: Callable[[], str] | None = None, validator: Callable[[str], bool] | None = None
 ) -> Callable[[bytes | None], str]:
@@ -93,18 +112,7 @@ def request_id_reader(
     """
     if generator is None and validator is None:
         return request_id_from
-
-    def new_id() -> str:
-        if generator is None:
-            return new_request_id()
-        try:
-            made = generator()
-            if isinstance(made, str) and is_safe_request_id(made.encode("latin-1")):
-                return made
-            raise ValueError(f"request_id_generator returned {made!r}, not a safe id")
-        except Exception as exc:
-            report_internal_error("request id generator", exc)
-            return new_request_id()
+    new_id = request_id_maker(generator)
 
     def read(value: bytes | None) -> str:
         if value is not None and is_safe_request_id(value):

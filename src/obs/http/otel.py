@@ -8,18 +8,18 @@ requests pay nothing.
 
 With it, most services have no span at all (FastAPI depends on the api), so the check must
 be cheap: the public ``trace.get_current_span()`` is four Python calls to say "no span"; here the
-current context is read straight from the api's context variable, which adds three calls per
-request in all (this function, ``ContextVar.get`` and ``Context.get``: ``sys.setprofile`` count
-on bench.apps' "obs default"). Under callgrind the switch saved about 760 instructions per
-request (86,962 over bare Starlette against 87,723 with the public call; ``python -m
-bench.instructions --requests 300 --variants "obs default"``). The private names it takes are
-:data:`PRIVATE_NAMES` (checked by a test); if a release renames them, the public path is used.
+current context is read straight from the api's context variable, two C calls per request
+(``ContextVar.get`` and ``Context.get``, made by the observation itself: :func:`span_lookup`).
+Under callgrind reading the variable saved about 760 instructions per request against the public
+call (86,962 over bare Starlette against 87,723; ``python -m bench.instructions --requests 300
+--variants "obs default"``). The private names it takes are :data:`PRIVATE_NAMES` (checked by a
+test); if a release renames them, the public path is used.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 #: opentelemetry-api internals read here, and why (tests/http/test_otel.py checks they exist).
@@ -29,9 +29,18 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
 )
 
 
-def current_trace_id_reader() -> Callable[[], str | None] | None:
-    """A function returning the trace id (32 hex digits) of the recording span in the current
-    context, or ``None`` when ``opentelemetry-api`` is not installed (decided once)."""
+#: The key of the span in the context the public fallback of :func:`span_lookup` returns.
+_PUBLIC_SPAN_KEY = "span"
+#: How the span in progress is found: ``get_context().get(key)`` (see :func:`span_lookup`).
+SpanLookup = tuple[Callable[[], Mapping[str, Any]], str]
+
+
+def span_lookup() -> SpanLookup | None:
+    """How to find the span in the current context: ``(get_context, key)``, the span being
+    ``get_context().get(key)``, or ``None`` when ``opentelemetry-api`` is not installed
+    (decided once). Two C calls, done by the request's observation itself: a function of ours
+    per request would cost a Python call more (bench/instructions.py: about 600 instructions).
+    """
     try:
         if importlib.util.find_spec("opentelemetry") is None:
             return None
@@ -43,30 +52,25 @@ def current_trace_id_reader() -> Callable[[], str | None] | None:
         return None
     fast = _fast_span_lookup()
     if fast is not None:
-        get_context, span_key = fast
-
-        def current_trace_id() -> str | None:
-            span = get_context().get(span_key)
-            if span is None or not span.is_recording():  # none, invalid, or sampled out
-                return None
-            trace_id = span.get_span_context().trace_id
-            return f"{trace_id:032x}" if trace_id else None
-
-        return current_trace_id
-
+        return fast
     get_current_span = trace.get_current_span
 
-    def current_trace_id_public() -> str | None:
-        span = get_current_span()
-        if not span.is_recording():
-            return None
-        trace_id = span.get_span_context().trace_id
-        return f"{trace_id:032x}" if trace_id else None
+    def current_context_public() -> Mapping[str, Any]:
+        return {_PUBLIC_SPAN_KEY: get_current_span()}
 
-    return current_trace_id_public
+    return current_context_public, _PUBLIC_SPAN_KEY
 
 
-def _fast_span_lookup() -> tuple[Callable[[], Any], str] | None:
+def trace_id_of(span: Any) -> str | None:
+    """The trace id (32 hex digits) of *span* if it is recording (not invalid, not sampled
+    out), else ``None``."""
+    if not span.is_recording():
+        return None
+    trace_id = span.get_span_context().trace_id
+    return f"{trace_id:032x}" if trace_id else None
+
+
+def _fast_span_lookup() -> SpanLookup | None:
     """The context variable's ``get`` and the span's key, if the api still has them."""
     try:
         from contextvars import ContextVar

@@ -46,7 +46,11 @@ class JsonLine:
             event_dict = merge_contextvars(None, method_name, event_dict)
             untrusted = True
         else:
-            for key, var in BOUND_KEYS.current(CONTEXT_VARS):
+            # The pairs read here while structlog's variables are the same: a call fewer per
+            # line (bench/instructions.py: about 300 instructions).
+            bound = BOUND_KEYS
+            pairs = bound.pairs if bound.size == len(CONTEXT_VARS) else bound.current(CONTEXT_VARS)
+            for key, var in pairs:
                 value = var.get()
                 if value is not Ellipsis and key not in event_dict:
                     event_dict[key] = value

@@ -104,39 +104,18 @@ _LEVEL_OF_METHOD = {
 }
 
 
-class UtcTimestamp:
-    """ISO-8601 UTC timestamps with microseconds, formatting the date part once per second."""
-
-    __slots__ = ("_prefix", "_second")
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
-
-    def __call__(self) -> str:
-        return self.at(time.time_ns())
-
-    def at(self, ns: int) -> str:
-        """The timestamp of *ns* nanoseconds since the epoch."""
-        second, ns = divmod(ns, 1_000_000_000)
-        if second != self._second:
-            moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
-            self._prefix = moment.strftime("%Y-%m-%dT%H:%M:%S.")
-            self._second = second
-        # Adding a million and dropping its "1" zero-pads: cheaper than a format spec.
-        return self._prefix + str(ns // 1000 + 1_000_000)[1:] + "Z"
-
-
 class AddStandardFields:
     """Add ``level``, ``logger``, ``service`` and ``timestamp``; count the event by level.
 
     One processor instead of five: every log line pays for these, so they are done in one call.
-    The count goes to ``obs_log_events_total``, next to the RED metrics.
+    The count goes to ``obs_log_events_total``, next to the RED metrics. Timestamps are ISO-8601
+    UTC with microseconds; the date part is formatted once per second.
     """
 
     def __init__(self, service_name: str, registry: CollectorRegistry | None = None) -> None:
         self.service_name = service_name
-        self._timestamp = UtcTimestamp()
+        self._second = -1  # the second whose date part is _prefix
+        self._prefix = ""
         self._counter = get_metrics(registry).log_events
         self._children: dict[str, Any] = {}
 
@@ -157,7 +136,13 @@ class AddStandardFields:
             event_dict["logger"] = logger_name
         if "service" not in event_dict:
             event_dict["service"] = self.service_name
-        event_dict["timestamp"] = self._timestamp.at(_time_ns())
+        # The timestamp formatted here, not by a helper: a call fewer per line
+        # (bench/instructions.py: about 450 instructions).
+        second, ns = divmod(_time_ns(), 1_000_000_000)
+        if second != self._second:
+            self._start_second(second)
+        # Adding a million and dropping its "1" zero-pads: cheaper than a format spec.
+        event_dict["timestamp"] = self._prefix + str(ns // 1000 + 1_000_000)[1:] + "Z"
         try:
             child = self._children.get(level)
             if child is None:
@@ -166,6 +151,11 @@ class AddStandardFields:
         except Exception as exc:  # a full multiprocess directory: the line still goes out
             report_internal_error("log event count", exc)
         return event_dict
+
+    def _start_second(self, second: int) -> None:
+        moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+        self._prefix = moment.strftime("%Y-%m-%dT%H:%M:%S.")
+        self._second = second
 
 
 class RenderExceptions:
