@@ -141,7 +141,10 @@ def test_a_raising_metric_costs_no_request(
 
     observer = middleware.observer
     observer._duration_children = dict.fromkeys(observer._duration_children, Broken())
-    observer.active_children = dict.fromkeys(observer.active_children, Broken())
+    broken = Broken()
+    observer.active_children = dict.fromkeys(
+        observer.active_children, (broken.inc, broken.dec, broken)
+    )
     for _ in range(5):
         exchange = request(middleware, "/text")
         assert exchange.status == 200 and exchange.body == b"hello"

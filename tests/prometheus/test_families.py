@@ -101,6 +101,22 @@ def test_gauge_steps_other_amounts_and_set() -> None:
     assert metric.samples[0].value == 8
 
 
+def test_unit_steps_count_like_inc_and_dec() -> None:
+    gauge = GaugeFamily("g", "g", ["m"])
+    child = gauge.labels("x")
+    up, down = child.unit_steps()
+    up()
+    up()
+    child.inc(0.5)
+    down()
+    assert child.get() == 1.5
+    child.set(3)  # the units are gone: taking one raises, and dec() takes it from the value
+    with pytest.raises(IndexError):
+        down()
+    child.dec()
+    assert child.get() == 2
+
+
 def test_labels_given_as_other_types_are_one_child_with_their_strings() -> None:
     family = CounterFamily("requests", "help", ["status"])
     family.labels(200).inc()

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from obs.http.ids import trace_id_from_traceparent
-from obs.http.otel import trace_id_of
 from obs.http.labels import STANDARD_METHODS, method_label
-from obs.http.observer import HttpObserver, RunningProfile, SlowProfileHandle
+from obs.http.observer import ActiveSteps, HttpObserver, RunningProfile, SlowProfileHandle
+from obs.http.otel import trace_id_of
 from obs.logs.context import REQUEST, REQUEST_ID, TRACE_ID, clear_bound_context
 from obs.logs.pipeline import ESCAPED_FROM_ATTR, mark_reported
 from obs.selfreport import report_internal_error
@@ -87,7 +87,8 @@ class RequestObservation:
         self.path = path
         #: Extra label values (``extra_labels=``), set by the adapter from the headers.
         self.labels: tuple[str, ...] = ()
-        self.active: Any = None
+        #: How this request steps the active-requests gauge (None: not gauged).
+        self.active: ActiveSteps | None = None
         # Excluded from metrics (the scrape itself, by default): decided here, one set lookup,
         # so the request is neither gauged now nor counted when it finishes.
         self.measured = not (
@@ -96,10 +97,10 @@ class RequestObservation:
         )
         if self.measured:
             try:
-                # The cached child read here, not through active_child(): one call fewer per
+                # The cached steps read here, not through active_steps(): one call fewer per
                 # request (bench/instructions.py: about 120 instructions).
-                active = observer.active_children.get(label) or observer.active_child(label)
-                active.inc()
+                active = observer.active_children.get(label) or observer.active_steps(label)
+                active[0]()
                 self.active = active
             except Exception as exc:
                 report_internal_error("metrics", exc, observer.registry)
@@ -295,8 +296,12 @@ class RequestObservation:
         observer = self.observer
         route = ""
         try:
-            if self.active is not None:
-                self.active.dec()
+            active = self.active
+            if active is not None:
+                try:
+                    active[1]()
+                except IndexError:  # the gauge was set() meanwhile: no unit left to take
+                    active[2].dec()
             if self.profile is not None:
                 self.profile_path = self.profile.stop()
             if self.measured:

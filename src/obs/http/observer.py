@@ -30,6 +30,10 @@ MAX_EXEMPLAR_REQUEST_ID = EXEMPLAR_MAX_CHARS - len("request_id")
 MAX_EXEMPLAR_REQUEST_ID_WITH_TRACE = MAX_EXEMPLAR_REQUEST_ID - len("trace_id") - 32
 
 
+#: Up, down, and the gauge child: see :meth:`HttpObserver.active_steps`.
+ActiveSteps = tuple[Callable[[], object], Callable[[], object], Any]
+
+
 class RunningProfile(Protocol):
     """A profile running for one request (see :mod:`obs.profiling.request`)."""
 
@@ -200,7 +204,8 @@ class HttpObserver:
         self._label_sets = LabelSets(max_label_sets, known)
         self._duration_children: dict[tuple[Any, ...], Any] = {}
         self._bounded_children: dict[tuple[Any, ...], Any] = {}
-        self.active_children: dict[str, Any] = {}
+        #: Method label -> how its requests step the active-requests gauge (:meth:`active_steps`).
+        self.active_children: dict[str, ActiveSteps] = {}
         self.access_log: AccessLog | None = None
         if self.settings.access_log if access_log is None else access_log:
             unlogged = settings.exclude_paths if exclude_paths is None else tuple(exclude_paths)
@@ -224,12 +229,16 @@ class HttpObserver:
 
             self.slow_profiler = SlowRequestProfiler.shared(self.settings)
 
-    def active_child(self, method: str) -> Any:
-        """The active-requests gauge child of *method* (a method label)."""
-        child = self.active_children.get(method)
-        if child is None:
-            child = self.active_children[method] = self._active.labels(method)
-        return child
+    def active_steps(self, method: str) -> ActiveSteps:
+        """How a request of *method* (a method label) steps the active-requests gauge: up, down
+        (C callables where the gauge has them, see ``_GaugeChild.unit_steps``) and the child."""
+        steps = self.active_children.get(method)
+        if steps is None:
+            child = self._active.labels(method)
+            unit_steps = getattr(child, "unit_steps", None)
+            up, down = (child.inc, child.dec) if unit_steps is None else unit_steps()
+            steps = self.active_children[method] = (up, down, child)
+        return steps
 
     def route_label(self, route: str | None) -> str:
         """The ``http_route`` label of *route* (a template, or ``None`` when nothing matched)."""
