@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import datetime
 import time
+from collections.abc import Callable
 from io import StringIO
 from typing import Any
 
@@ -117,7 +118,8 @@ class AddStandardFields:
         self._second = -1  # the second whose date part is _prefix
         self._prefix = ""
         self._counter = get_metrics(registry).log_events
-        self._children: dict[str, Any] = {}
+        #: Level -> what counts its lines (see :meth:`_count_of`).
+        self._children: dict[str, Callable[[], object]] = {}
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         return self.add(event_dict, method_name, getattr(logger, "name", None))
@@ -144,13 +146,20 @@ class AddStandardFields:
         # Adding a million and dropping its "1" zero-pads: cheaper than a format spec.
         event_dict["timestamp"] = self._prefix + str(ns // 1000 + 1_000_000)[1:] + "Z"
         try:
-            child = self._children.get(level)
-            if child is None:
-                child = self._children.setdefault(level, self._counter.labels(level))
-            child.inc()
+            step = self._children.get(level)
+            if step is None:
+                step = self._count_of(level)
+            step()
         except Exception as exc:  # a full multiprocess directory: the line still goes out
             report_internal_error("log event count", exc)
         return event_dict
+
+    def _count_of(self, level: str) -> Callable[[], object]:
+        """What counts a line of *level*: the counter child's C step where it has one."""
+        child = self._counter.labels(level)
+        unit_step = getattr(child, "unit_step", None)
+        step: Callable[[], object] = child.inc if unit_step is None else unit_step()
+        return self._children.setdefault(level, step)
 
     def _start_second(self, second: int) -> None:
         moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
