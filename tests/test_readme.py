@@ -91,11 +91,13 @@ DRIVE_WSGI = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("name", ["fastapi", "litestar", "flask", "wsgi"])
+@pytest.mark.parametrize(
+    "name", ["fastapi", "litestar", "quart", "flask", "falcon", "pyramid", "bottle", "wsgi"]
+)
 def test_quickstart_snippets_run_verbatim(name: str, tmp_path: Path) -> None:
     snippet = quickstarts()[name]
     (tmp_path / "quickstart.py").write_text(snippet)
-    driver = DRIVE if name in ("fastapi", "litestar") else DRIVE_WSGI
+    driver = DRIVE if name in ("fastapi", "litestar", "quart") else DRIVE_WSGI
     proc = run_python(driver.format(dir=str(tmp_path)), env={"OBS_LOG_FORMAT": "json"})
     assert proc.returncode == 0, proc.stderr
     *log_lines, result_line = proc.stdout.strip().splitlines()

@@ -22,7 +22,8 @@ it reaches the next request on the thread or the server's own lines.
 Route templates are read from the environ after the app ran: an ``obs.route`` key set by an
 integration or a custom router (the Flask and Django integrations do), else the ``url_rule`` of
 a werkzeug request still in ``environ["werkzeug.request"]`` (Flask clears it before the response
-is returned, hence its integration). Apps without a router get ``_unmatched``, never raw paths.
+is returned, hence its integration), else the ``rule`` of the route Bottle leaves in
+``environ["bottle.route"]``. Apps without a router get ``_unmatched``, never raw paths.
 
 An exception that escapes the app is recorded (access line with the traceback, metrics) and
 re-raised, so the server logs it as without obs; the exception carries the request id (a
@@ -88,6 +89,9 @@ OBSERVATION_KEY = "obs.observation"
 #: exception themselves: obs leaves the error response to them.
 _DEBUGGER_KEY = "werkzeug.debug.preserve_context"
 _INTERNAL_ERROR_BODY = b"Internal Server Error"
+#: Where Bottle leaves the matched ``Route`` (its ``rule`` is the template, the prefix of an
+#: app mounted with ``mount("/api/", child)`` included); documented as ``request.route``.
+_BOTTLE_ROUTE_KEY = "bottle.route"
 _END: Any = object()
 
 
@@ -106,6 +110,12 @@ def route_template(environ: Environ, script_name: str) -> str | None:
         if rule is not None:
             prefix = str(environ.get("SCRIPT_NAME", ""))[len(script_name) :]
             return prefix + str(rule.rule)
+    # Tested last, so Flask's and werkzeug's requests pay nothing for it.
+    bottle_route = environ.get(_BOTTLE_ROUTE_KEY)
+    if bottle_route is not None:
+        rule = getattr(bottle_route, "rule", None)
+        if isinstance(rule, str):
+            return str(environ.get("SCRIPT_NAME", ""))[len(script_name) :] + rule
     return None
 
 

@@ -16,7 +16,10 @@ import obs.asgi
 import obs.django
 import obs.doctor
 import obs.gunicorn
+import obs.integrations.falcon
 import obs.integrations.flask
+import obs.integrations.pyramid
+import obs.integrations.quart
 import obs.metrics
 import obs.multiprocess
 import obs.wsgi
@@ -91,6 +94,12 @@ def doctor_api() -> None:
 
 def integrations_api(flask_app: Any) -> None:
     app: Any = obs.integrations.flask.instrument(flask_app, metrics_path="/metrics")
+    quart_app: Any = obs.integrations.quart.instrument(flask_app, metrics_path=None)
+    falcon_component: obs.integrations.falcon.RouteTemplates = (
+        obs.integrations.falcon.RouteTemplates()
+    )
+    include: Any = obs.integrations.pyramid.includeme
+    assert quart_app and falcon_component and include
     middleware: type[Any] = obs.django.ObservabilityMiddleware
     obs.multiprocess.fold_dead_worker(12345)
     hook: Any = obs.gunicorn.child_exit

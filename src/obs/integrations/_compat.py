@@ -4,12 +4,18 @@ FastAPI 0.116 and later include a router by reference (``_IncludedRouter``) inst
 its routes with the prefix applied, so ``scope["route"].path`` is the router-local path
 (``/{user_id}`` for both ``/users/{user_id}`` and ``/admins/{user_id}``). The full template of
 the matched route is then kept only in FastAPI's own scope entry, read here.
+
+Litestar raises ``MethodNotAllowedException`` while routing, before it sets
+``scope["path_template"]``, so a method not allowed on an existing path leaves no template in
+the scope; obs asks the app's router (``asgi_router.handle_routing``, its cached routing
+function) for the template of one of the methods the exception allows.
 :data:`PRIVATE_NAMES` lists what is read, so that ``tests/integrations/test_compat.py`` fails
 with the name and the installed version when a release moves it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -22,6 +28,10 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     (
         "fastapi.routing._IncludedRouter._match",
         "the route an included router selects, to follow a Mount inside it (FastAPI >= 0.116)",
+    ),
+    (
+        "litestar._asgi.asgi_router.ASGIRouter.handle_routing",
+        "the template of a path whose method is not allowed (405), routed again (Litestar 2)",
     ),
 )
 
@@ -66,3 +76,37 @@ def fastapi_included_match(
             return route, child, template if isinstance(template, str) else None
         included = route
     return None, {}, None
+
+
+_MULTI_SLASH = re.compile("//+")
+_METHOD_NOT_ALLOWED = 405
+
+
+def litestar_method_not_allowed_template(scope: MutableMapping[str, Any]) -> str | None:
+    """The template of the route a Litestar app found for the request's path but not for its
+    method (the app answered 405), or ``None`` (an unknown path, or not Litestar).
+
+    The path is routed again as Litestar's router does (``root_path`` taken off, normalised),
+    with one of the methods the exception allows: the template is the route's, never the path.
+    """
+    routing = getattr(
+        getattr(scope.get("litestar_app"), "asgi_router", None), "handle_routing", None
+    )
+    if not callable(routing):
+        return None
+    path, root_path = str(scope.get("path", "")), str(scope.get("root_path", ""))
+    if root_path:
+        path = path.split(root_path, maxsplit=1)[-1]
+    path = _MULTI_SLASH.sub("/", "/" + path.strip("/"))
+    try:
+        routing(path=path, method=scope.get("method"))
+    except Exception as exc:
+        allow = (getattr(exc, "headers", None) or {}).get("allow")
+        if getattr(exc, "status_code", None) != _METHOD_NOT_ALLOWED or not allow:
+            return None
+        try:
+            template = routing(path=path, method=allow.split(",")[0].strip())[4]
+        except Exception:
+            return None
+        return template if isinstance(template, str) and template else None
+    return None  # routed: the request failed before routing (an invalid Host header)

@@ -4,6 +4,10 @@ Starlette and FastAPI put the matched route in ``scope["route"]`` and their oute
 ``scope["router"]``; Litestar puts its template in ``scope["path_template"]`` (and its handler
 in ``scope["route_handler"]``). Duck-typed: no framework is imported.
 
+A request Litestar answered 405 (a path it knows, a method it does not) carries no template in
+the scope: only then, when nothing else matched, its router is asked for the path's template
+(:func:`obs.integrations._compat.litestar_method_not_allowed_template`).
+
 A template is always built from the framework's own route data, never from the request's path:
 a ``Mount("/t/{tenant}")`` contributes ``/t/{tenant}``, not the tenant's name.
 """
@@ -17,6 +21,7 @@ from obs.integrations._compat import (
     fastapi_effective_path,
     fastapi_included_match,
     is_fastapi_included_router,
+    litestar_method_not_allowed_template,
 )
 
 Scope = MutableMapping[str, Any]
@@ -26,6 +31,8 @@ Scope = MutableMapping[str, Any]
 ROUTE_KEY = "obs.route"
 #: The scope key FastAPI keeps its routing state under (see integrations._compat).
 _FASTAPI_KEY = "fastapi"
+#: The scope key Litestar keeps its app under (set before routing, so a 405 has it).
+_LITESTAR_APP_KEY = "litestar_app"
 #: Deepest chain of mounts and hosts followed; deeper layouts are reported as unmatched.
 MAX_MOUNT_DEPTH = 16
 #: Starlette's ``Match`` enum values (``NONE``, ``PARTIAL``, ``FULL``), compared by value so
@@ -54,7 +61,12 @@ def route_template(scope: Scope, root_path: str) -> str | None:
         path = getattr(route, "path", None)
         if isinstance(path, str):
             return path
-    return _walk(scope, root_path, local)
+    found = _walk(scope, root_path, local)
+    if found is None and _LITESTAR_APP_KEY in scope:  # nothing matched: maybe a Litestar 405
+        template = litestar_method_not_allowed_template(scope)
+        if template is not None:
+            return mounted_template(scope, root_path, template)
+    return found
 
 
 def mounted_template(scope: Scope, root_path: str, template: str) -> str:
