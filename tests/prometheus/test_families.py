@@ -101,6 +101,18 @@ def test_gauge_steps_other_amounts_and_set() -> None:
     assert metric.samples[0].value == 8
 
 
+def test_a_counters_unit_step_counts_like_inc() -> None:
+    family = CounterFamily("lines", "help", ["level"])
+    child = family.labels("info")
+    step = child.unit_step()
+    for _ in range(3):
+        step()
+    child.inc(2.5)
+    assert child.get() == 5.5
+    (metric,) = family.collect()
+    assert [(s.name, s.value) for s in metric.samples] == [("lines_total", 5.5)]
+
+
 def test_unit_steps_count_like_inc_and_dec() -> None:
     gauge = GaugeFamily("g", "g", ["m"])
     child = gauge.labels("x")
