@@ -50,7 +50,7 @@ def test_the_access_line_has_only_keys_obs_vouches_for(
         emitter, "emit", lambda m, lv, d: (seen.append(dict(d)), real_emit(m, lv, d))
     )
     observation = _every_field(observer)
-    observation.finish()
+    observation.settle()
     observation.unbind()
     (fields,) = seen
     assert {"query", "client_addr", "user_agent", "trace_id", "profile", "error_type",
@@ -68,7 +68,7 @@ def test_secrets_bound_in_the_context_are_masked_in_the_access_line(
     structlog.contextvars.bind_contextvars(api_key="sk-live-123", tenant="t1")
     observation = RequestObservation(observer, "GET", "/", None, None)
     observation.status = 200
-    observation.finish()
+    observation.settle()
     observation.unbind()
     output = stream.getvalue()
     assert "sk-live-123" not in output and MASK in output and "t1" in output
@@ -91,7 +91,7 @@ def test_an_exception_is_marked_reported_only_when_its_access_line_was_written(
     observation = RequestObservation(observer, "GET", path, b"rid-9", None)
     error = ValueError("boom")
     observation.fail(error)
-    observation.finish()
+    observation.settle()
     observation.unbind()
     # Excluded (exactly or by prefix): the server's own line must still show the traceback.
     assert hasattr(error, REPORTED_ATTR) is written

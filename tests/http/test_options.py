@@ -128,11 +128,11 @@ def test_excluded_path_is_neither_counted_nor_gauged(registry: CollectorRegistry
     scrape = RequestObservation(observer, "GET", "/metrics")
     assert active(registry) == 0.0  # the scrape in flight is not in the gauge
     scrape.status = 200
-    scrape.finish()
+    scrape.settle()
     page = RequestObservation(observer, "GET", "/page")
     assert active(registry) == 1.0
     page.status = 200
-    page.finish()
+    page.settle()
     assert count(registry) == 1.0 and active(registry) == 0.0
 
 

@@ -21,7 +21,7 @@ TRACEPARENT = b"00-" + b"a" * 32 + b"-" + b"b" * 16 + b"-01"
 def finish(observer: HttpObserver, traceparent: bytes | None = None) -> RequestObservation:
     observation = RequestObservation(observer, "GET", "/x", b"rid-1", traceparent)
     observation.status = 200
-    observation.finish()
+    observation.settle()
     observation.unbind()
     return observation
 
@@ -56,7 +56,7 @@ def test_without_opentelemetry_nothing_is_imported() -> None:
         "from obs.http.observation import RequestObservation\n"
         "o = HttpObserver(registry=CollectorRegistry(), access_log=False)\n"
         "assert o.span_lookup is None\n"
-        "RequestObservation(o, 'GET', '/').finish()\n"
+        "RequestObservation(o, 'GET', '/').settle()\n"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
     )
     proc = run_python(code)

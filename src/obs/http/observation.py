@@ -1,8 +1,8 @@
-"""One request as an adapter sees it: begin, fail, cancel, stop the clock, finish.
+"""One request as an adapter sees it: begin, fail, cancel, stop the clock, settle.
 
 An adapter makes a :class:`RequestObservation` when a request arrives (it starts the clock,
 counts the request as active and binds its ids for logging), fills in what it learns (status,
-bytes, route), and closes it with :meth:`RequestObservation.finish` exactly once. This is the
+bytes, route), and closes it with :meth:`RequestObservation.settle` exactly once. This is the
 only place that binds and restores the request's log context.
 
 Two ways to give a request its log context:
@@ -56,7 +56,7 @@ def error_type_of(exc: BaseException) -> str:
 
 
 class RequestObservation:
-    """The state of one request; closed by :meth:`finish` exactly once.
+    """The state of one request; closed by :meth:`settle` exactly once.
 
     Made when the request arrives: it starts the clock, counts the request as active and binds
     the request's ids in the current context (reset by :meth:`unbind`).
@@ -242,22 +242,6 @@ class RequestObservation:
         if not self.end:
             self.status = CLIENT_CLOSED_REQUEST
 
-    def settle(self, handled: BaseException | None = None) -> None:
-        """The request is over: note the exception a framework turned into its 5xx
-        (*handled*), read the route from :attr:`route_source` (a failing getter is reported,
-        never raised), and :meth:`finish`. Every adapter ends a request here."""
-        if handled is not None and self.exception is None and self.status >= 500:
-            self.fail(handled)
-        if self.client_gone:
-            self.went_away()
-        source = self.route_source
-        if source is not None:
-            try:
-                self.route = source[0](source[1], source[2])
-            except Exception as exc:
-                report_internal_error("route template", exc, self.observer.registry)
-        self.finish()
-
     def current_route(self) -> str | None:
         """The ``http_route`` label of the request so far, for a line logged while it runs:
         ``None`` until the framework has routed it. Never raises. The template found is kept,
@@ -284,11 +268,27 @@ class RequestObservation:
         self.end = _perf_counter()
         return self.status < 500
 
-    def finish(self) -> None:
-        """Record metrics and write the access line (the clock stops at :meth:`complete`, or
-        now). Idempotent; never raises."""
+    def settle(self, handled: BaseException | None = None) -> None:
+        """The request is over: note the exception a framework turned into its 5xx
+        (*handled*), read the route from :attr:`route_source` (a failing getter is reported,
+        never raised; without a source :attr:`route` is kept as set), record the metrics and
+        write the access line (the clock stops at :meth:`complete`, or now). Every adapter ends
+        a request here, exactly once: later calls do nothing. Never raises.
+
+        One method rather than a route step and a recording step: a call fewer per request
+        (bench/instructions.py: about 600 instructions)."""
         if self.finished:
             return
+        if handled is not None and self.exception is None and self.status >= 500:
+            self.fail(handled)
+        if self.client_gone:
+            self.went_away()
+        source = self.route_source
+        if source is not None:
+            try:
+                self.route = source[0](source[1], source[2])
+            except Exception as exc:
+                report_internal_error("route template", exc, self.observer.registry)
         self.finished = True
         duration = (self.end or _perf_counter()) - self.start
         if self.raw_method == "HEAD":

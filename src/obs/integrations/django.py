@@ -293,7 +293,7 @@ class ObservabilityMiddleware:
             try:
                 context.run(close)
             finally:
-                context.run(observation.finish)
+                context.run(observation.settle)
 
         response.close = close_and_finish
 
@@ -317,8 +317,7 @@ def _note_exception(observation: RequestObservation, request: Any) -> None:
 
 def _abandon(observation: RequestObservation, request: Any, exc: BaseException) -> None:
     observation.fail(exc)
-    observation.route = route_template(request)
-    observation.finish()
+    observation.settle()  # the route read from the request (its route source)
     observation.note_on(exc)
 
 
@@ -397,7 +396,7 @@ def _failed_midway(observation: RequestObservation, exc: BaseException) -> None:
     """The streaming body raised after the response started: the client got the status that
     was sent and part of the body; the exception is recorded and the request finished."""
     observation.fail(exc)
-    observation.finish()
+    observation.settle()
     observation.note_on(exc)
 
 
