@@ -71,3 +71,34 @@ def test_quart_routes_are_labelled_with_their_rules(
 def test_instrument_refuses_what_is_not_a_quart_app() -> None:
     with pytest.raises(TypeError, match="not a Quart app"):
         instrument(Starlette())
+
+
+def test_a_views_traceback_is_written_once_in_the_access_line(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    """Before, Quart's own ``Exception on request GET /boom`` line (app.logger) carried it too;
+    on a path without an access line Quart's line keeps it."""
+    import json
+
+    from obs.config import Settings
+
+    app = shop()
+
+    @app.get("/health")  # excluded from the access log by default
+    async def health() -> str:
+        raise ValueError("health")
+
+    instrument(app, registry=registry, settings=Settings.from_env({}))
+
+    async def drive() -> None:
+        client = app.test_client()
+        await client.get("/boom")
+        await client.get("/health")
+
+    asyncio.run(drive())
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    with_traceback = [r["event"] for r in lines if "exception" in r]
+    (access_line,) = access(log)
+    assert with_traceback == ["request", "Exception on request GET /health"]
+    quart_line = next(r for r in lines if r["event"] == "Exception on request GET /boom")
+    assert quart_line["request_id"] == access_line["request_id"]

@@ -10,7 +10,8 @@ view's exception with its own 500. So, as :mod:`obs.integrations.flask` does:
   matches the request, by a subclass of the app's ``request_class`` (set ``app.request_class``
   before ``instrument()``), in the scope the middleware reads (:data:`obs.asgi.ROUTE_KEY`);
 - the exception Quart turned into its 500 is put in the scope (:data:`obs.asgi.EXCEPTION_KEY`)
-  from the ``got_request_exception`` signal, so ``error_type`` names its class.
+  from the ``got_request_exception`` signal, so ``error_type`` names its class, and its
+  traceback is written once, in the access line (Quart's own line names the request).
 
 Wrapping ``asgi_app`` rather than the app keeps the app a ``Quart`` instance (Quart's own
 advice), so ``quart run`` and ``app.test_client()`` go through obs. Idempotent: an app already
@@ -22,8 +23,9 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from obs.asgi import EXCEPTION_KEY, ROUTE_KEY, ObservabilityMiddleware
+from obs.asgi import EXCEPTION_KEY, OBSERVATION_KEY, ROUTE_KEY, ObservabilityMiddleware
 from obs.http.options import check_metrics_path
+from obs.logs.pipeline import mark_reported
 from obs.prometheus.exposition import MetricsEndpoint
 
 __all__ = ["instrument"]
@@ -55,6 +57,12 @@ def _note_exception(sender: Any, exception: BaseException, **extra: Any) -> None
 
     scope: Any = quart.request.scope  # Quart types it as a TypedDict of ASGI's keys only
     scope[EXCEPTION_KEY] = exception
+    # Quart logs the exception next ("Exception on request GET /boom", app.logger): when the
+    # access line will carry the traceback, that line names the request instead of repeating
+    # it (as obs.integrations.flask does).
+    observation = scope.get(OBSERVATION_KEY)
+    if observation is not None and observation.observer.writes_access_line(observation.path):
+        mark_reported(exception, observation.request_id)
 
 
 def _check_quart_app(app: Any, quart_class: type[Any]) -> None:
