@@ -25,9 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from obs.http.ids import trace_id_from_traceparent
-from obs.http.otel import trace_id_of
 from obs.http.labels import STANDARD_METHODS, method_label
 from obs.http.observer import HttpObserver, RunningProfile, SlowProfileHandle
+from obs.http.otel import trace_id_of
 from obs.logs.context import REQUEST, REQUEST_ID, TRACE_ID, clear_bound_context
 from obs.logs.pipeline import ESCAPED_FROM_ATTR, mark_reported
 from obs.selfreport import report_internal_error
