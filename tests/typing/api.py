@@ -92,9 +92,10 @@ def doctor_api() -> None:
 def integrations_api(flask_app: Any) -> None:
     app: Any = obs.integrations.flask.instrument(flask_app, metrics_path="/metrics")
     middleware: type[Any] = obs.django.ObservabilityMiddleware
+    language: str = obs.django.LANGUAGE_PREFIX
     obs.multiprocess.fold_dead_worker(12345)
     hook: Any = obs.gunicorn.child_exit
-    assert app and middleware and hook
+    assert app and middleware and hook and language
 
 
 def profiling_api() -> None:

@@ -4,8 +4,12 @@ FastAPI 0.116 and later include a router by reference (``_IncludedRouter``) inst
 its routes with the prefix applied, so ``scope["route"].path`` is the router-local path
 (``/{user_id}`` for both ``/users/{user_id}`` and ``/admins/{user_id}``). The full template of
 the matched route is then kept only in FastAPI's own scope entry, read here.
-:data:`PRIVATE_NAMES` lists what is read, so that ``tests/integrations/test_compat.py`` fails
-with the name and the installed version when a release moves it.
+:data:`PRIVATE_NAMES` lists what is read, so that ``tests/integrations/test_asgi_routes.py``
+fails with the name and the installed version when a release moves it.
+
+Django's ``i18n_patterns`` put a ``LocalePrefixPattern`` first in the chain of patterns a
+request matched (``ResolverMatch.tried[-1]``, documented); the class and its ``language_prefix``
+are not documented: :data:`DJANGO_PRIVATE_NAMES`, checked by ``tests/integrations/test_django.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,14 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     (
         "fastapi.routing._IncludedRouter._match",
         "the route an included router selects, to follow a Mount inside it (FastAPI >= 0.116)",
+    ),
+)
+
+#: The same for Django.
+DJANGO_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
+    (
+        "django.urls.resolvers.LocalePrefixPattern.language_prefix",
+        "to tell the language prefix of i18n_patterns from a route (Django >= 5.0)",
     ),
 )
 
@@ -66,3 +78,9 @@ def fastapi_included_match(
             return route, child, template if isinstance(template, str) else None
         included = route
     return None, {}, None
+
+
+def is_django_locale_prefix(pattern: Any) -> bool:
+    """Whether *pattern* (a URL resolver's ``pattern``) is the language prefix that Django's
+    ``i18n_patterns`` put before their routes (``LocalePrefixPattern``)."""
+    return hasattr(pattern, "language_prefix") and hasattr(pattern, "prefix_default_language")
