@@ -885,3 +885,46 @@ def test_the_request_size_histogram_reads_the_length_with_or_without_the_access_
     }
     assert registry.get_sample_value("http_server_request_body_size_bytes_sum", labels) == 2000
     assert len(access(log)) == (1 if access_log else 0)
+
+
+def test_an_observed_flask_app_under_a2wsgi_in_an_observed_asgi_app_joins_its_request(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    """a2wsgi's environ carries the ASGI scope, and obs.asgi's observation in it: the inner
+    middleware joins it. Before, each request was counted and logged twice (``/legacy/{path}``
+    by the outer middleware, ``/users/<int:id>`` by the inner one)."""
+    import asyncio
+
+    import httpx
+    from a2wsgi import WSGIMiddleware
+    from fastapi import FastAPI
+
+    import obs.asgi
+
+    legacy = Flask("legacy")
+    legacy.add_url_rule("/users/<int:user_id>", "user", lambda user_id: str(user_id))
+    legacy.add_url_rule("/boom", "boom", lambda: 1 / 0)
+    instrument(legacy, registry=CollectorRegistry(), metrics_path=None)  # the outer's options win
+    api = FastAPI()
+    api.mount("/t/{tenant}/legacy", WSGIMiddleware(legacy))  # type: ignore[arg-type]
+    app = obs.asgi.ObservabilityMiddleware(api, registry=registry, settings=Settings.from_env({}))
+
+    async def run() -> None:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get("/t/acme/legacy/users/7", headers={"X-Request-ID": "o-1"})
+            assert response.text == "7" and response.headers.get_list("X-Request-ID") == ["o-1"]
+            assert (await client.get("/t/acme/legacy/boom")).status_code == 500
+            assert (await client.get("/t/acme/legacy/nowhere")).status_code == 404
+
+    asyncio.run(run())
+    lines = [(r["http_route"], r["status"], r.get("error_type")) for r in access(log)]
+    assert lines == [
+        ("/t/{tenant}/legacy/users/<int:user_id>", 200, None),
+        ("/t/{tenant}/legacy/boom", 500, "ZeroDivisionError"),
+        ("_unmatched", 404, None),
+    ]
+    assert access(log)[0]["request_id"] == "o-1"
+    route = "/t/{tenant}/legacy/users/<int:user_id>"
+    assert count(registry, http_route=route, http_response_status_code="200") == 1
+    assert count(registry) == 3 and active(registry) == 0

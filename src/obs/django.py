@@ -6,6 +6,7 @@ MIDDLEWARE = ["obs.django.ObservabilityMiddleware", ...]
 from __future__ import annotations
 
 from obs.integrations.django import (
+    LANGUAGE_PREFIX,
     ObservabilityMiddleware,
     make_metrics_view,
     metrics_view,
@@ -14,6 +15,7 @@ from obs.integrations.django import (
 )
 
 __all__ = [
+    "LANGUAGE_PREFIX",
     "ObservabilityMiddleware",
     "make_metrics_view",
     "metrics_view",

@@ -92,6 +92,8 @@ _INTERNAL_ERROR_BODY = b"Internal Server Error"
 #: Where Bottle leaves the matched ``Route`` (its ``rule`` is the template, the prefix of an
 #: app mounted with ``mount("/api/", child)`` included); documented as ``request.route``.
 _BOTTLE_ROUTE_KEY = "bottle.route"
+#: a2wsgi's environ key holding the ASGI scope of the request it runs the WSGI app for.
+_ASGI_SCOPE_KEY = "asgi.scope"
 _END: Any = object()
 
 
@@ -154,6 +156,11 @@ class ObservabilityMiddleware(HttpMiddleware[WSGIApp, RouteGetter]):
         if outer is not None:  # an obs middleware outside observes this request already
             self._join(outer, environ)
             return self.app(environ, start_response)
+        if _ASGI_SCOPE_KEY in environ:  # a key test: a call only under a2wsgi
+            scope = environ[_ASGI_SCOPE_KEY]
+            outer = scope.get(OBSERVATION_KEY) if isinstance(scope, dict) else None
+            if outer is not None:  # obs.asgi observes this request outside a2wsgi
+                return self._join_asgi(outer, scope, environ, start_response)
         raw_request_id = get(self._request_id_key)
         traceparent = get("HTTP_TRACEPARENT")
         observation = RequestObservation(
@@ -206,6 +213,45 @@ class ObservabilityMiddleware(HttpMiddleware[WSGIApp, RouteGetter]):
         outer_root = "" if outer.route_source is None else str(outer.route_source[2])
         prefix = script_name[len(outer_root) :] if script_name.startswith(outer_root) else ""
         outer.route_source = (_mounted_route, (self.route_getter, environ, script_name), prefix)
+
+    def _join_asgi(
+        self,
+        outer: RequestObservation,
+        scope: dict[str, Any],
+        environ: Environ,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
+        """Inside an ASGI app observed by :mod:`obs.asgi`, through a2wsgi (whose environ
+        carries the scope): the request is the outer one's, as in :meth:`_join`. Its route is
+        this app's template under the templates of the mounts between the two, found by the
+        outer route getter (``Mount("/legacy", app=WSGIMiddleware(flask_app))``:
+        ``/legacy/users/<int:id>``); the exception the framework answered with its 500 goes
+        to the scope, where obs.asgi reads it."""
+        environ[OBSERVATION_KEY] = outer  # what integrations report to (Flask's exception)
+        source = outer.route_source
+        if source is not None:
+            outer.route_source = (
+                _asgi_mounted_route,
+                (self.route_getter, environ, str(environ.get("SCRIPT_NAME", "")), source),
+                source[2],
+            )
+        try:
+            return self.app(environ, start_response)
+        finally:
+            if EXCEPTION_KEY in environ:
+                scope[EXCEPTION_KEY] = environ[EXCEPTION_KEY]
+
+
+def _asgi_mounted_route(
+    inner: tuple[RouteGetter, Environ, str, tuple[Any, Any, Any]], root_path: str
+) -> str | None:
+    """The route a WSGI app under a2wsgi matched, as the outer ASGI route getter places it:
+    under the templates of the mounts it sits under (``ROUTE_KEY`` in a copy of the scope)."""
+    getter, environ, script_name, (outer_getter, scope, _) = inner
+    route = getter(environ, script_name)
+    if route is None:
+        return None
+    return outer_getter({**scope, ROUTE_KEY: route}, root_path)  # type: ignore[no-any-return]
 
 
 def _mounted_route(inner: tuple[RouteGetter, Environ, str], prefix: str) -> str | None:

@@ -411,3 +411,89 @@ def test_a_client_that_hangs_up_mid_stream_is_a_499_under_djangos_own_wsgi(worke
     gone = by_id["gone"]
     assert gone["status"] == 499, gone
     assert 2 * 65536 <= gone["bytes_out"] < 200 * 65536, gone
+
+
+def _i18n_urlconf(name: str, prefix_default_language: bool) -> str:
+    import sys
+    import types
+
+    from django.conf.urls.i18n import i18n_patterns
+
+    module = types.ModuleType(name)
+    module.urlpatterns = [  # type: ignore[attr-defined]
+        path("plain", plain_view),
+        *i18n_patterns(
+            path("polls/<int:question_id>/", question),
+            path("reset/<uidb64>/<token>/", secret_view),
+            re_path(r"^archive/(?P<year>[0-9]{4})/$", archive),
+            prefix_default_language=prefix_default_language,
+        ),
+    ]
+    sys.modules[name] = module
+    return name
+
+
+@pytest.mark.parametrize("handler", ["wsgi", "asgi"])
+def test_the_language_prefix_of_i18n_patterns_is_one_template(
+    registry: CollectorRegistry, log: io.StringIO, handler: str
+) -> None:
+    """Before, each language was a route of its own (``/fr/polls/<int:question_id>/``)."""
+    urls = ["/fr/polls/1/", "/de/polls/2/", "/en/archive/2024/", "/fr/reset/MQ/SECRET/", "/plain"]
+    with (
+        observed(registry),
+        override_settings(
+            ROOT_URLCONF=_i18n_urlconf("obs_test_i18n", True),
+            MIDDLEWARE=[
+                "obs.django.ObservabilityMiddleware",
+                "django.middleware.locale.LocaleMiddleware",
+            ],
+        ),
+    ):
+        if handler == "wsgi":
+            statuses = [Client().get(url).status_code for url in urls]
+        else:
+
+            async def run() -> list[int]:
+                client = AsyncClient()
+                return [(await client.get(url)).status_code for url in urls]
+
+            statuses = asyncio.run(run())
+    assert statuses == [200] * 5
+    lines = [(r["http_route"], r["path"]) for r in access(log)]
+    assert lines == [
+        ("/{language}/polls/<int:question_id>/", "/fr/polls/1/"),
+        ("/{language}/polls/<int:question_id>/", "/de/polls/2/"),
+        ("/{language}/archive/{year}/", "/en/archive/2024/"),
+        ("/{language}/reset/<uidb64>/<token>/", "/fr/reset/MQ/[REDACTED]/"),
+        ("/plain", "/plain"),
+    ]
+    assert count(registry, http_route="/{language}/polls/<int:question_id>/") == 2
+
+
+def test_a_url_without_the_language_prefix_keeps_none(
+    registry: CollectorRegistry, log: io.StringIO
+) -> None:
+    with (
+        observed(registry),
+        override_settings(
+            ROOT_URLCONF=_i18n_urlconf("obs_test_i18n_unprefixed", False),
+            MIDDLEWARE=[
+                "obs.django.ObservabilityMiddleware",
+                "django.middleware.locale.LocaleMiddleware",
+            ],
+        ),
+    ):
+        client = Client()
+        assert client.get("/polls/1/").status_code == 200  # LANGUAGE_CODE: no prefix
+        assert client.get("/fr/polls/2/").status_code == 200
+    assert [r["http_route"] for r in access(log)] == [
+        "/polls/<int:question_id>/",
+        "/{language}/polls/<int:question_id>/",
+    ]
+
+
+def test_the_django_private_names_obs_reads_still_exist() -> None:
+    from obs.integrations import _compat
+    from tests.conftest import assert_private_names_exist
+
+    assert_private_names_exist(_compat.DJANGO_PRIVATE_NAMES, "django", django.__version__)

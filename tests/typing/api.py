@@ -101,9 +101,10 @@ def integrations_api(flask_app: Any) -> None:
     include: Any = obs.integrations.pyramid.includeme
     assert quart_app and falcon_component and include
     middleware: type[Any] = obs.django.ObservabilityMiddleware
+    language: str = obs.django.LANGUAGE_PREFIX
     obs.multiprocess.fold_dead_worker(12345)
     hook: Any = obs.gunicorn.child_exit
-    assert app and middleware and hook
+    assert app and middleware and hook and language
 
 
 def profiling_api() -> None:

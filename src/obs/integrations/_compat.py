@@ -9,8 +9,12 @@ Litestar raises ``MethodNotAllowedException`` while routing, before it sets
 ``scope["path_template"]``, so a method not allowed on an existing path leaves no template in
 the scope; obs asks the app's router (``asgi_router.handle_routing``, its cached routing
 function) for the template of one of the methods the exception allows.
-:data:`PRIVATE_NAMES` lists what is read, so that ``tests/integrations/test_compat.py`` fails
-with the name and the installed version when a release moves it.
+:data:`PRIVATE_NAMES` lists what is read, so that ``tests/integrations/test_asgi_routes.py``
+fails with the name and the installed version when a release moves it.
+
+Django's ``i18n_patterns`` put a ``LocalePrefixPattern`` first in the chain of patterns a
+request matched (``ResolverMatch.tried[-1]``, documented); the class and its ``language_prefix``
+are not documented: :data:`DJANGO_PRIVATE_NAMES`, checked by ``tests/integrations/test_django.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,14 @@ PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
     (
         "litestar._asgi.asgi_router.ASGIRouter.handle_routing",
         "the template of a path whose method is not allowed (405), routed again (Litestar 2)",
+    ),
+)
+
+#: The same for Django.
+DJANGO_PRIVATE_NAMES: tuple[tuple[str, str], ...] = (
+    (
+        "django.urls.resolvers.LocalePrefixPattern.language_prefix",
+        "to tell the language prefix of i18n_patterns from a route (Django >= 5.0)",
     ),
 )
 
@@ -110,3 +122,9 @@ def litestar_method_not_allowed_template(scope: MutableMapping[str, Any]) -> str
             return None
         return template if isinstance(template, str) and template else None
     return None  # routed: the request failed before routing (an invalid Host header)
+
+
+def is_django_locale_prefix(pattern: Any) -> bool:
+    """Whether *pattern* (a URL resolver's ``pattern``) is the language prefix that Django's
+    ``i18n_patterns`` put before their routes (``LocalePrefixPattern``)."""
+    return hasattr(pattern, "language_prefix") and hasattr(pattern, "prefix_default_language")

@@ -4,7 +4,8 @@
     urlpatterns = [path("metrics", obs.django.metrics_view), ...]
 
 Routes come from the URL resolver (``/polls/<int:question_id>/``; ``re_path`` regexes made
-readable by :func:`regex_template`), view exceptions from ``process_exception`` (recorded only
+readable by :func:`regex_template`; the language prefix of ``i18n_patterns`` as
+:data:`LANGUAGE_PREFIX`), view exceptions from ``process_exception`` (recorded only
 when they end in a 5xx, so ``Http404`` is no error), and a request is finished when Django's
 server closes its response. Options go in the ``OBS_MIDDLEWARE`` setting, a dict of
 :class:`obs.http.observer.HttpObserver` keywords. Inside :class:`obs.wsgi.ObservabilityMiddleware`
@@ -36,6 +37,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from obs.http.describe import describe_cgi, describe_cgi_length, header_bytes
 from obs.http.observation import RequestObservation
 from obs.http.observer import HttpObserver
+from obs.integrations._compat import is_django_locale_prefix
 from obs.integrations.asgi_routes import mounted_template
 from obs.logs.context import current_request_id
 from obs.logs.pipeline import mark_reported
@@ -43,6 +45,7 @@ from obs.prometheus.exposition import MetricsEndpoint
 from obs.wsgi import EXCEPTION_KEY, OBSERVATION_KEY
 
 __all__ = [
+    "LANGUAGE_PREFIX",
     "ObservabilityMiddleware",
     "make_metrics_view",
     "metrics_view",
@@ -50,6 +53,8 @@ __all__ = [
     "route_template",
 ]
 
+#: What the language prefix of ``i18n_patterns`` (``fr/``) becomes in a route template.
+LANGUAGE_PREFIX = "{language}/"
 _EXCEPTION_ATTR = "_obs_exception"
 #: Characters that only a regex route (``re_path``) contains; ``path()`` routes (Django warns
 #: about ``^``, ``$`` and ``(?P<`` in them) go through unchanged.
@@ -139,15 +144,36 @@ def _group_end(route: str, start: int) -> int:
 
 
 def route_template(request: Any) -> str | None:
-    """The route the URL resolver matched (``/polls/<int:question_id>/``), or ``None``."""
+    """The route the URL resolver matched (``/polls/<int:question_id>/``), or ``None``.
+
+    The language prefix of ``i18n_patterns`` (``/fr/``, ``/en/``) is :data:`LANGUAGE_PREFIX`
+    (``/{language}/about/``): one template per view whatever the language; a URL without the
+    prefix (the default language with ``prefix_default_language=False``) keeps none.
+    """
     match = getattr(request, "resolver_match", None)
     route = getattr(match, "route", None)
     if not route:
         return None
     route = str(route)
+    tried = getattr(match, "tried", None)  # the matched chain of patterns comes last
+    if tried and tried[-1] and is_django_locale_prefix(getattr(tried[-1][0], "pattern", None)):
+        route = _without_language(route, tried[-1])
     if not _REGEX_SYNTAX.isdisjoint(route):
         route = regex_template(route)
     return "/" + route.lstrip("/")
+
+
+def _without_language(route: str, chain: list[Any]) -> str:
+    """*route* with the language prefix the request matched as :data:`LANGUAGE_PREFIX`: the
+    route of the patterns after the prefix, joined as Django joins them (a regex's ``^``
+    dropped after the first)."""
+    rest = ""
+    for step in chain[1:]:
+        part = str(getattr(step, "pattern", ""))
+        rest = part if not rest else rest + part.removeprefix("^")
+    if route == rest:  # an unprefixed URL: the default language, prefix_default_language=False
+        return route
+    return LANGUAGE_PREFIX + rest.removeprefix("^")
 
 
 def _route_of(request: Any, _root: str) -> str | None:
