@@ -153,6 +153,33 @@ def _mp_worker(directory: str, seed: int) -> None:
     write_side_file()  # its exemplars, as gunicorn's worker_exit writes them
 
 
+def _grouped_registry(registry: Any) -> Any:
+    """*registry*'s metrics with each histogram label set's samples together, for comparing.
+
+    prometheus_client's multiprocess merge before 0.24 writes every ``_bucket`` first and the
+    ``_count`` and ``_sum`` lines after them, which its own OpenMetrics parser refuses ("Invalid
+    metric grouping"); the samples, what is compared, are the same. (Its render is timed as it
+    is.)
+    """
+    from prometheus_client import CollectorRegistry
+
+    class Grouped:
+        def collect(self) -> Any:
+            for metric in registry.collect():
+                first_seen: dict[tuple[tuple[str, str], ...], int] = {}
+                metric.samples.sort(
+                    key=lambda s: first_seen.setdefault(
+                        tuple(sorted((k, v) for k, v in s.labels.items() if k != "le")),
+                        len(first_seen),
+                    )
+                )
+                yield metric
+
+    grouped = CollectorRegistry(auto_describe=False)
+    grouped.register(Grouped())
+    return grouped
+
+
 def _mp_measure(directory: str, rounds: int) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
     from prometheus_client.exposition import generate_latest
@@ -179,7 +206,7 @@ def _mp_measure(directory: str, rounds: int) -> dict[str, Any]:
     # same as obs's aggregate collected and encoded by prometheus_client (the path before the
     # fast merge).
     ours_om = render(ours, OPENMETRICS)[0]
-    theirs_om = _parsed(generate_openmetrics(plain), True)
+    theirs_om = _parsed(generate_openmetrics(_grouped_registry(plain)), True)
     without_exemplars = [
         (name, kind, [(*s[:-1], None) for s in samples])
         for name, kind, samples in _parsed(ours_om, True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import run_python
 
@@ -330,4 +333,84 @@ def test_the_cardinality_caps_are_shared_by_recycled_workers(tmp_path: Path) -> 
     worker's start), so recycling cannot add routes past the cap."""
     proc = run_python(SHARED_CARDINALITY_CAP, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert proc.stdout.strip().endswith("ok")
+
+
+FOLD_INTERRUPTED_BY_SIGCHLD = textwrap.dedent(
+    """
+    import os, signal, time
+    from obs.prometheus import multiprocess
+    from obs.prometheus.multiprocess import fold
+    from obs.metrics import get_metrics
+
+    multiprocess.prepare()
+    path = multiprocess.directory()
+
+    def worker(n, gate):
+        child = get_metrics().request_duration.labels("GET", "/r", "200", "")
+        for _ in range(n):
+            child.observe(0.001)
+        if gate is not None:
+            os.read(gate, 1)  # exits when the parent says so
+        os._exit(0)
+
+    first = os.fork()
+    if first == 0:
+        worker(3, None)
+    os.waitpid(first, 0)
+    gate_read, gate_write = os.pipe()
+    second = os.fork()
+    if second == 0:
+        worker(5, gate_read)
+    time.sleep(0.5)  # both have written their files
+
+    # As gunicorn 22's arbiter does: child_exit runs inside the SIGCHLD handler.
+    handled = []
+    def on_sigchld(signum, frame):
+        pid, _ = os.waitpid(-1, os.WNOHANG)
+        if pid:
+            handled.append(pid)
+            fold.fold_dead_worker(pid)
+    signal.signal(signal.SIGCHLD, on_sigchld)
+
+    real_fold_file = fold._fold_file
+    def fold_file_interrupted(*args):
+        if not handled:  # the second worker dies while the first one is being folded
+            os.write(gate_write, b"x")
+            deadline = time.monotonic() + 10
+            while not handled and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return real_fold_file(*args)
+    fold._fold_file = fold_file_interrupted
+
+    assert fold.fold_dead_worker(first)
+    assert handled == [second], handled
+    names = sorted(os.listdir(path))
+    assert not [n for n in names if n.endswith((f"_{first}.db", f"_{second}.db"))], names
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=path)
+    count = registry.get_sample_value(
+        "http_server_request_duration_seconds_count",
+        {"http_request_method": "GET", "http_route": "/r", "http_response_status_code": "200",
+         "error_type": ""},
+    )
+    assert count == 8, count
+    print("ok")
+    """
+)
+
+
+def test_a_fold_interrupted_by_sigchld_folds_both_workers(tmp_path: Path) -> None:
+    """gunicorn 22 runs child_exit in its SIGCHLD handler: a worker that dies while the
+    master folds another must not wait for the lock the interrupted fold holds (the master
+    hung, and served nothing more, under gunicorn 22 with --max-requests)."""
+    try:
+        proc = run_python(
+            FOLD_INTERRUPTED_BY_SIGCHLD, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the fold re-entered from the SIGCHLD handler deadlocked")
+    assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("ok")

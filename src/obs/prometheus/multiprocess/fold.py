@@ -56,7 +56,38 @@ def fold_dead_worker(pid: int, path: str | None = None) -> bool:
     counts it) instead of a half-folded aggregate, and never kills the calling process (the
     gunicorn master) with SIGBUS. A failure is counted in ``obs_internal_errors_total``
     (component ``multiprocess fold``); returns whether everything was folded. Never raises.
+
+    A call made while this process is already folding (gunicorn 22, for one, reaps workers, and
+    so runs ``child_exit``, inside its SIGCHLD handler, which can interrupt a fold) does not
+    wait for the lock the interrupted fold holds, which would never come: it leaves *pid* to
+    that fold, which folds it before returning (and this call returns ``True``).
     """
+    global _folding
+    if _folding:
+        _deferred.append((pid, path))
+        return True
+    complete = True
+    while True:
+        _folding = True
+        try:
+            complete = _fold_one(pid, path) and complete
+            while _deferred:
+                pid, path = _deferred.pop(0)
+                complete = _fold_one(pid, path) and complete
+        finally:
+            _folding = False
+        if not _deferred:  # one that came between the last check and the flag's reset
+            return complete
+        pid, path = _deferred.pop(0)
+
+
+#: Whether this process is inside :func:`fold_dead_worker`, and the pids (with their
+#: directories) that calls interrupting it left to it.
+_folding = False
+_deferred: list[tuple[int, str | None]] = []
+
+
+def _fold_one(pid: int, path: str | None) -> bool:
     try:
         path = path or directory()
         if not path or not os.path.isdir(path):
