@@ -31,11 +31,10 @@ exception unless there is one. ``/metrics`` is served by the same core as every 
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 from obs.http.options import check_metrics_path
-from obs.logs.pipeline import mark_reported
+from obs.integrations.url_rules import note_exception, observed_request_class
 from obs.prometheus.exposition import MetricsEndpoint
 from obs.wsgi import EXCEPTION_KEY, OBSERVATION_KEY, ROUTE_KEY, ObservabilityMiddleware
 
@@ -46,37 +45,10 @@ EXTENSION_KEY = "obs"
 _METRICS_ENDPOINT = "obs_metrics"
 
 
-def _note_rule(request: Any, rule: Any) -> None:
-    request._obs_url_rule = rule
-    if rule is not None:
-        request.environ[ROUTE_KEY] = rule.rule
-
-
-def _observed(request_class: type[Any]) -> type[Any]:
-    """A subclass of the app's *request_class* whose matched rule reaches the middleware.
-
-    Flask writes ``url_rule`` once per request, when it matches the rule: the write also puts
-    the template in the environ. Flask reads it several times: the getter is C code
-    (``attrgetter``), so a read costs no Python call, and it is ``None`` until a rule matched.
-    """
-    namespace = {
-        "url_rule": property(operator.attrgetter("_obs_url_rule"), _note_rule),
-        "_obs_url_rule": None,
-        "__module__": __name__,
-    }
-    return type(request_class.__name__, (request_class,), namespace)
-
-
 def _note_exception(sender: Any, exception: BaseException, **extra: Any) -> None:
     import flask
 
-    environ = flask.request.environ
-    environ[EXCEPTION_KEY] = exception
-    # Flask logs the exception next ("Exception on /boom [GET]", app.logger): when the access
-    # line will carry the traceback, that line names the request instead of repeating it.
-    observation = environ.get(OBSERVATION_KEY)
-    if observation is not None and observation.observer.writes_access_line(observation.path):
-        mark_reported(exception, observation.request_id)
+    note_exception(flask.request.environ, exception, EXCEPTION_KEY, OBSERVATION_KEY)
 
 
 class Observability:
@@ -119,7 +91,9 @@ class Observability:
         if EXTENSION_KEY in app.extensions:
             return
         app.extensions[EXTENSION_KEY] = self
-        app.request_class = _observed(app.request_class)
+        app.request_class = observed_request_class(
+            app.request_class, "environ", ROUTE_KEY, __name__
+        )
         flask.got_request_exception.connect(_note_exception, app, weak=False)
         app.wsgi_app = ObservabilityMiddleware(app.wsgi_app, **self.options)
         if self.metrics_path is not None:

@@ -20,12 +20,11 @@ observed is left as it is.
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 from obs.asgi import EXCEPTION_KEY, OBSERVATION_KEY, ROUTE_KEY, ObservabilityMiddleware
 from obs.http.options import check_metrics_path
-from obs.logs.pipeline import mark_reported
+from obs.integrations.url_rules import note_exception, observed_request_class
 from obs.prometheus.exposition import MetricsEndpoint
 
 __all__ = ["instrument"]
@@ -35,34 +34,11 @@ EXTENSION_KEY = "obs"
 _METRICS_ENDPOINT = "obs_metrics"
 
 
-def _note_rule(request: Any, rule: Any) -> None:
-    request._obs_url_rule = rule
-    if rule is not None:
-        request.scope[ROUTE_KEY] = rule.rule
-
-
-def _observed(request_class: type[Any]) -> type[Any]:
-    """A subclass of the app's *request_class* whose matched rule reaches the middleware (Quart
-    writes ``url_rule`` once per request, when it matches; reads go through C code)."""
-    namespace = {
-        "url_rule": property(operator.attrgetter("_obs_url_rule"), _note_rule),
-        "_obs_url_rule": None,
-        "__module__": __name__,
-    }
-    return type(request_class.__name__, (request_class,), namespace)
-
-
 def _note_exception(sender: Any, exception: BaseException, **extra: Any) -> None:
     import quart
 
     scope: Any = quart.request.scope  # Quart types it as a TypedDict of ASGI's keys only
-    scope[EXCEPTION_KEY] = exception
-    # Quart logs the exception next ("Exception on request GET /boom", app.logger): when the
-    # access line will carry the traceback, that line names the request instead of repeating
-    # it (as obs.integrations.flask does).
-    observation = scope.get(OBSERVATION_KEY)
-    if observation is not None and observation.observer.writes_access_line(observation.path):
-        mark_reported(exception, observation.request_id)
+    note_exception(scope, exception, EXCEPTION_KEY, OBSERVATION_KEY)
 
 
 def _check_quart_app(app: Any, quart_class: type[Any]) -> None:
@@ -101,7 +77,7 @@ def instrument(
     if EXTENSION_KEY in app.extensions:
         return app
     app.extensions[EXTENSION_KEY] = endpoint
-    app.request_class = _observed(app.request_class)
+    app.request_class = observed_request_class(app.request_class, "scope", ROUTE_KEY, __name__)
     quart.got_request_exception.connect(_note_exception, app, weak=False)
     app.asgi_app = ObservabilityMiddleware(app.asgi_app, **options)
     if metrics_path is not None:
