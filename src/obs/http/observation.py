@@ -134,7 +134,7 @@ class RequestObservation:
         lookup = observer.span_lookup
         if lookup is not None:  # OpenTelemetry is installed: its span wins
             try:
-                span = lookup[0]().get(lookup[1])  # otel.current_trace_id(), without the call
+                span = lookup[0]().get(lookup[1])  # two C calls, no function of ours
                 if span is not None:
                     self.trace_id = trace_id_of(span)
             except Exception as exc:
